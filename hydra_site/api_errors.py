@@ -1,0 +1,43 @@
+"""One JSON shape for every API error: ``{"error": {"code", "message", "fields"}}``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+
+def _first_message(detail: Any) -> str:
+    if isinstance(detail, dict):
+        for value in detail.values():
+            return _first_message(value)
+        return ""
+    if isinstance(detail, list):
+        return _first_message(detail[0]) if detail else ""
+    return str(detail)
+
+
+def hydra_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    response = exception_handler(exc, context)
+    if response is None:
+        return None
+    fields: dict[str, Any] = {}
+    if isinstance(exc, exceptions.ValidationError) and isinstance(exc.detail, dict):
+        fields = {
+            key: [str(item) for item in value] if isinstance(value, list) else str(value)
+            for key, value in exc.detail.items()
+        }
+        message = _first_message(exc.detail)
+        code = "invalid"
+    elif isinstance(exc, exceptions.APIException):
+        message = _first_message(exc.detail)
+        code = exc.get_codes() if isinstance(exc.get_codes(), str) else exc.default_code
+    else:
+        message = str(exc)
+        code = "error"
+    if response.status_code == status.HTTP_413_REQUEST_ENTITY_TOO_LARGE:
+        code = "too_large"
+    response.data = {"error": {"code": code, "message": message, "fields": fields}}
+    return response

@@ -1,0 +1,184 @@
+"""What the split network produces and what the server concludes from it.
+
+A ``ModelVersion`` is one CNN chunk (the browser and the server compute the same features
+with it). A ``ClientSession`` is one computer that contributed features for one video: a
+viewer's browser, or the server itself (``is_server``). ``FrameFeature`` rows hold the
+compact per-frame vectors; heads (``Head``/``HeadVersion``) turn them into per-frame
+``FrameScore`` rows and one ``Verdict`` per video and category.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from videos.models import Video
+
+
+class ModelVersion(models.Model):
+    """A CNN chunk registered under the hash of its content; browsers load it by that hash."""
+
+    name = models.CharField(max_length=100)
+    content_hash = models.CharField(max_length=64, unique=True, help_text="sha256 of the browser artefacts.")
+    feature_size = models.PositiveIntegerField()
+    preprocessing = models.JSONField(help_text="How a frame becomes the input tensor (size, scaling, resize).")
+    quantisation = models.JSONField(help_text="How features are packed on the wire and in storage.")
+    artefact_dir = models.CharField(max_length=255, help_text="Relative to HYDRA_MODEL_ROOT.")
+    is_active = models.BooleanField(default=False, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["is_active"], condition=models.Q(is_active=True), name="one_active_model")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} [{self.content_hash[:12]}]"
+
+
+class ClientSession(models.Model):
+    """One contributor of features for one video and model version."""
+
+    class State(models.TextChoices):
+        ACTIVE = "active", "Active"
+        CLOSED = "closed", "Closed"
+        QUARANTINED = "quarantined", "Quarantined"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    video = models.ForeignKey(Video, on_delete=models.CASCADE, related_name="client_sessions")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="client_sessions")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="client_sessions"
+    )
+    device_id = models.CharField(max_length=64, blank=True, db_index=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+    backend = models.CharField(max_length=16, blank=True)
+    is_server = models.BooleanField(default=False)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.ACTIVE, db_index=True)
+    state_reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_seen_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        who = "server" if self.is_server else (self.backend or "browser")
+        return f"{who} session {str(self.id)[:8]} on {self.video_id}"
+
+
+class FrameFeature(models.Model):
+    """One quantised feature vector for one sample time, from one session."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending verification"
+        ACCEPTED = "accepted", "Accepted"
+        REJECTED = "rejected", "Rejected"
+
+    video = models.ForeignKey(Video, on_delete=models.CASCADE, related_name="frame_features")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="frame_features")
+    session = models.ForeignKey(ClientSession, on_delete=models.CASCADE, related_name="frame_features")
+    sample_ms = models.PositiveIntegerField()
+    vector = models.BinaryField(help_text="feature_size bytes, uint8, dequantised with the model's quantisation.")
+    backend = models.CharField(max_length=16, blank=True)
+    inference_ms = models.FloatField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACCEPTED, db_index=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["session", "sample_ms"], name="one_feature_per_session_sample"),
+        ]
+        indexes = [models.Index(fields=["video", "model_version", "sample_ms"], name="feature_coverage_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.video_id}@{self.sample_ms}ms by {self.session_id}"
+
+
+class Head(models.Model):
+    """A moderation category, answered by the active version of its head."""
+
+    class Kind(models.TextChoices):
+        FRAME = "frame", "Per frame"
+        TEMPORAL = "temporal", "Temporal"
+
+    category = models.SlugField(max_length=40, unique=True)
+    label = models.CharField(max_length=80)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    threshold = models.FloatField(help_text="Score at or above which a video is flagged.")
+    severity = models.PositiveSmallIntegerField(default=1, help_text="1 (low) to 5 (critical); weighs queue priority.")
+    description = models.TextField(blank=True)
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["category"]
+
+    def __str__(self) -> str:
+        return self.label
+
+
+class HeadVersion(models.Model):
+    """Weights of one head; the previous versions stay for rollback."""
+
+    head = models.ForeignKey(Head, on_delete=models.CASCADE, related_name="versions")
+    version = models.PositiveIntegerField()
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="head_versions")
+    weights_path = models.CharField(max_length=255, blank=True, help_text="Relative to HYDRA_MODEL_ROOT.")
+    config = models.JSONField(default=dict, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    is_active = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["head", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["head", "version"], name="unique_head_version"),
+            models.UniqueConstraint(
+                fields=["head"], condition=models.Q(is_active=True), name="one_active_version_per_head"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.head.category} v{self.version}"
+
+
+class FrameScore(models.Model):
+    """A head's score at one sample time (temporal heads: the window that ends there)."""
+
+    video = models.ForeignKey(Video, on_delete=models.CASCADE, related_name="frame_scores")
+    head_version = models.ForeignKey(HeadVersion, on_delete=models.CASCADE, related_name="frame_scores")
+    sample_ms = models.PositiveIntegerField()
+    score = models.FloatField()
+    class_scores = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["video", "head_version", "sample_ms"]
+        constraints = [
+            models.UniqueConstraint(fields=["video", "head_version", "sample_ms"], name="unique_frame_score"),
+        ]
+
+
+class Verdict(models.Model):
+    """A head's conclusion about a whole video, recomputed as coverage grows."""
+
+    video = models.ForeignKey(Video, on_delete=models.CASCADE, related_name="verdicts")
+    head_version = models.ForeignKey(HeadVersion, on_delete=models.PROTECT, related_name="verdicts")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="verdicts")
+    score = models.FloatField()
+    threshold = models.FloatField()
+    flagged = models.BooleanField(default=False, db_index=True)
+    segments = models.JSONField(default=list, help_text="[[start_ms, end_ms, score], ...] above threshold.")
+    top_frames = models.JSONField(default=list, help_text="[[sample_ms, score], ...] highest first.")
+    coverage = models.FloatField(help_text="Share of sample times with accepted features, 0..1.")
+    computed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["video", "head_version"]
+        constraints = [models.UniqueConstraint(fields=["video", "head_version"], name="one_verdict_per_head_version")]
+
+    def __str__(self) -> str:
+        return f"{self.head_version} on {self.video_id}: {self.score:.3f}"

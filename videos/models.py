@@ -1,0 +1,110 @@
+"""Videos: the uploaded original, its web rendition and poster, and where it stands.
+
+Two independent axes describe a video. ``status`` is the processing pipeline (uploading,
+processing, ready, failed). ``visibility`` is the moderation state (published, held for
+review, restricted, removed). Who may see a video is decided in one place,
+``videos.selectors.can_view``, from both.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+SLUG_ALPHABET = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
+def generate_slug() -> str:
+    return "".join(secrets.choice(SLUG_ALPHABET) for _ in range(11))
+
+
+def original_path(instance: Video, filename: str) -> str:
+    """Originals are stored under a server-generated name; the user's filename is kept only as a field."""
+    return f"originals/{instance.storage_key}.{instance.container_extension or 'bin'}"
+
+
+def rendition_path(instance: Video, filename: str) -> str:
+    return f"renditions/{instance.storage_key}.mp4"
+
+
+def poster_path(instance: Video, filename: str) -> str:
+    return f"posters/{instance.storage_key}.jpg"
+
+
+class Video(models.Model):
+    class Status(models.TextChoices):
+        UPLOADING = "uploading", "Uploading"
+        PROCESSING = "processing", "Processing"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+
+    class Visibility(models.TextChoices):
+        PUBLISHED = "published", "Published"
+        HELD = "held", "Held for review"
+        RESTRICTED = "restricted", "Restricted"
+        REMOVED = "removed", "Removed"
+
+    slug = models.CharField(max_length=16, unique=True, default=generate_slug, editable=False)
+    storage_key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="videos")
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.UPLOADING, db_index=True)
+    failure_reason = models.TextField(blank=True)
+    visibility = models.CharField(
+        max_length=16, choices=Visibility.choices, default=Visibility.PUBLISHED, db_index=True
+    )
+    visibility_reason = models.TextField(blank=True, help_text="Shown to viewers and the uploader when not published.")
+
+    original_filename = models.CharField(max_length=255, blank=True)
+    original = models.FileField(upload_to=original_path, max_length=255, blank=True)
+    rendition = models.FileField(upload_to=rendition_path, max_length=255, blank=True)
+    poster = models.FileField(upload_to=poster_path, max_length=255, blank=True)
+
+    # Probed from the original with PyAV, never from the file name or Content-Type.
+    container = models.CharField(max_length=64, blank=True)
+    container_extension = models.CharField(max_length=8, blank=True)
+    video_codec = models.CharField(max_length=32, blank=True)
+    audio_codec = models.CharField(max_length=32, blank=True)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    fps = models.FloatField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    size_bytes = models.BigIntegerField(default=0)
+
+    # Of the rendition, which is what browsers and the server analyse.
+    rendition_width = models.PositiveIntegerField(null=True, blank=True)
+    rendition_height = models.PositiveIntegerField(null=True, blank=True)
+
+    view_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["visibility", "status", "-created_at"], name="video_listing_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.title} ({self.slug})"
+
+    @property
+    def duration_seconds(self) -> float:
+        return (self.duration_ms or 0) / 1000
+
+    @property
+    def is_playable(self) -> bool:
+        return self.status == self.Status.READY and bool(self.rendition)
+
+    @property
+    def status_label(self) -> str:
+        """The state in words, as the uploader reads it on "My videos"."""
+        if self.status != self.Status.READY:
+            if self.status == self.Status.FAILED:
+                return f"Failed: {self.failure_reason}" if self.failure_reason else "Failed"
+            return self.get_status_display()
+        return self.get_visibility_display()
