@@ -161,6 +161,9 @@ class FrameScore(models.Model):
             models.UniqueConstraint(fields=["video", "head_version", "sample_ms"], name="unique_frame_score"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.head_version} on {self.video_id}@{self.sample_ms}ms: {self.score:.3f}"
+
 
 class Verdict(models.Model):
     """A head's conclusion about a whole video, recomputed as coverage grows."""
