@@ -234,3 +234,8 @@ if PRODUCTION:
     SECURE_HSTS_PRELOAD = True
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
+
+# Analysis: the CNN chunk's artefacts and which frames are analysed.
+HYDRA_MODEL_ROOT = Path(env_str("HYDRA_MODEL_ROOT", str(BASE_DIR / "var" / "models")))
+HYDRA_NSFWJS_DIR = Path(env_str("HYDRA_NSFWJS_DIR", str(BASE_DIR / "node_modules" / "nsfwjs")))
+HYDRA_SAMPLE_INTERVAL_MS = env_int("HYDRA_SAMPLE_INTERVAL_MS", 1000)
