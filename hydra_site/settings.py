@@ -239,3 +239,31 @@ if PRODUCTION:
 HYDRA_MODEL_ROOT = Path(env_str("HYDRA_MODEL_ROOT", str(BASE_DIR / "var" / "models")))
 HYDRA_NSFWJS_DIR = Path(env_str("HYDRA_NSFWJS_DIR", str(BASE_DIR / "node_modules" / "nsfwjs")))
 HYDRA_SAMPLE_INTERVAL_MS = env_int("HYDRA_SAMPLE_INTERVAL_MS", 1000)
+
+# Cache: Redis when REDIS_URL (shared by every process, so rate limits hold across daphne processes), else per-process memory.
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "hydra"}}
+
+# Trust and coverage (docs/trust.md explains every figure and how the defaults were measured).
+HYDRA_TRUST_REPLICAS = env_int("HYDRA_TRUST_REPLICAS", 2)
+HYDRA_TRUST_MIN_ASSIGNMENT = env_int("HYDRA_TRUST_MIN_ASSIGNMENT", 4)
+HYDRA_TRUST_MIN_COSINE = env_float("HYDRA_TRUST_MIN_COSINE", 0.98)
+HYDRA_TRUST_MAX_NORM_RATIO = env_float("HYDRA_TRUST_MAX_NORM_RATIO", 1.06)
+HYDRA_TRUST_MAX_HEAD_DIFFERENCE = env_float("HYDRA_TRUST_MAX_HEAD_DIFFERENCE", 0.1)
+HYDRA_TRUST_PROBATION_RESULTS = env_int("HYDRA_TRUST_PROBATION_RESULTS", 10)
+HYDRA_TRUST_SPOT_CHECK_FLOOR = env_float("HYDRA_TRUST_SPOT_CHECK_FLOOR", 0.02)
+HYDRA_TRUST_COVERAGE_DEADLINE_SECONDS = env_int("HYDRA_TRUST_COVERAGE_DEADLINE_SECONDS", 900)
+HYDRA_RATE_LIMITS = {
+    # name: (events, per seconds). Override one with HYDRA_RATE_<NAME>="events/seconds", e.g. HYDRA_RATE_WS_CONNECT_IP=60/60.
+    name: tuple(int(part) for part in env_str(f"HYDRA_RATE_{name.upper()}", default).split("/", 1))
+    for name, default in {
+        "ws_connect_ip": "30/60",
+        "ws_connect_account": "30/60",
+        "ws_message_ip": "600/60",
+        "ws_message_account": "300/60",
+        "report_ip": "20/3600",
+        "report_account": "10/3600",
+    }.items()
+}

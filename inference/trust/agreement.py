@@ -1,0 +1,118 @@
+"""When two feature vectors of the same frame say the same thing.
+
+Honest browsers do not compute bit-identical features: GPUs decode and convert colour their own
+way and features travel quantised to uint8. The tolerance is therefore measured, not guessed
+(docs/trust.md, "Measured parity"): the cosine between the two vectors, the ratio of their norms
+(cosine alone would accept a scaled vector) and the largest difference between the nudity head's
+class probabilities (so that a perturbation small in feature space but aimed at the head's
+decision boundary is caught too). A lie that stays within all three moves every head score by
+no more than honest backends already do.
+
+Pure numpy: ``inference.trust.services`` feeds it dequantised vectors from the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from inference.trust.assignment import Identity, independent_quorum
+
+HeadProbabilities = Callable[[np.ndarray], np.ndarray]
+"""Maps float32[N, feature_size] features to float32[N, classes] probabilities."""
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    min_cosine: float
+    max_norm_ratio: float
+    max_head_difference: float
+
+
+@dataclass(frozen=True)
+class Comparison:
+    cosine: float
+    norm_ratio: float
+    head_difference: float
+
+    def within(self, tolerance: Tolerance) -> bool:
+        return (
+            self.cosine >= tolerance.min_cosine
+            and self.norm_ratio <= tolerance.max_norm_ratio
+            and self.head_difference <= tolerance.max_head_difference
+        )
+
+
+def _norms(vectors: np.ndarray) -> np.ndarray:
+    return np.linalg.norm(vectors.astype(np.float64), axis=1)
+
+
+def compare_to_reference(reference: np.ndarray, others: np.ndarray, head: HeadProbabilities) -> list[Comparison]:
+    """Compare each row of ``others`` with one ``reference`` vector."""
+    others = np.atleast_2d(others).astype(np.float64)
+    reference = reference.astype(np.float64).reshape(1, -1)
+    ref_norm = float(_norms(reference)[0])
+    norms = _norms(others)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cosines = np.where(norms * ref_norm > 0, (others @ reference[0]) / (norms * ref_norm), 0.0)
+        ratios = np.where(
+            np.minimum(norms, ref_norm) > 0, np.maximum(norms, ref_norm) / np.minimum(norms, ref_norm), np.inf
+        )
+    probabilities = head(np.vstack([reference, others]).astype(np.float32))
+    differences = np.abs(probabilities[1:] - probabilities[:1]).max(axis=1)
+    return [Comparison(float(c), float(r), float(d)) for c, r, d in zip(cosines, ratios, differences, strict=True)]
+
+
+def compare(a: np.ndarray, b: np.ndarray, head: HeadProbabilities) -> Comparison:
+    return compare_to_reference(a, b.reshape(1, -1), head)[0]
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One session's features for one sample."""
+
+    identity: Identity
+    vector: np.ndarray
+
+
+@dataclass(frozen=True)
+class SampleOutcome:
+    """What verification concluded about the submissions for one sample (session ids)."""
+
+    accepted: frozenset[str] = frozenset()
+    rejected: frozenset[str] = frozenset()
+    needs_server: bool = False
+    reason: str = ""
+
+
+def judge_against_server(
+    submissions: Sequence[Submission], server_vector: np.ndarray, tolerance: Tolerance, head: HeadProbabilities
+) -> SampleOutcome:
+    """The server's own features are the truth: whoever is within tolerance of them was right."""
+    if not submissions:
+        return SampleOutcome(reason="server only")
+    comparisons = compare_to_reference(server_vector, np.stack([s.vector for s in submissions]), head)
+    accepted = {s.identity.session_id for s, c in zip(submissions, comparisons, strict=True) if c.within(tolerance)}
+    rejected = {s.identity.session_id for s in submissions} - accepted
+    return SampleOutcome(frozenset(accepted), frozenset(rejected), reason="server recomputed")
+
+
+def judge_by_peers(
+    submissions: Sequence[Submission], tolerance: Tolerance, head: HeadProbabilities, *, replicas: int
+) -> SampleOutcome:
+    """Accept when every submission agrees with every other and enough of them are independent.
+
+    Any disagreement is a dispute that only the server can settle: peers never outvote each
+    other, because a majority can be a botnet.
+    """
+    if len(submissions) < 2:
+        return SampleOutcome(reason="waiting for an independent replica")
+    for i, first in enumerate(submissions[:-1]):
+        rest = np.stack([s.vector for s in submissions[i + 1 :]])
+        if not all(c.within(tolerance) for c in compare_to_reference(first.vector, rest, head)):
+            return SampleOutcome(needs_server=True, reason="replicas disagree")
+    if len(independent_quorum(s.identity for s in submissions)) < replicas:
+        return SampleOutcome(reason="waiting for an independent replica")
+    return SampleOutcome(accepted=frozenset(s.identity.session_id for s in submissions), reason="replicas agree")

@@ -1,0 +1,150 @@
+"""The pure trust policy: independence, assignment plans, agreement and spot-check rates."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from inference.trust.agreement import (
+    Submission,
+    Tolerance,
+    compare,
+    judge_against_server,
+    judge_by_peers,
+)
+from inference.trust.assignment import Identity, independent, network_of, plan_assignment, under_replicated
+from inference.trust.spot_checks import SpotCheckPolicy
+
+TOLERANCE = Tolerance(min_cosine=0.98, max_norm_ratio=1.06, max_head_difference=0.1)
+
+
+def fake_head(vectors: np.ndarray) -> np.ndarray:
+    """A two-class softmax on the first feature: enough to see a decision move."""
+    logits = np.stack([vectors[:, 0] * 4.0, np.full(len(vectors), 2.0)], axis=1)
+    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def vector(seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(0, 6, 64).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    ("ip", "network"),
+    [
+        ("203.0.113.7", "203.0.113.0/24"),
+        ("2001:db8:1:2::5", "2001:db8:1::/48"),
+        ("::ffff:198.51.100.9", "198.51.100.0/24"),
+        ("", ""),
+        (None, ""),
+        ("not an address", ""),
+    ],
+)
+def test_network_of(ip, network):
+    assert network_of(ip) == network
+
+
+def test_independence_needs_distinct_account_device_and_network():
+    a = Identity("a", user_id=1, device_id="d1", network="10.0.0.0/24")
+    assert independent(a, Identity("b", user_id=2, device_id="d2", network="10.0.1.0/24"))
+    assert not independent(a, Identity("b", user_id=1, device_id="d2", network="10.0.1.0/24"))
+    assert not independent(a, Identity("b", user_id=2, device_id="d1", network="10.0.1.0/24"))
+    assert not independent(a, Identity("b", user_id=2, device_id="d2", network="10.0.0.0/24"))
+    assert not independent(a, a)
+    # Anonymous sessions on different devices and networks are independent.
+    assert independent(Identity("x", device_id="d3"), Identity("y", device_id="d4"))
+
+
+def test_each_time_goes_to_two_independent_sessions_and_never_to_the_uploader_alone():
+    times = [0, 1000, 2000, 3000]
+    holders: dict[int, list[Identity]] = {}
+    uploader = Identity("u", user_id=1, device_id="du", network="10.0.0.0/24", is_uploader=True)
+    sessions = [
+        uploader,
+        Identity("s1", device_id="d1", network="10.0.1.0/24"),
+        Identity("s1-same-net", device_id="d9", network="10.0.1.0/24"),
+        Identity("s2", user_id=7, device_id="d2", network="10.0.2.0/24"),
+    ]
+    plans = {}
+    for s in sessions:
+        plans[s.session_id] = plan_assignment(times, s, holders, replicas=2, minimum=2)
+        for t in plans[s.session_id]:
+            holders.setdefault(t, []).append(s)
+    assert plans["u"] == [0, 1000]  # a cross-check only, topped up to the minimum
+    assert plans["s1"] == times
+    assert plans["s1-same-net"] == [2000, 3000]  # adds no independence: the minimum, least-held first
+    assert plans["s2"] == times
+    assert under_replicated(times, holders, replicas=2) == []
+    # Without s2 every time lacks its second independent replica (the uploader does not count).
+    without_s2 = {t: [h for h in hs if h.session_id != "s2"] for t, hs in holders.items()}
+    assert under_replicated(times, without_s2, replicas=2) == times
+
+
+def test_a_session_is_not_assigned_what_it_already_holds():
+    s = Identity("s", device_id="d")
+    assert plan_assignment([0, 1000], s, {0: [s]}, replicas=2, minimum=0) == [1000]
+
+
+def test_agreement_accepts_small_noise_and_refuses_scaling_and_head_flips():
+    v = vector(1)
+    noisy = v + np.random.default_rng(2).normal(0, 0.05, v.shape).astype(np.float32)
+    assert compare(v, noisy, fake_head).within(TOLERANCE)
+    scaled = compare(v, v * 1.5, fake_head)
+    assert scaled.cosine == pytest.approx(1.0)
+    assert not scaled.within(TOLERANCE)
+    flipped = v.copy()
+    flipped[0] = 0.0 if v[0] > 0.5 else 6.0  # one coordinate: tiny in cosine, large for the head
+    comparison = compare(v, flipped, fake_head)
+    assert comparison.cosine > 0.98
+    assert not comparison.within(TOLERANCE)
+    assert not compare(v, np.zeros_like(v), fake_head).within(TOLERANCE)
+    assert not compare(np.zeros_like(v), np.zeros_like(v), fake_head).within(TOLERANCE)
+
+
+def _sub(session: str, vec: np.ndarray, **identity) -> Submission:
+    return Submission(Identity(session, **identity), vec)
+
+
+def test_peers_accept_only_with_an_independent_quorum_and_dispute_any_disagreement():
+    v = vector(3)
+    a = _sub("a", v, device_id="da", network="10.0.1.0/24")
+    b_same_device = _sub("b", v + 0.01, device_id="da", network="10.0.2.0/24")
+    c = _sub("c", v + 0.01, device_id="dc", network="10.0.3.0/24")
+    liar = _sub("l", vector(4), device_id="dl", network="10.0.4.0/24")
+    assert judge_by_peers([a], TOLERANCE, fake_head, replicas=2).accepted == frozenset()
+    waiting = judge_by_peers([a, b_same_device], TOLERANCE, fake_head, replicas=2)
+    assert waiting.accepted == frozenset() and not waiting.needs_server
+    agreed = judge_by_peers([a, b_same_device, c], TOLERANCE, fake_head, replicas=2)
+    assert agreed.accepted == {"a", "b", "c"}
+    dispute = judge_by_peers([a, c, liar], TOLERANCE, fake_head, replicas=2)
+    assert dispute.needs_server and dispute.accepted == frozenset()
+
+
+def test_the_server_decides_disputes():
+    v = vector(5)
+    outcome = judge_against_server([_sub("honest", v + 0.01), _sub("liar", vector(6))], v, TOLERANCE, fake_head)
+    assert outcome.accepted == {"honest"}
+    assert outcome.rejected == {"liar"}
+
+
+def test_spot_check_rate_is_one_in_probation_then_decays_to_the_floor():
+    policy = SpotCheckPolicy(probation=10, floor=0.02)
+    assert [policy.rate(n) for n in range(10)] == [1.0] * 10
+    rates = [policy.rate(n) for n in range(10, 200)]
+    assert all(a >= b for a, b in zip(rates, rates[1:], strict=False))
+    assert policy.rate(10_000) == 0.02
+    # An honest contributor's checks grow sublinearly until the floor dominates.
+    assert policy.expected_checks(1000) < 0.1 * 1000
+    assert policy.expected_checks(100_000) / 100_000 == pytest.approx(0.02, abs=0.002)
+    rng = random.Random(0)
+    assert all(policy.draw([3], rng) for _ in range(100))
+    drawn = sum(policy.draw([10_000], rng) for _ in range(20_000)) / 20_000
+    assert drawn == pytest.approx(0.02, abs=0.005)
+
+
+@pytest.mark.parametrize("bad", [{"probation": -1, "floor": 0.1}, {"probation": 1, "floor": 1.5}])
+def test_spot_check_policy_refuses_nonsense(bad):
+    with pytest.raises(ValueError):
+        SpotCheckPolicy(**bad)
