@@ -240,7 +240,7 @@ HYDRA_MODEL_ROOT = Path(env_str("HYDRA_MODEL_ROOT", str(BASE_DIR / "var" / "mode
 HYDRA_NSFWJS_DIR = Path(env_str("HYDRA_NSFWJS_DIR", str(BASE_DIR / "node_modules" / "nsfwjs")))
 HYDRA_SAMPLE_INTERVAL_MS = env_int("HYDRA_SAMPLE_INTERVAL_MS", 1000)
 
-# Cache: Redis when REDIS_URL (shared by every process, so rate limits hold across daphne processes), else per-process memory.
+# Cache: Redis when REDIS_URL (shared by all processes, so rate limits hold across daphne processes), else memory.
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
@@ -256,7 +256,7 @@ HYDRA_TRUST_PROBATION_RESULTS = env_int("HYDRA_TRUST_PROBATION_RESULTS", 10)
 HYDRA_TRUST_SPOT_CHECK_FLOOR = env_float("HYDRA_TRUST_SPOT_CHECK_FLOOR", 0.02)
 HYDRA_TRUST_COVERAGE_DEADLINE_SECONDS = env_int("HYDRA_TRUST_COVERAGE_DEADLINE_SECONDS", 900)
 HYDRA_RATE_LIMITS = {
-    # name: (events, per seconds). Override one with HYDRA_RATE_<NAME>="events/seconds", e.g. HYDRA_RATE_WS_CONNECT_IP=60/60.
+    # name: (events, per seconds). Override one with HYDRA_RATE_<NAME>="events/seconds", e.g. HYDRA_RATE_REPORT_IP=5/60.
     name: tuple(int(part) for part in env_str(f"HYDRA_RATE_{name.upper()}", default).split("/", 1))
     for name, default in {
         "ws_connect_ip": "30/60",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import numpy as np
@@ -133,7 +134,7 @@ def test_spot_check_rate_is_one_in_probation_then_decays_to_the_floor():
     policy = SpotCheckPolicy(probation=10, floor=0.02)
     assert [policy.rate(n) for n in range(10)] == [1.0] * 10
     rates = [policy.rate(n) for n in range(10, 200)]
-    assert all(a >= b for a, b in zip(rates, rates[1:], strict=False))
+    assert all(a >= b for a, b in itertools.pairwise(rates))
     assert policy.rate(10_000) == 0.02
     # An honest contributor's checks grow sublinearly until the floor dominates.
     assert policy.expected_checks(1000) < 0.1 * 1000
