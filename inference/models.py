@@ -185,3 +185,70 @@ class Verdict(models.Model):
 
     def __str__(self) -> str:
         return f"{self.head_version} on {self.video_id}: {self.score:.3f}"
+
+
+# --- Trust and coverage (issue 6, inference.trust): who computes what, and how far each contributor is trusted ---
+
+
+class Contributor(models.Model):
+    """The reputation of a person or device across sessions: an account, else a device id, else one session.
+
+    ``consecutive_valid`` counts results the server itself verified since the last wrong one;
+    it sets the spot-check rate (inference.trust.spot_checks). A quarantined contributor's
+    features are discarded and its later sessions refused.
+    """
+
+    key = models.CharField(max_length=120, unique=True, help_text='"user:<id>", "device:<id>" or "session:<uuid>".')
+    consecutive_valid = models.PositiveIntegerField(default=0)
+    valid_total = models.PositiveIntegerField(default=0)
+    invalid_total = models.PositiveIntegerField(default=0)
+    quarantined_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    quarantine_reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.key} ({'quarantined' if self.quarantined_at else f'{self.consecutive_valid} valid'})"
+
+
+class SampleAssignment(models.Model):
+    """A sample time the server asked one session to compute; anything else it sends is refused."""
+
+    session = models.ForeignKey(ClientSession, on_delete=models.CASCADE, related_name="sample_assignments")
+    sample_ms = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["session", "sample_ms"], name="one_assignment_per_sample")]
+
+    def __str__(self) -> str:
+        return f"{self.session_id}@{self.sample_ms}ms"
+
+
+class Recomputation(models.Model):
+    """A sample the server computes itself, and why: the work queue and the record of the server's share."""
+
+    class Reason(models.TextChoices):
+        DISPUTE = "dispute", "Replicas disagreed"
+        SPOT_CHECK = "spot_check", "Random spot check"
+        FLAG = "flag", "Flagged segment before a case"
+        QUARANTINE = "quarantine", "Contributor quarantined"
+        COVERAGE = "coverage", "Not covered by the deadline"
+
+    video = models.ForeignKey(Video, on_delete=models.CASCADE, related_name="recomputations")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="recomputations")
+    sample_ms = models.PositiveIntegerField()
+    reason = models.CharField(max_length=16, choices=Reason.choices)
+    requested_at = models.DateTimeField(auto_now_add=True)
+    done_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["video", "model_version", "sample_ms"],
+                condition=models.Q(done_at__isnull=True),
+                name="one_open_recomputation_per_sample",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.video_id}@{self.sample_ms}ms ({self.reason})"

@@ -12,7 +12,7 @@ This module is pure (no Django); ``inference.trust.services`` stores the plans i
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 
 
@@ -72,10 +72,12 @@ def plan_assignment(
     *,
     replicas: int,
     minimum: int,
+    settled: Set[int] = frozenset(),
 ) -> list[int]:
     """The sample times a new session should compute.
 
-    ``holders[t]`` are the live sessions already assigned (or done with) time ``t``. The
+    ``holders[t]`` are the live sessions already assigned (or done with) time ``t``; ``settled``
+    times need no more replicas (the server computed them). The
     newcomer first takes every time that still lacks independent replicas and to which it adds
     independence; then, so that every session does some checkable work, it is topped up to
     ``minimum`` times with the least-held others (extra replicas cost the server nothing and
@@ -89,7 +91,7 @@ def plan_assignment(
             continue
         quorum = independent_quorum(current)
         adds_independence = newcomer.counts_for_quorum and all(independent(newcomer, h) for h in quorum)
-        if len(quorum) < replicas and adds_independence:
+        if t not in settled and len(quorum) < replicas and adds_independence:
             needed.append(t)
         else:
             extra.append((len(current), t))
@@ -99,7 +101,11 @@ def plan_assignment(
 
 
 def under_replicated(
-    sample_times: Sequence[int], holders: Mapping[int, Sequence[Identity]], *, replicas: int
+    sample_times: Sequence[int],
+    holders: Mapping[int, Sequence[Identity]],
+    *,
+    replicas: int,
+    settled: Set[int] = frozenset(),
 ) -> list[int]:
-    """Times whose live holders do not include ``replicas`` independent sessions."""
-    return [t for t in sample_times if len(independent_quorum(holders.get(t, ()))) < replicas]
+    """Times that are not settled and whose live holders do not include ``replicas`` independent sessions."""
+    return [t for t in sample_times if t not in settled and len(independent_quorum(holders.get(t, ()))) < replicas]

@@ -83,9 +83,13 @@ def test_each_time_goes_to_two_independent_sessions_and_never_to_the_uploader_al
     assert under_replicated(times, without_s2, replicas=2) == times
 
 
-def test_a_session_is_not_assigned_what_it_already_holds():
+def test_a_session_is_not_assigned_what_it_already_holds_or_what_the_server_settled():
     s = Identity("s", device_id="d")
     assert plan_assignment([0, 1000], s, {0: [s]}, replicas=2, minimum=0) == [1000]
+    assert plan_assignment([0, 1000, 2000], s, {}, replicas=2, minimum=0, settled={1000}) == [0, 2000]
+    # Settled times are still good extra work: a cross-check against the server's own features.
+    assert plan_assignment([0, 1000], s, {}, replicas=2, minimum=2, settled={0, 1000}) == [0, 1000]
+    assert under_replicated([0, 1000], {}, replicas=2, settled={0}) == [1000]
 
 
 def test_agreement_accepts_small_noise_and_refuses_scaling_and_head_flips():

@@ -1,0 +1,481 @@
+"""Trust use cases: assign samples, verify what sessions send, quarantine liars, fill coverage gaps.
+
+Features arrive ``pending``. A sample's features become ``accepted`` when independent sessions
+agree on them (then a spot check may still recompute it) or when the server computed the
+sample itself; the server's features settle every dispute. Whoever the server proves wrong is
+quarantined with everything it ever sent. docs/trust.md describes the whole design.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import random
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from inference.ml.quantise import dequantise
+from inference.models import ClientSession, Contributor, FrameFeature, ModelVersion, Recomputation, SampleAssignment
+from inference.trust.agreement import (
+    HeadProbabilities,
+    SampleOutcome,
+    Submission,
+    Tolerance,
+    judge_against_server,
+    judge_by_peers,
+)
+from inference.trust.assignment import Identity, network_of, plan_assignment
+from inference.trust.spot_checks import SpotCheckPolicy
+from videos.models import Video
+
+logger = logging.getLogger(__name__)
+
+# Spot checks must be unpredictable to clients; tests replace this with a seeded random.Random.
+spot_check_rng: random.Random = random.SystemRandom()
+
+MISMATCH = "its features did not match the server's own for the same frames"
+Status = FrameFeature.Status
+Reason = Recomputation.Reason
+
+
+def configured_tolerance() -> Tolerance:
+    return Tolerance(
+        min_cosine=settings.HYDRA_TRUST_MIN_COSINE,
+        max_norm_ratio=settings.HYDRA_TRUST_MAX_NORM_RATIO,
+        max_head_difference=settings.HYDRA_TRUST_MAX_HEAD_DIFFERENCE,
+    )
+
+
+def configured_spot_checks() -> SpotCheckPolicy:
+    return SpotCheckPolicy(
+        probation=settings.HYDRA_TRUST_PROBATION_RESULTS, floor=settings.HYDRA_TRUST_SPOT_CHECK_FLOOR
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _nudity_head(artefact_dir: str):
+    from inference.ml.nsfw_head import WEIGHTS_FILE, load_nsfw_head
+
+    return load_nsfw_head(settings.HYDRA_MODEL_ROOT / artefact_dir / WEIGHTS_FILE)
+
+
+def head_probabilities(model_version: ModelVersion) -> HeadProbabilities:
+    """The nudity head of this model version: agreement compares its decisions as well as features."""
+    return _nudity_head(model_version.artefact_dir).predict
+
+
+# --- Who a session is ------------------------------------------------------------------------------
+
+
+def contributor_key(session: ClientSession) -> str:
+    """An account if logged in, else the device id the client gave, else the session alone."""
+    if session.user_id is not None:
+        return f"user:{session.user_id}"
+    if session.device_id:
+        return f"device:{session.device_id}"
+    return f"session:{session.pk}"
+
+
+def identity_of(session: ClientSession, uploader_id: int | None) -> Identity:
+    return Identity(
+        session_id=str(session.pk),
+        user_id=session.user_id,
+        device_id=session.device_id,
+        network=network_of(session.ip_address),
+        is_uploader=session.user_id is not None and session.user_id == uploader_id,
+    )
+
+
+def _contributor(session: ClientSession, *, lock: bool = False) -> Contributor:
+    contributor, _ = Contributor.objects.get_or_create(key=contributor_key(session))
+    if lock:
+        contributor = Contributor.objects.select_for_update().get(pk=contributor.pk)
+    return contributor
+
+
+def refusal_reason(session: ClientSession) -> str | None:
+    """Why this session may no longer contribute, or None: it, or the person or device behind it, was caught."""
+    if session.state == ClientSession.State.QUARANTINED:
+        return "this session was quarantined for sending features that do not match the video"
+    quarantined = Contributor.objects.filter(key=contributor_key(session), quarantined_at__isnull=False).exists()
+    return "this account or device was quarantined" if quarantined else None
+
+
+# --- Assignment ------------------------------------------------------------------------------------
+
+
+def _live_holders(video: Video, model_version: ModelVersion) -> dict[int, list[Identity]]:
+    """Per sample time, the sessions that hold it: active ones assigned it, or any that sent it (not rejected)."""
+    sessions = {
+        s.pk: identity_of(s, video.owner_id)
+        for s in ClientSession.objects.filter(video=video, model_version=model_version, is_server=False).exclude(
+            state=ClientSession.State.QUARANTINED
+        )
+    }
+    holders: dict[int, dict[str, Identity]] = defaultdict(dict)
+    assigned = SampleAssignment.objects.filter(
+        session_id__in=sessions, session__state=ClientSession.State.ACTIVE
+    ).values_list("session_id", "sample_ms")
+    sent = (
+        FrameFeature.objects.filter(session_id__in=sessions)
+        .exclude(status=Status.REJECTED)
+        .values_list("session_id", "sample_ms")
+    )
+    for session_id, sample_ms in [*assigned, *sent]:
+        identity = sessions[session_id]
+        holders[sample_ms][identity.session_id] = identity
+    return {t: list(by_id.values()) for t, by_id in holders.items()}
+
+
+def _server_settled(video: Video, model_version: ModelVersion) -> set[int]:
+    return set(
+        FrameFeature.objects.filter(video=video, model_version=model_version, session__is_server=True).values_list(
+            "sample_ms", flat=True
+        )
+    )
+
+
+def assigned_sample_times(session: ClientSession, sample_times: Sequence[int]) -> list[int]:
+    """The sample times this session must compute, out of the video's ``sample_times``.
+
+    A session keeps what it was given (a reconnecting client resumes it) and is topped up with
+    times that still lack independent replicas, e.g. because an earlier session left. Planning
+    is serialised per video (a row lock) so two sessions joining at once see each other.
+    """
+    if session.is_server or refusal_reason(session):
+        return []
+    with transaction.atomic():
+        video = Video.objects.select_for_update().get(pk=session.video_id)
+        plan = plan_assignment(
+            sample_times,
+            identity_of(session, video.owner_id),
+            _live_holders(video, session.model_version),
+            replicas=settings.HYDRA_TRUST_REPLICAS,
+            minimum=settings.HYDRA_TRUST_MIN_ASSIGNMENT,
+            settled=_server_settled(video, session.model_version),
+        )
+        SampleAssignment.objects.bulk_create(
+            [SampleAssignment(session=session, sample_ms=t) for t in plan], ignore_conflicts=True
+        )
+        return sorted(session.sample_assignments.values_list("sample_ms", flat=True))
+
+
+def release_unfinished_assignments(session: ClientSession) -> None:
+    """A session left: what it had not sent goes back to the pool for the next sessions (or the server)."""
+    SampleAssignment.objects.filter(session=session).exclude(
+        sample_ms__in=FrameFeature.objects.filter(session=session).values("sample_ms")
+    ).delete()
+
+
+# --- Verification ----------------------------------------------------------------------------------
+
+
+def _submission(feature: FrameFeature, uploader_id: int | None) -> Submission:
+    codes = np.frombuffer(bytes(feature.vector), dtype=np.uint8)
+    return Submission(identity_of(feature.session, uploader_id), dequantise(codes))
+
+
+def _record_valid(sessions: Iterable[ClientSession]) -> None:
+    for session in sessions:
+        contributor = _contributor(session, lock=True)
+        contributor.consecutive_valid += 1
+        contributor.valid_total += 1
+        contributor.save(update_fields=["consecutive_valid", "valid_total"])
+
+
+def _spot_check_due(sessions: Iterable[ClientSession]) -> bool:
+    policy = configured_spot_checks()
+    records = [_contributor(session).consecutive_valid for session in sessions]
+    return policy.draw(records, spot_check_rng)
+
+
+def request_recomputation(video: Video, model_version: ModelVersion, sample_ms: Iterable[int], reason: str) -> int:
+    """Queue samples for the server's own features (once per sample while open); returns how many were new."""
+    times = sorted(set(sample_ms))
+    if not times:
+        return 0
+    created = Recomputation.objects.bulk_create(
+        [Recomputation(video=video, model_version=model_version, sample_ms=t, reason=reason) for t in times],
+        ignore_conflicts=True,
+    )
+    from inference.trust import tasks
+
+    transaction.on_commit(lambda: tasks.recompute_samples.delay(video.pk, model_version.pk))
+    return len(created)
+
+
+def verify_samples(
+    video: Video, model_version: ModelVersion, sample_ms: Iterable[int], *, rejudge_accepted: bool = False
+) -> set[ClientSession]:
+    """Judge the features of these samples; returns the sessions proven wrong (not yet quarantined).
+
+    With the server's features present, pending client features are judged against them (and
+    accepted ones too when ``rejudge_accepted``: right after the server computed the sample).
+    Without, peers must agree; a dispute or a spot check queues the sample for the server.
+    """
+    times = sorted(set(sample_ms))
+    features = (
+        FrameFeature.objects.select_for_update(of=("self",))
+        .filter(video=video, model_version=model_version, sample_ms__in=times)
+        .exclude(status=Status.REJECTED)
+        .exclude(session__state=ClientSession.State.QUARANTINED)
+        .select_related("session")
+        .order_by("sample_ms", "received_at", "pk")
+    )
+    by_time: dict[int, list[FrameFeature]] = defaultdict(list)
+    for feature in features:
+        by_time[feature.sample_ms].append(feature)
+    head = head_probabilities(model_version)
+    tolerance = configured_tolerance()
+    wrong: set[ClientSession] = set()
+    disputed: list[int] = []
+    spot_checked: list[int] = []
+    for t, rows in by_time.items():
+        server = next((f for f in rows if f.session.is_server), None)
+        clients = [f for f in rows if not f.session.is_server]
+        if server is not None:
+            judged = [f for f in clients if f.status == Status.PENDING or rejudge_accepted]
+            outcome = judge_against_server(
+                [_submission(f, video.owner_id) for f in judged],
+                dequantise(np.frombuffer(bytes(server.vector), dtype=np.uint8)),
+                tolerance,
+                head,
+            )
+            _apply(judged, outcome)
+            _record_valid(f.session for f in judged if str(f.session_id) in outcome.accepted)
+            wrong.update(f.session for f in judged if str(f.session_id) in outcome.rejected)
+            continue
+        outcome = judge_by_peers(
+            [_submission(f, video.owner_id) for f in clients], tolerance, head, replicas=settings.HYDRA_TRUST_REPLICAS
+        )
+        if outcome.needs_server:
+            disputed.append(t)
+            continue
+        newly = [f for f in clients if f.status == Status.PENDING and str(f.session_id) in outcome.accepted]
+        _apply(newly, outcome)
+        if newly and _spot_check_due(f.session for f in newly):
+            spot_checked.append(t)
+    request_recomputation(video, model_version, disputed, Reason.DISPUTE)
+    request_recomputation(video, model_version, spot_checked, Reason.SPOT_CHECK)
+    return wrong
+
+
+def _apply(features: Sequence[FrameFeature], outcome: SampleOutcome) -> None:
+    for feature in features:
+        session_id = str(feature.session_id)
+        status = (
+            Status.ACCEPTED
+            if session_id in outcome.accepted
+            else Status.REJECTED
+            if session_id in outcome.rejected
+            else None
+        )
+        if status is not None and feature.status != status:
+            feature.status = status
+            feature.save(update_fields=["status"])
+
+
+@transaction.atomic
+def on_features_recorded(session: ClientSession, sample_ms: Sequence[int]) -> None:
+    """Called by ``record_frame_features`` for the samples it just stored: they start pending, then are judged."""
+    if not sample_ms:
+        return
+    FrameFeature.objects.filter(session=session, sample_ms__in=sample_ms, status=Status.ACCEPTED).update(
+        status=Status.PENDING
+    )
+    wrong = verify_samples(session.video, session.model_version, sample_ms)
+    quarantine_sessions(wrong, MISMATCH)
+
+
+# --- Quarantine ------------------------------------------------------------------------------------
+
+
+def _sessions_of(key: str) -> Q:
+    kind, _, value = key.partition(":")
+    field = {"user": "user_id", "device": "device_id", "session": "pk"}[kind]
+    return Q(**{field: value}, is_server=False)
+
+
+def quarantine_sessions(sessions: Iterable[ClientSession], reason: str) -> None:
+    """Discard everything the contributors behind these sessions sent and make the server redo what they held.
+
+    Samples that still have an agreeing independent quorum without them stay accepted; the
+    others are recomputed by the server. Every video they touched is analysed again.
+    """
+    keys = {contributor_key(s) for s in sessions}
+    if not keys:
+        return
+    now = timezone.now()
+    for key in keys:
+        contributor, _ = Contributor.objects.select_for_update().get_or_create(key=key)
+        if contributor.quarantined_at is None:
+            contributor.quarantined_at = now
+            contributor.quarantine_reason = reason
+        contributor.invalid_total += 1
+        contributor.consecutive_valid = 0
+        contributor.save()
+        logger.warning("quarantined contributor %s: %s", key, reason)
+    who = Q()
+    for key in keys:
+        who |= _sessions_of(key)
+    caught = ClientSession.objects.filter(who)
+    caught.update(state=ClientSession.State.QUARANTINED, state_reason=reason)
+    SampleAssignment.objects.filter(session__in=caught).delete()
+    discarded = FrameFeature.objects.filter(session__in=caught).exclude(status=Status.REJECTED)
+    affected: dict[tuple[int, int], set[int]] = defaultdict(set)
+    for video_id, model_version_id, t in discarded.values_list("video_id", "model_version_id", "sample_ms"):
+        affected[(video_id, model_version_id)].add(t)
+    discarded.update(status=Status.REJECTED)
+    for (video_id, model_version_id), times in affected.items():
+        _reverify_without_quarantined(
+            Video.objects.get(pk=video_id), ModelVersion.objects.get(pk=model_version_id), times
+        )
+
+
+def _reverify_without_quarantined(video: Video, model_version: ModelVersion, times: set[int]) -> None:
+    """Accepted features that leaned on a quarantined peer are judged again; what lost its quorum goes to the server."""
+    settled = _server_settled(video, model_version)
+    peer_judged = times - settled
+    FrameFeature.objects.filter(
+        video=video, model_version=model_version, sample_ms__in=peer_judged, status=Status.ACCEPTED
+    ).update(status=Status.PENDING)
+    quarantine_sessions(verify_samples(video, model_version, peer_judged), MISMATCH)
+    still_pending = set(
+        FrameFeature.objects.filter(
+            video=video, model_version=model_version, sample_ms__in=peer_judged, status=Status.PENDING
+        ).values_list("sample_ms", flat=True)
+    )
+    uncovered = peer_judged - set(
+        FrameFeature.objects.filter(
+            video=video, model_version=model_version, sample_ms__in=peer_judged, status=Status.ACCEPTED
+        ).values_list("sample_ms", flat=True)
+    )
+    request_recomputation(video, model_version, still_pending | uncovered, Reason.QUARANTINE)
+    transaction.on_commit(functools.partial(analyse_again, video.pk))
+
+
+# --- The server's own features -----------------------------------------------------------------------
+
+
+def server_session(video: Video, model_version: ModelVersion) -> ClientSession:
+    session, _ = ClientSession.objects.get_or_create(
+        video=video, model_version=model_version, is_server=True, defaults={"backend": "server"}
+    )
+    return session
+
+
+def store_server_features(
+    video: Video, model_version: ModelVersion, sample_ms: Sequence[int], features: np.ndarray
+) -> None:
+    """Store the server's own (quantised) features; they are accepted by definition."""
+    from inference.ml.quantise import quantise
+
+    session = server_session(video, model_version)
+    codes = quantise(features)
+    FrameFeature.objects.bulk_create(
+        [
+            FrameFeature(
+                video=video,
+                model_version=model_version,
+                session=session,
+                sample_ms=t,
+                vector=codes[i].tobytes(),
+                backend="server",
+                status=Status.ACCEPTED,
+            )
+            for i, t in enumerate(sample_ms)
+        ],
+        ignore_conflicts=True,
+    )
+
+
+ServerFeatures = Callable[[Video, Sequence[int], ModelVersion], np.ndarray]
+
+
+def run_recomputations(video: Video, model_version: ModelVersion, compute: ServerFeatures) -> list[int]:
+    """Compute every open recomputation of this video with the server's CNN, then settle those samples.
+
+    Rows are claimed with SKIP LOCKED so two workers never compute the same sample twice.
+    Returns the sample times computed.
+    """
+    with transaction.atomic():
+        claimed = list(
+            Recomputation.objects.select_for_update(skip_locked=True).filter(
+                video=video, model_version=model_version, done_at__isnull=True
+            )
+        )
+        if not claimed:
+            return []
+        times = sorted({r.sample_ms for r in claimed})
+        missing = sorted(set(times) - _server_settled(video, model_version))
+        if missing:
+            store_server_features(video, model_version, missing, compute(video, missing, model_version))
+        wrong = verify_samples(video, model_version, missing, rejudge_accepted=True)
+        wrong |= verify_samples(video, model_version, sorted(set(times) - set(missing)))
+        Recomputation.objects.filter(pk__in=[r.pk for r in claimed]).update(done_at=timezone.now())
+        quarantine_sessions(wrong, MISMATCH)
+        transaction.on_commit(functools.partial(analyse_again, video.pk))
+    return missing
+
+
+def uncovered_sample_times(video: Video, model_version: ModelVersion, sample_times: Sequence[int]) -> list[int]:
+    accepted = set(
+        FrameFeature.objects.filter(video=video, model_version=model_version, status=Status.ACCEPTED).values_list(
+            "sample_ms", flat=True
+        )
+    )
+    return [t for t in sample_times if t not in accepted]
+
+
+def cover_video(video: Video, model_version: ModelVersion, sample_times: Sequence[int]) -> list[int]:
+    """Queue for the server every sample no session got accepted; returns them."""
+    missing = uncovered_sample_times(video, model_version, sample_times)
+    with transaction.atomic():
+        request_recomputation(video, model_version, missing, Reason.COVERAGE)
+    return missing
+
+
+def analyse_again(video_id: int) -> None:
+    """Verdicts follow the accepted features: re-run the analysis after trust changed them."""
+    from inference import tasks
+
+    tasks.analyse_video.delay(video_id)
+
+
+# --- Asymmetric trust and the coverage deadline ------------------------------------------------------
+
+
+def flagged_sample_times(segments: Iterable[Sequence[float]], sample_times: Sequence[int]) -> list[int]:
+    """The sample times inside flagged segments ``[[start_ms, end_ms, score], ...]``."""
+    spans = [(float(s[0]), float(s[1])) for s in segments]
+    return [t for t in sample_times if any(start <= t <= end for start, end in spans)]
+
+
+def confirm_flag_with_server(
+    video: Video, model_version: ModelVersion, segments: Iterable[Sequence[float]], sample_times: Sequence[int]
+) -> bool:
+    """True when the server computed every frame of the flagged segments itself; else queue them and say False.
+
+    A case must never reach the moderators on client features alone (false flags would flood
+    the queue and could get clean videos taken down): the recomputation re-runs the analysis,
+    and the verdict that follows stands on the server's own features.
+    """
+    times = flagged_sample_times(segments, sample_times)
+    missing = sorted(set(times) - _server_settled(video, model_version))
+    if missing:
+        with transaction.atomic():
+            request_recomputation(video, model_version, missing, Reason.FLAG)
+    return not missing
+
+
+def coverage_countdown_seconds(video: Video) -> int:
+    """When the server covers a video's gaps: at once if no viewer can reach it (held before publication)."""
+    if video.visibility != Video.Visibility.PUBLISHED:
+        return 0
+    return settings.HYDRA_TRUST_COVERAGE_DEADLINE_SECONDS
