@@ -48,13 +48,20 @@ def measure(model_root: Path, nsfwjs_dir: Path) -> dict:
     truths = []
     with tempfile.TemporaryDirectory() as folder:
         for name, pattern, width, height, seconds in CLIPS:
-            path = write_video(Path(folder) / f"{name}.mp4", seconds=seconds, fps=24, width=width, height=height,
-                               pattern=pattern, seed=7)
+            path = write_video(
+                Path(folder) / f"{name}.mp4",
+                seconds=seconds,
+                fps=24,
+                width=width,
+                height=height,
+                pattern=pattern,
+                seed=7,
+            )
             times = sample_times_ms(seconds * 1000, 24, 500)
             truths.append(harness.video_truth(name, path, times, features))
 
     honest: dict[str, dict[str, list[float]]] = {}
-    for profile in harness.BROWSER_PROFILES:
+    for profile in (*harness.BROWSER_PROFILES, *harness.OUTLIER_PROFILES):
         rows = [
             comparison
             for truth in truths

@@ -21,7 +21,15 @@ from django.db.models import Q
 from django.utils import timezone
 
 from inference.ml.quantise import dequantise
-from inference.models import ClientSession, Contributor, FrameFeature, ModelVersion, Recomputation, SampleAssignment
+from inference.models import (
+    ClientSession,
+    Contributor,
+    FrameFeature,
+    ModelVersion,
+    Recomputation,
+    SampleAssignment,
+    Verdict,
+)
 from inference.trust.agreement import (
     HeadProbabilities,
     SampleOutcome,
@@ -97,6 +105,16 @@ def _contributor(session: ClientSession, *, lock: bool = False) -> Contributor:
     if lock:
         contributor = Contributor.objects.select_for_update().get(pk=contributor.pk)
     return contributor
+
+
+def refuse_if_quarantined(session: ClientSession) -> None:
+    """Raise the protocol error the consumer answers with when a caught session (or its person or device) sends more."""
+    from inference.protocol import ErrorCode, ProtocolError
+
+    session.refresh_from_db(fields=["state", "device_id"])
+    reason = refusal_reason(session)
+    if reason:
+        raise ProtocolError(ErrorCode.SESSION_MISMATCH, reason)
 
 
 def refusal_reason(session: ClientSession) -> str | None:
@@ -291,6 +309,13 @@ def on_features_recorded(session: ClientSession, sample_ms: Sequence[int]) -> No
     )
     wrong = verify_samples(session.video, session.model_version, sample_ms)
     quarantine_sessions(wrong, MISMATCH)
+    transaction.on_commit(functools.partial(_announce_features, session.video, session.model_version))
+
+
+def _announce_features(video: Video, model_version: ModelVersion) -> None:
+    from inference.signals import features_recorded
+
+    features_recorded.send(sender=FrameFeature, video=video, model_version=model_version)
 
 
 # --- Quarantine ------------------------------------------------------------------------------------
@@ -443,9 +468,9 @@ def cover_video(video: Video, model_version: ModelVersion, sample_times: Sequenc
 
 def analyse_again(video_id: int) -> None:
     """Verdicts follow the accepted features: re-run the analysis after trust changed them."""
-    from inference import tasks
+    from inference.tasks import analyse_video_task
 
-    tasks.analyse_video.delay(video_id)
+    analyse_video_task.delay(video_id)
 
 
 # --- Asymmetric trust and the coverage deadline ------------------------------------------------------
@@ -457,16 +482,17 @@ def flagged_sample_times(segments: Iterable[Sequence[float]], sample_times: Sequ
     return [t for t in sample_times if any(start <= t <= end for start, end in spans)]
 
 
-def confirm_flag_with_server(
-    video: Video, model_version: ModelVersion, segments: Iterable[Sequence[float]], sample_times: Sequence[int]
-) -> bool:
+def confirm_flag_with_server(verdict: Verdict) -> bool:
     """True when the server computed every frame of the flagged segments itself; else queue them and say False.
 
     A case must never reach the moderators on client features alone (false flags would flood
     the queue and could get clean videos taken down): the recomputation re-runs the analysis,
     and the verdict that follows stands on the server's own features.
     """
-    times = flagged_sample_times(segments, sample_times)
+    from inference.selectors import video_sample_times
+
+    video, model_version = verdict.video, verdict.model_version
+    times = flagged_sample_times(verdict.segments, video_sample_times(video))
     missing = sorted(set(times) - _server_settled(video, model_version))
     if missing:
         with transaction.atomic():
@@ -476,6 +502,6 @@ def confirm_flag_with_server(
 
 def coverage_countdown_seconds(video: Video) -> int:
     """When the server covers a video's gaps: at once if no viewer can reach it (held before publication)."""
-    if video.visibility != Video.Visibility.PUBLISHED:
+    if settings.HYDRA_PUBLICATION_POLICY == "hold" or video.visibility != Video.Visibility.PUBLISHED:
         return 0
     return settings.HYDRA_TRUST_COVERAGE_DEADLINE_SECONDS

@@ -1,0 +1,74 @@
+"""Fixtures for the trust tests: real videos through the site's pipeline, the model, and their ground truth."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from inference import services as inference_services
+from inference.models import ModelVersion
+from inference.trust import services as trust_services
+from tests.inference.conftest import feature_extractor, model_artefacts, model_version  # noqa: F401
+from tests.trust import harness
+from videos import services as video_services
+from videos.models import Video
+
+
+@pytest.fixture
+def seeded_spot_checks(monkeypatch) -> random.Random:
+    """Spot checks drawn from a seeded generator, so a run can be repeated exactly."""
+    rng = random.Random(6)
+    monkeypatch.setattr(trust_services, "spot_check_rng", rng)
+    return rng
+
+
+@pytest.fixture
+def deadlines(monkeypatch) -> list[int]:
+    """Coverage deadlines are recorded instead of run (eager Celery would run them at once); returns video ids."""
+    started: list[int] = []
+    monkeypatch.setattr("inference.trust.tasks.schedule_coverage", lambda video: started.append(video.pk))
+    return started
+
+
+@pytest.fixture
+def ready_video(media_root: Path, make_video, deadlines, django_capture_on_commit_callbacks) -> Callable[..., Video]:
+    """``ready_video(title, pattern=..., seconds=...)``: uploaded and transcoded by the site's own services."""
+    owner = get_user_model().objects.create_user("uploader", password="pw-uploader-1")
+
+    def _make(title: str, **clip) -> Video:
+        path = make_video(f"{title}.mp4", **{"seconds": 4, "fps": 12, "width": 320, "height": 240, **clip})
+        upload = SimpleUploadedFile(path.name, path.read_bytes(), content_type="video/mp4")
+        with django_capture_on_commit_callbacks(execute=True):
+            video = video_services.ingest_upload(owner=owner, upload=upload, title=title)
+        video.refresh_from_db()
+        assert video.status == Video.Status.READY, video.failure_reason
+        return video
+
+    return _make
+
+
+@pytest.fixture
+def truth_of(model_version: ModelVersion, feature_extractor) -> Callable[[Video], harness.VideoTruth]:  # noqa: F811
+    from inference import selectors
+    from inference.ml import cnn
+
+    def _truth(video: Video) -> harness.VideoTruth:
+        return harness.video_truth(
+            video.slug,
+            Path(video.rendition.path),
+            selectors.video_sample_times(video),
+            lambda rgb: cnn.compute_features(feature_extractor, rgb),
+        )
+
+    return _truth
+
+
+@pytest.fixture
+def nudity_head(model_version: ModelVersion):  # noqa: F811
+    inference_services.ensure_default_heads(model_version)
+    return trust_services._nudity_head(model_version.artefact_dir)
