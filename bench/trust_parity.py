@@ -19,10 +19,10 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-
-from inference.ml import cnn
 from inference.ml.artefacts import ensure_artefacts
 from inference.ml.nsfw_head import WEIGHTS_FILE, load_nsfw_head
+
+from inference.ml import cnn
 from inference.sampling import sample_times_ms
 from inference.trust.agreement import compare_to_reference
 from tests.trust import harness

@@ -32,11 +32,11 @@ from typing import Any, Protocol
 
 import av
 import numpy as np
+from inference.ml.nsfw_head import NsfwHead
+from inference.ml.quantise import dequantise, quantise
 
 from inference import protocol
 from inference.ml import frames as server_frames
-from inference.ml.nsfw_head import NsfwHead
-from inference.ml.quantise import dequantise, quantise
 
 # --- Ground truth: the server's features and those of different browsers ------------------------------------
 
