@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
 from django.contrib.auth import get_user_model
 
+from inference import services
 from inference.ml.quantise import quantise
 from inference.models import ClientSession, FrameFeature, ModelVersion
-from tests.inference.conftest import feature_extractor, model_artefacts, model_version, run_tfjs  # noqa: F401
+from tests.inference import conftest as inference_fixtures
 from videos.models import Video
+
+# The CNN artefacts, the registered model version, the Keras CNN and TF.js runner of the inference tests.
+model_artefacts = inference_fixtures.model_artefacts
+model_version = inference_fixtures.model_version
+feature_extractor = inference_fixtures.feature_extractor
+run_tfjs = inference_fixtures.run_tfjs
 
 
 @pytest.fixture
@@ -63,3 +72,18 @@ def store_features(db) -> Callable[..., list[FrameFeature]]:
         )
 
     return _store
+
+
+@pytest.fixture
+def model_root(tmp_path: Path, settings, model_artefacts) -> Path:
+    """A private HYDRA_MODEL_ROOT that still holds the built CNN artefacts (linked), so head weights land here."""
+    root = tmp_path / "models"
+    root.mkdir()
+    os.symlink(model_artefacts.directory, root / model_artefacts.directory.name)
+    settings.HYDRA_MODEL_ROOT = root
+    return root
+
+
+@pytest.fixture
+def default_heads(model_root, model_version):
+    return services.ensure_default_heads(model_version)

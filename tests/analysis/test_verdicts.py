@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -18,21 +17,6 @@ from inference.ml.quantise import dequantise, quantise
 from inference.ml.temporal import TemporalConfig, build_temporal_model, save_temporal_head
 from inference.models import FrameFeature, FrameScore, Head, HeadVersion, Verdict
 from videos.synthetic import iter_frames
-
-
-@pytest.fixture
-def model_root(tmp_path: Path, settings, model_artefacts) -> Path:
-    """A private HYDRA_MODEL_ROOT that still holds the built CNN artefacts (linked), so head weights land here."""
-    root = tmp_path / "models"
-    root.mkdir()
-    os.symlink(model_artefacts.directory, root / model_artefacts.directory.name)
-    settings.HYDRA_MODEL_ROOT = root
-    return root
-
-
-@pytest.fixture
-def default_heads(model_root, model_version):
-    return services.ensure_default_heads(model_version)
 
 
 @pytest.fixture(scope="module")
