@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import shutil
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,9 +16,12 @@ from django.db import transaction
 
 from inference import heads, selectors, signals
 from inference.ml.artefacts import Artefacts, ensure_artefacts
-from inference.ml.quantise import dequantise
+from inference.ml.quantise import dequantise, quantise
 from inference.ml.segments import SegmentPolicy, flagged_segments, top_frames
-from inference.models import FrameScore, Head, HeadVersion, ModelVersion, Verdict
+from inference.ml.temporal import TemporalConfig
+from inference.ml.training import LabelledSequence, TrainingOptions, find_labelled_videos, train_temporal_head
+from inference.models import FrameScore, Head, HeadVersion, ModelVersion, TrainingClip, Verdict
+from inference.sampling import sample_times_ms
 from videos.models import Video
 
 logger = logging.getLogger(__name__)
@@ -162,23 +168,26 @@ def register_head_version(
     config: dict,
     metrics: dict | None = None,
     activate: bool = True,
+    version: int | None = None,
 ) -> HeadVersion:
-    """Add the next version of a head; the previous versions stay for rollback."""
+    """Add the next version of a head (or the given number, if free); the previous versions stay for rollback."""
     if config.get("runner") not in heads.RUNNERS:
         raise ValueError(f"config['runner'] must be one of {sorted(heads.RUNNERS)}, got {config.get('runner')!r}")
     locked = Head.objects.select_for_update().get(pk=head.pk)
     latest = locked.versions.order_by("-version").values_list("version", flat=True).first() or 0
-    version = HeadVersion.objects.create(
+    if version is not None and version <= latest:
+        raise ValueError(f"{head.category} already has version {latest}; cannot register version {version}")
+    created = HeadVersion.objects.create(
         head=locked,
-        version=latest + 1,
+        version=version or latest + 1,
         model_version=model_version,
         weights_path=weights_path,
         config=config,
         metrics=metrics or {},
     )
     if activate:
-        return activate_head_version(head.category, version.version)
-    return version
+        return activate_head_version(head.category, created.version)
+    return created
 
 
 @transaction.atomic
@@ -337,3 +346,132 @@ def on_features_recorded(video: Video, model_version: ModelVersion) -> bool:
 
 def _reached_step(coverage: float) -> int:
     return sum(1 for step in settings.HYDRA_ANALYSIS_COVERAGE_STEPS if coverage >= step - 1e-9)
+
+
+# --- Training temporal heads (analysis helper) --------------------------------------------------
+
+CLIP_DECODE_BATCH = 32
+
+
+def training_clip_features(path: Path, model_version: ModelVersion) -> tuple[list[int], np.ndarray]:
+    """A labelled file's features at its sample times: from the PostgreSQL cache, or decoded once and cached.
+
+    Decoding uses the same PyAV frame path and Keras CNN as the server's own analysis, and the cached
+    vectors are quantised exactly like browsers' features, so a head learns what it will later see.
+    """
+    interval_ms = settings.HYDRA_SAMPLE_INTERVAL_MS
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    sha256 = digest.hexdigest()
+    cached = TrainingClip.objects.filter(sha256=sha256, model_version=model_version, interval_ms=interval_ms).first()
+    if cached is None:
+        duration_ms, times, codes = _decode_training_clip(path, model_version, interval_ms)
+        cached, _created = TrainingClip.objects.get_or_create(
+            sha256=sha256,
+            model_version=model_version,
+            interval_ms=interval_ms,
+            defaults={
+                "source_name": path.name[:255],
+                "duration_ms": duration_ms,
+                "sample_ms": times,
+                "vectors": codes.tobytes(),
+            },
+        )
+    codes = np.frombuffer(bytes(cached.vectors), dtype=np.uint8).reshape(len(cached.sample_ms), -1)
+    return list(cached.sample_ms), dequantise(codes)
+
+
+def _decode_training_clip(
+    path: Path, model_version: ModelVersion, interval_ms: int
+) -> tuple[int, list[int], np.ndarray]:
+    from inference.ml import cnn, frames
+    from videos.media import probe
+
+    probed = probe(path, max_duration_seconds=settings.HYDRA_MAX_DURATION_SECONDS)
+    times = sample_times_ms(probed.duration_ms, probed.fps, interval_ms)
+    model = cnn.cached_feature_extractor(str(selectors.model_artefact_dir(model_version)))
+    batches = [
+        quantise(cnn.compute_features(model, frames.decode_frames_at(path, times[start : start + CLIP_DECODE_BATCH])))
+        for start in range(0, len(times), CLIP_DECODE_BATCH)
+    ]
+    return probed.duration_ms, times, np.concatenate(batches)
+
+
+def sequences_from_folder(
+    folder: Path, model_version: ModelVersion, positive: str | None = None
+) -> list[LabelledSequence]:
+    """One labelled sequence per video file of a RWF-2000 / Hockey Fights style folder (decoded once, then cached)."""
+    sequences = []
+    for labelled in find_labelled_videos(folder, positive):
+        _times, features = training_clip_features(labelled.path, model_version)
+        sequences.append(
+            LabelledSequence(key=str(labelled.path.relative_to(folder)), label=labelled.label, features=features)
+        )
+    return sequences
+
+
+def sequences_from_decisions(category: str, model_version: ModelVersion) -> list[LabelledSequence]:
+    """One labelled sequence per moderated video: its stored features (longest unbroken run), no decoding."""
+    try:
+        from moderation.selectors import final_labels
+    except ImportError as exc:
+        raise ValueError("moderators' decisions are not available (moderation.selectors.final_labels)") from exc
+    sequences = []
+    for video_id, _category, label in final_labels(category):
+        video = Video.objects.filter(pk=video_id).first()
+        if video is None:
+            continue
+        accepted = selectors.accepted_features(video, model_version)
+        runs = heads.contiguous_runs(accepted.positions)
+        if not runs:
+            continue
+        start, end = max(runs, key=lambda run: run[1] - run[0])
+        features = dequantise(accepted.codes[start:end])
+        sequences.append(LabelledSequence(key=f"video:{video_id}", label=int(label), features=features))
+    return sequences
+
+
+def train_temporal_head_version(
+    category: str,
+    sequences: list[LabelledSequence],
+    config: TemporalConfig,
+    options: TrainingOptions | None = None,
+    source: str = "",
+    activate: bool = True,
+) -> HeadVersion:
+    """Train the category's temporal head and register the result as its next version (earlier ones stay).
+
+    Weights, report.json and roc.png go to HYDRA_MODEL_ROOT/heads/<category>/v<N>/.
+    """
+    head = Head.objects.get(category=category)
+    if head.kind != Head.Kind.TEMPORAL:
+        raise ValueError(f"{category} is a {head.kind} head; only temporal heads are trained here")
+    model_version = selectors.active_model_version()
+    if model_version is None:
+        raise ValueError("no active model version: run `manage.py build_models` first")
+    heads_root = Path(settings.HYDRA_MODEL_ROOT) / "heads" / category
+    staging = heads_root / f".training-{uuid.uuid4().hex}"
+    try:
+        report = train_temporal_head(sequences, config, staging, options, title=head.label)
+        report["source"] = source
+        version = (head.versions.order_by("-version").values_list("version", flat=True).first() or 0) + 1
+        final = heads_root / f"v{version}"
+        staging.rename(final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return register_head_version(
+        head,
+        model_version,
+        weights_path=str(final.relative_to(settings.HYDRA_MODEL_ROOT)),
+        config={
+            "runner": "keras_lstm",
+            **config.to_dict(),
+            "sample_interval_ms": settings.HYDRA_SAMPLE_INTERVAL_MS,
+            "segments": DEFAULT_SEGMENT_RULES,
+        },
+        metrics=report,
+        activate=activate,
+        version=version,
+    )

@@ -26,6 +26,9 @@ from inference.ml.temporal import (
     score_windows,
 )
 
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"}
+# Folder names that mean "the category applies" in public datasets (RWF-2000: Fight/NonFight; Hockey Fights: fi/no).
+POSITIVE_FOLDER_NAMES = {"fight", "fights", "fi", "violence", "violent", "positive", "yes"}
 REPORT_FILE = "report.json"
 ROC_FILE = "roc.png"
 MIN_SEQUENCES_PER_LABEL = 3
@@ -56,6 +59,38 @@ class SequenceSplit:
     train: list[int] = field(default_factory=list)
     validation: list[int] = field(default_factory=list)
     test: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LabelledFile:
+    path: Path
+    label: int
+
+
+def find_labelled_videos(folder: Path, positive: str | None = None) -> list[LabelledFile]:
+    """Video files under ``folder`` labelled by the name of the folder that holds them.
+
+    Two label folder names must occur (at any depth, so RWF-2000's ``train/Fight`` and ``val/Fight`` both
+    count); ``positive`` names the one where the category applies, else a well-known name decides.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"{folder} is not a folder")
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+    names = sorted({p.parent.name for p in files if p.parent != folder})
+    if len(names) != 2:
+        raise ValueError(
+            f"{folder} must hold videos in exactly two label folders (e.g. Fight/ and NonFight/); "
+            f"found {names or 'none'}"
+        )
+    if positive is None:
+        known = [name for name in names if name.lower() in POSITIVE_FOLDER_NAMES]
+        if len(known) != 1:
+            raise ValueError(f"say which of {names} is the positive label (--positive-label)")
+        positive = known[0]
+    if positive not in names:
+        raise ValueError(f"positive label {positive!r} is not one of the label folders {names}")
+    return [LabelledFile(path=p, label=int(p.parent.name == positive)) for p in files if p.parent != folder]
 
 
 def split_sequences(labels: list[int], options: TrainingOptions) -> SequenceSplit:
