@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -17,7 +18,8 @@ from videos import selectors, services
 from videos.forms import UploadForm
 from videos.models import Video
 from videos.streaming import file_response
-from videos.uploads import too_large_message, upload_was_too_large
+from videos.templatetags.video_format import clock
+from videos.uploads import format_limit, too_large_message, upload_was_too_large
 
 HOME_PAGE_SIZE = 24
 
@@ -45,19 +47,28 @@ def my_videos(request: HttpRequest) -> HttpResponse:
     return render(request, "videos/my_videos.html", {"videos": videos, "still_processing": still_processing})
 
 
+def _upload_page(request: HttpRequest, form: UploadForm, status: int = 200) -> HttpResponse:
+    limits = {
+        "max_upload": format_limit(settings.HYDRA_MAX_UPLOAD_BYTES),
+        "max_duration": clock(settings.HYDRA_MAX_DURATION_SECONDS * 1000),
+    }
+    return render(request, "videos/upload.html", {"form": form, **limits}, status=status)
+
+
 def _upload_failed(request: HttpRequest, form: UploadForm, status: int, code: str) -> HttpResponse:
+    """The page again with the error, or for the upload script the API's JSON error shape."""
     if _wants_json(request):
         fields = {name: [str(error) for error in errors] for name, errors in form.errors.items()}
         message = next(iter(fields.values()))[0] if fields else "The upload failed."
         return JsonResponse({"error": {"code": code, "message": message, "fields": fields}}, status=status)
-    return render(request, "videos/upload.html", {"form": form}, status=status)
+    return _upload_page(request, form, status)
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def upload(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
-        return render(request, "videos/upload.html", {"form": UploadForm()})
+        return _upload_page(request, UploadForm())
     if upload_was_too_large(request):
         form = UploadForm()
         form.add_error("file", too_large_message())
