@@ -209,7 +209,7 @@ def rendition_size(width: int, height: int, sample_aspect_ratio: Fraction, max_h
     display_width = width * (sample_aspect_ratio if sample_aspect_ratio > 0 else 1)
     out_height = min(height, max_height)
     out_height -= out_height % 2
-    out_width = round(display_width * out_height / height / 2) * 2
+    out_width = math.floor(display_width * out_height / height / 2 + Fraction(1, 2)) * 2
     return max(2, int(out_width)), max(2, out_height)
 
 

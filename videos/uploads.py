@@ -20,7 +20,8 @@ _TOO_LARGE_ATTRIBUTE = "hydra_upload_too_large"
 
 
 def upload_was_too_large(request: HttpRequest) -> bool:
-    """Whether ``SizeLimitedUploadHandler`` refused this request's body."""
+    """Whether ``SizeLimitedUploadHandler`` refused this request's body (parsing it first if nothing has yet)."""
+    request.FILES  # noqa: B018 - the handlers run when the body is parsed
     return getattr(request, _TOO_LARGE_ATTRIBUTE, False)
 
 

@@ -69,11 +69,11 @@ def _upload_failed(request: HttpRequest, form: UploadForm, status: int, code: st
 def upload(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
         return _upload_page(request, UploadForm())
-    if upload_was_too_large(request):
-        form = UploadForm()
-        form.add_error("file", too_large_message())
-        return _upload_failed(request, form, 413, "too_large")
     form = UploadForm(request.POST, request.FILES)
+    if upload_was_too_large(request):
+        form.is_valid()
+        form.errors["file"] = form.error_class([too_large_message()])
+        return _upload_failed(request, form, 413, "too_large")
     if not form.is_valid():
         return _upload_failed(request, form, 400, "invalid")
     try:
