@@ -50,9 +50,9 @@ def parse_range_header(header: str | None, size: int) -> ByteRange | None:
             raise RangeNotSatisfiable
         return ByteRange(max(0, size - suffix), size - 1)
     start = int(first)
-    end = int(last) if last else size - 1
-    if end < start:
+    if last and int(last) < start:
         return None  # syntactically invalid: ignore
     if start >= size:
         raise RangeNotSatisfiable
+    end = int(last) if last else size - 1
     return ByteRange(start, min(end, size - 1))
