@@ -6,6 +6,7 @@ from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.exceptions import APIException
+from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -28,6 +29,11 @@ class UploadNotAccepted(APIException):
     default_code = "invalid_video"
 
 
+class VideoPagination(PageNumberPagination):
+    page_size_query_param = "page_size"
+    max_page_size = 100
+
+
 @extend_schema_view(
     list=extend_schema(summary="List your videos, newest first"),
     retrieve=extend_schema(summary="One of your videos"),
@@ -41,6 +47,7 @@ class VideoViewSet(
 ):
     serializer_class = VideoSerializer
     lookup_field = "slug"
+    pagination_class = VideoPagination
     parser_classes = [MultiPartParser, FormParser]
 
     def get_queryset(self) -> QuerySet[Video]:
