@@ -7,3 +7,4 @@ class InferenceConfig(AppConfig):
 
     def ready(self) -> None:
         from inference import receivers  # noqa: F401  (connects the signal receivers)
+        from inference.trust import receivers as trust_receivers  # noqa: F401

@@ -22,6 +22,7 @@ from inference.ml.temporal import TemporalConfig
 from inference.ml.training import LabelledSequence, TrainingOptions, find_labelled_videos, train_temporal_head
 from inference.models import FrameScore, Head, HeadVersion, ModelVersion, TrainingClip, Verdict
 from inference.sampling import sample_times_ms
+from inference.trust import services as trust
 from videos.models import Video
 
 logger = logging.getLogger(__name__)
@@ -318,7 +319,7 @@ def _store_head_result(
 def _announce(video: Video, verdicts: list[Verdict]) -> None:
     """Flagged verdicts go to moderation; a fully covered video below every threshold is cleared."""
     for verdict in verdicts:
-        if verdict.flagged:
+        if verdict.flagged and trust.confirm_flag_with_server(verdict):
             signals.verdict_flagged.send(sender=Verdict, verdict=verdict)
     if verdicts and not any(v.flagged for v in verdicts) and all(v.coverage >= 1.0 for v in verdicts):
         signals.video_cleared.send(sender=Video, video=video, verdicts=verdicts)

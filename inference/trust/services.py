@@ -489,10 +489,10 @@ def confirm_flag_with_server(verdict: Verdict) -> bool:
     the queue and could get clean videos taken down): the recomputation re-runs the analysis,
     and the verdict that follows stands on the server's own features.
     """
-    from inference.selectors import video_sample_times
+    from inference.selectors import expected_sample_times
 
     video, model_version = verdict.video, verdict.model_version
-    times = flagged_sample_times(verdict.segments, video_sample_times(video))
+    times = flagged_sample_times(verdict.segments, expected_sample_times(video))
     missing = sorted(set(times) - _server_settled(video, model_version))
     if missing:
         with transaction.atomic():

@@ -29,7 +29,7 @@ def cover_video(video_id: int) -> list[int]:
     model_version = selectors.active_model_version()
     if video is None or model_version is None or not video.rendition:
         return []
-    return services.cover_video(video, model_version, selectors.video_sample_times(video))
+    return services.cover_video(video, model_version, selectors.expected_sample_times(video))
 
 
 def schedule_coverage(video: Video) -> None:

@@ -14,7 +14,6 @@ from inference import services as inference_services
 from inference.models import ModelVersion
 from inference.trust import services as trust_services
 from tests.inference.conftest import feature_extractor, model_artefacts, model_version  # noqa: F401
-from tests.trust import harness
 from videos import services as video_services
 from videos.models import Video
 
@@ -53,15 +52,17 @@ def ready_video(media_root: Path, make_video, deadlines, django_capture_on_commi
 
 
 @pytest.fixture
-def truth_of(model_version: ModelVersion, feature_extractor) -> Callable[[Video], harness.VideoTruth]:  # noqa: F811
+def truth_of(model_version: ModelVersion, feature_extractor) -> Callable:  # noqa: F811
+    """``truth_of(video)``: the harness's ground truth (server and browser-profile features) for a video."""
     from inference import selectors
     from inference.ml import cnn
+    from tests.trust import harness
 
     def _truth(video: Video) -> harness.VideoTruth:
         return harness.video_truth(
             video.slug,
             Path(video.rendition.path),
-            selectors.video_sample_times(video),
+            selectors.expected_sample_times(video),
             lambda rgb: cnn.compute_features(feature_extractor, rgb),
         )
 

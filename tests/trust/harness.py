@@ -32,11 +32,10 @@ from typing import Any, Protocol
 
 import av
 import numpy as np
+
+from inference.ml import frames as server_frames
 from inference.ml.nsfw_head import NsfwHead
 from inference.ml.quantise import dequantise, quantise
-
-from inference import protocol
-from inference.ml import frames as server_frames
 
 # --- Ground truth: the server's features and those of different browsers ------------------------------------
 
@@ -351,6 +350,8 @@ async def run_viewer(
     timeout: float = 60.0,
 ) -> Viewer:
     """Watch one video: handshake, hello, then send every assigned sample in batches and read the answers."""
+    from inference import protocol
+
     viewer.video = truth.slug
     transport = await connect(viewer, f"/ws/analysis/{truth.slug}/")
     try:

@@ -18,7 +18,6 @@ import pytest
 from django.conf import settings
 
 from hydra_site.asgi import application
-from inference import selectors
 from inference import services as inference_services
 from inference.models import ClientSession, Contributor, FrameFeature, Head, Recomputation, Verdict
 from inference.trust import services as trust_services
@@ -236,13 +235,3 @@ def _told_detectable_lie(viewer: Viewer, truths: dict[str, harness.VideoTruth], 
         if not compare_to_reference(reference, sent[None, :], head.predict)[0].within(tolerance):
             return True
     return False
-
-
-def test_unwatched_video_is_covered_by_the_server(ready_video, nudity_head):
-    video = ready_video("unwatched", pattern="bars")
-    model_version = selectors.active_model_version()
-    assert selectors.coverage(video, model_version).fraction == 0.0
-    cover_video.delay(video.pk)
-    assert selectors.coverage(video, model_version).fraction == 1.0
-    assert Verdict.objects.filter(video=video, coverage=1.0).exists()
-    assert set(Recomputation.objects.filter(video=video).values_list("reason", flat=True)) == {"coverage"}
