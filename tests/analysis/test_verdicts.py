@@ -155,7 +155,9 @@ def test_a_registered_category_is_analysed_without_touching_the_pipeline(
     mean_feature_head, make_analysed_video, store_features, model_version, flagged_recorder, cleared_recorder
 ):
     video = make_analysed_video(seconds=6, fps=25)
-    store_features(video, model_version, [0, 1000, 2000, 3000, 4000, 5000], constant_features([1, 4, 4.5, 1, 1, 3]))
+    # Server-computed features: a flag on client features alone waits for the server (docs/trust.md).
+    features = constant_features([1, 4, 4.5, 1, 1, 3])
+    store_features(video, model_version, [0, 1000, 2000, 3000, 4000, 5000], features, is_server=True)
 
     [verdict] = services.analyse_video(video)
 
