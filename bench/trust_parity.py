@@ -19,10 +19,10 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from inference.ml.artefacts import ensure_artefacts
-from inference.ml.nsfw_head import WEIGHTS_FILE, load_nsfw_head
 
 from inference.ml import cnn
+from inference.ml.artefacts import ensure_artefacts
+from inference.ml.nsfw_head import WEIGHTS_FILE, load_nsfw_head
 from inference.sampling import sample_times_ms
 from inference.trust.agreement import compare_to_reference
 from tests.trust import harness
@@ -61,7 +61,7 @@ def measure(model_root: Path, nsfwjs_dir: Path) -> dict:
             truths.append(harness.video_truth(name, path, times, features))
 
     honest: dict[str, dict[str, list[float]]] = {}
-    for profile in (*harness.BROWSER_PROFILES, *harness.OUTLIER_PROFILES):
+    for profile in harness.BROWSER_PROFILES:
         rows = [
             comparison
             for truth in truths

@@ -9,7 +9,7 @@ pixels). PyAV's default conversion (swscale) is about one level darker, which co
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,11 +145,17 @@ class _NearestFrameReader:
         return min(candidates, key=lambda frame: (abs(frame_time_ms(frame) - target_ms), frame_time_ms(frame)))
 
 
-def decode_frames_at(path: str | Path, sample_ms: Iterable[int], seek_ahead_ms: float | None = 500) -> np.ndarray:
+def decode_frames_at(
+    path: str | Path,
+    sample_ms: Iterable[int],
+    seek_ahead_ms: float | None = 500,
+    convert: Callable[[av.VideoFrame], np.ndarray] = frame_to_rgb,
+) -> np.ndarray:
     """uint8[N, H, W, 3]: for each sample time, the RGB of the frame whose pts is nearest to it.
 
     Frames keep their native size (resizing to the CNN input happens in preprocessing, as in
-    the browser). ``seek_ahead_ms=None`` decodes strictly in order.
+    the browser). ``seek_ahead_ms=None`` decodes strictly in order. ``convert`` paints a decoded
+    frame (the trust layer passes other browsers' conversions).
     """
     requested = [int(ms) for ms in sample_ms]
     if any(ms < 0 for ms in requested):
@@ -167,7 +173,7 @@ def decode_frames_at(path: str | Path, sample_ms: Iterable[int], seek_ahead_ms: 
         by_time = {}
         try:
             for target in sorted(set(requested)):
-                by_time[target] = frame_to_rgb(reader.frame_at(target))
+                by_time[target] = convert(reader.frame_at(target))
         except av.error.FFmpegError as exc:
             raise FrameDecodeError(f"cannot decode {path}: {exc}") from exc
     if not requested:

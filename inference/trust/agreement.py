@@ -88,13 +88,26 @@ class SampleOutcome:
 
 
 def judge_against_server(
-    submissions: Sequence[Submission], server_vector: np.ndarray, tolerance: Tolerance, head: HeadProbabilities
+    submissions: Sequence[Submission],
+    server_vector: np.ndarray,
+    tolerance: Tolerance,
+    head: HeadProbabilities,
+    alternatives: np.ndarray | None = None,
 ) -> SampleOutcome:
-    """The server's own features are the truth: whoever is within tolerance of them was right."""
+    """The server's own features are the truth: whoever is within tolerance of them was right.
+
+    ``alternatives`` (float32[V, D]) are the server's features of the same frame painted the
+    ways other honest browsers paint it (inference.trust.backends): matching one of them is
+    matching the truth too.
+    """
     if not submissions:
         return SampleOutcome(reason="server only")
-    comparisons = compare_to_reference(server_vector, np.stack([s.vector for s in submissions]), head)
-    accepted = {s.identity.session_id for s, c in zip(submissions, comparisons, strict=True) if c.within(tolerance)}
+    sent = np.stack([s.vector for s in submissions])
+    references = [server_vector, *(alternatives if alternatives is not None else [])]
+    right = np.zeros(len(submissions), dtype=bool)
+    for reference in references:
+        right |= [c.within(tolerance) for c in compare_to_reference(reference, sent, head)]
+    accepted = {s.identity.session_id for s, ok in zip(submissions, right, strict=True) if ok}
     rejected = {s.identity.session_id for s in submissions} - accepted
     return SampleOutcome(frozenset(accepted), frozenset(rejected), reason="server recomputed")
 

@@ -228,14 +228,26 @@ def request_recomputation(video: Video, model_version: ModelVersion, sample_ms: 
     return len(created)
 
 
+AlternativeFeatures = Callable[[int], np.ndarray]
+"""sample_ms -> float32[V, D]: the server's features of that frame painted as other browsers paint it."""
+
+
 def verify_samples(
-    video: Video, model_version: ModelVersion, sample_ms: Iterable[int], *, rejudge_accepted: bool = False
+    video: Video,
+    model_version: ModelVersion,
+    sample_ms: Iterable[int],
+    *,
+    rejudge_accepted: bool = False,
+    alternatives: AlternativeFeatures | None = None,
 ) -> set[ClientSession]:
     """Judge the features of these samples; returns the sessions proven wrong (not yet quarantined).
 
     With the server's features present, pending client features are judged against them (and
     accepted ones too when ``rejudge_accepted``: right after the server computed the sample).
-    Without, peers must agree; a dispute or a spot check queues the sample for the server.
+    Nobody is proven wrong before its features were also compared with the other honest
+    paintings of the frame (``alternatives``, CNN work that only Celery workers do: without them
+    a mismatch stays pending and the sample goes to the workers). Without the server's features,
+    peers must agree; a dispute or a spot check queues the sample for the server.
     """
     times = sorted(set(sample_ms))
     features = (
@@ -259,12 +271,14 @@ def verify_samples(
         clients = [f for f in rows if not f.session.is_server]
         if server is not None:
             judged = [f for f in clients if f.status == Status.PENDING or rejudge_accepted]
-            outcome = judge_against_server(
-                [_submission(f, video.owner_id) for f in judged],
-                dequantise(np.frombuffer(bytes(server.vector), dtype=np.uint8)),
-                tolerance,
-                head,
-            )
+            submissions = [_submission(f, video.owner_id) for f in judged]
+            truth = dequantise(np.frombuffer(bytes(server.vector), dtype=np.uint8))
+            outcome = judge_against_server(submissions, truth, tolerance, head)
+            if outcome.rejected and alternatives is None:
+                outcome = SampleOutcome(accepted=outcome.accepted)
+                disputed.append(t)
+            elif outcome.rejected:
+                outcome = judge_against_server(submissions, truth, tolerance, head, alternatives(t))
             _apply(judged, outcome)
             _record_valid(f.session for f in judged if str(f.session_id) in outcome.accepted)
             wrong.update(f.session for f in judged if str(f.session_id) in outcome.rejected)
@@ -423,7 +437,9 @@ def store_server_features(
 ServerFeatures = Callable[[Video, Sequence[int], ModelVersion], np.ndarray]
 
 
-def run_recomputations(video: Video, model_version: ModelVersion, compute: ServerFeatures) -> list[int]:
+def run_recomputations(
+    video: Video, model_version: ModelVersion, compute: ServerFeatures, alternatives: AlternativeFeatures
+) -> list[int]:
     """Compute every open recomputation of this video with the server's CNN, then settle those samples.
 
     Rows are claimed with SKIP LOCKED so two workers never compute the same sample twice.
@@ -441,8 +457,8 @@ def run_recomputations(video: Video, model_version: ModelVersion, compute: Serve
         missing = sorted(set(times) - _server_settled(video, model_version))
         if missing:
             store_server_features(video, model_version, missing, compute(video, missing, model_version))
-        wrong = verify_samples(video, model_version, missing, rejudge_accepted=True)
-        wrong |= verify_samples(video, model_version, sorted(set(times) - set(missing)))
+        wrong = verify_samples(video, model_version, missing, rejudge_accepted=True, alternatives=alternatives)
+        wrong |= verify_samples(video, model_version, sorted(set(times) - set(missing)), alternatives=alternatives)
         Recomputation.objects.filter(pk__in=[r.pk for r in claimed]).update(done_at=timezone.now())
         quarantine_sessions(wrong, MISMATCH)
         transaction.on_commit(functools.partial(analyse_again, video.pk))

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+
+import numpy as np
 from celery import shared_task
 
 from inference import selectors
 from inference.models import ModelVersion
-from inference.trust import services
+from inference.trust import backends, services
 from videos.models import Video
 
 
@@ -19,7 +22,20 @@ def recompute_samples(video_id: int, model_version_id: int) -> list[int]:
     if video is None or not video.rendition:
         return []
     model_version = ModelVersion.objects.get(pk=model_version_id)
-    return services.run_recomputations(video, model_version, compute_server_features)
+    return services.run_recomputations(
+        video, model_version, compute_server_features, functools.partial(_alternative_features, video, model_version)
+    )
+
+
+def _alternative_features(video: Video, model_version: ModelVersion, sample_ms: int) -> np.ndarray:
+    """The server's features of one frame painted as other honest browsers paint it (float32[V, D])."""
+    from inference.ml import cnn
+
+    model = cnn.cached_feature_extractor(str(selectors.model_artefacts(model_version).directory))
+    painted = backends.alternative_features(
+        video.rendition.path, [sample_ms], lambda rgb: cnn.compute_features(model, rgb)
+    )
+    return painted[:, 0]
 
 
 @shared_task(acks_late=True)

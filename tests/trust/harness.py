@@ -6,9 +6,9 @@ Reusable by bench/. Three layers:
   and the features of the same frames as different browsers would paint them. Real browsers
   differ from the server mainly in how they convert YUV to RGB (Chromium's software path equals
   the server's libyuv emulation; GPU paths filter chroma bilinearly, round differently or use
-  textbook float matrices). ``BROWSER_PROFILES`` are those conversions; an honest viewer sends
-  the Keras features of its profile's frames, quantised like the browser does. docs/trust.md
-  gives the measured spread.
+  textbook float matrices): ``BROWSER_PROFILES`` are those paintings (inference.trust.backends);
+  an honest viewer sends the Keras features of its profile's frames, quantised like the browser
+  does. docs/trust.md gives the measured spread.
 * **Behaviours** (``Behaviour``): what a viewer sends for a sample: the honest features, or one
   of the lies of the threat model (random vectors, zeros, another video, another time, scaled,
   perturbed, crafted to flip the nudity head either way, or a lie shared by a colluding pair).
@@ -30,79 +30,16 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
-import av
 import numpy as np
 
-from inference.ml import frames as server_frames
 from inference.ml.nsfw_head import NsfwHead
 from inference.ml.quantise import dequantise, quantise
+from inference.trust import backends
 
 # --- Ground truth: the server's features and those of different browsers ------------------------------------
 
-BROWSER_PROFILES = ("chromium-software", "swscale", "float-matrix")
-# Measured but not tolerated (docs/trust.md, "Known gaps"): bilinear chroma filtering strays further than lies do
-# on small, sharp-edged frames; accepting it needs a per-frame tolerance.
-OUTLIER_PROFILES = ("gpu-bilinear-chroma",)
+BROWSER_PROFILES = tuple(backends.PAINTINGS)
 NUDE_CLASSES = ("hentai", "porn", "sexy")
-
-
-def _nearest_frames(path: Path, times: Sequence[int]) -> list[av.VideoFrame]:
-    """The decoded frame whose pts is nearest each sample time (short clips: decoded in order)."""
-    with av.open(str(path)) as container:
-        decoded = [frame for frame in container.decode(video=0)]
-    stamps = np.array([server_frames.frame_time_ms(frame) for frame in decoded])
-    return [decoded[int(np.argmin(np.abs(stamps - t)))] for t in times]
-
-
-def _planes(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    frame = frame.reformat(format="yuv420p") if frame.format.name != "yuv420p" else frame
-    h, w = frame.height, frame.width
-    return (
-        server_frames._plane(frame, 0, h, w),
-        server_frames._plane(frame, 1, (h + 1) // 2, (w + 1) // 2),
-        server_frames._plane(frame, 2, (h + 1) // 2, (w + 1) // 2),
-    )
-
-
-def _bilinear_chroma(plane: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Chroma upsampled by bilinear filtering, as a GPU texture sampler does (not nearest neighbour)."""
-    p = plane.astype(np.float32)
-    ys = np.clip((np.arange(height) + 0.5) / 2 - 0.5, 0, p.shape[0] - 1)
-    xs = np.clip((np.arange(width) + 0.5) / 2 - 0.5, 0, p.shape[1] - 1)
-    y0, x0 = np.floor(ys).astype(int), np.floor(xs).astype(int)
-    y1, x1 = np.minimum(y0 + 1, p.shape[0] - 1), np.minimum(x0 + 1, p.shape[1] - 1)
-    fy, fx = (ys - y0)[:, None], (xs - x0)[None, :]
-    top = p[y0][:, x0] * (1 - fx) + p[y0][:, x1] * fx
-    bottom = p[y1][:, x0] * (1 - fx) + p[y1][:, x1] * fx
-    return top * (1 - fy) + bottom * fy
-
-
-def _float_matrix(y: np.ndarray, u: np.ndarray, v: np.ndarray, matrix: str) -> np.ndarray:
-    """Textbook floating-point limited-range conversion (the matrix the stream's tag names)."""
-    vr, ug, vg, ub = (1.5748, 0.1873, 0.4681, 1.8556) if matrix == "bt709" else (1.596, 0.392, 0.813, 2.017)
-    yc = 1.164 * (y.astype(np.float32) - 16)
-    uc, vc = u - 128.0, v - 128.0
-    rgb = np.stack([yc + vr * vc, yc - ug * uc - vg * vc, yc + ub * uc], axis=-1)
-    return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
-
-
-def browser_rgb(frame: av.VideoFrame, profile: str) -> np.ndarray:
-    """The RGB a browser of this profile paints for a decoded frame."""
-    if profile == "chromium-software":
-        return server_frames.frame_to_rgb(frame)
-    if profile == "swscale":
-        return frame.to_ndarray(format="rgb24")
-    constants = server_frames.yuv_constants(int(frame.colorspace), int(frame.color_range), frame.height)
-    y, u, v = _planes(frame)
-    h, w = y.shape
-    if profile == "gpu-bilinear-chroma":
-        uf, vf = _bilinear_chroma(u, h, w), _bilinear_chroma(v, h, w)
-        return _float_matrix(y, uf, vf, "bt709" if constants.vr == server_frames.BT709.vr else "bt601")
-    if profile == "float-matrix":
-        uf = np.repeat(np.repeat(u, 2, axis=0), 2, axis=1)[:h, :w].astype(np.float32)
-        vf = np.repeat(np.repeat(v, 2, axis=0), 2, axis=1)[:h, :w].astype(np.float32)
-        return _float_matrix(y, uf, vf, "bt709" if constants.vr == server_frames.BT709.vr else "bt601")
-    raise ValueError(f"unknown browser profile {profile!r}")
 
 
 @dataclass
@@ -122,13 +59,8 @@ def video_truth(
     slug: str, path: Path, times: Sequence[int], features: Callable[[np.ndarray], np.ndarray]
 ) -> VideoTruth:
     """``features`` maps uint8 RGB frames to float32 features (the Keras CNN chunk)."""
-    decoded = _nearest_frames(path, times)
-    by_profile = {
-        profile: features(np.stack([browser_rgb(frame, profile) for frame in decoded]))
-        for profile in (*BROWSER_PROFILES, *OUTLIER_PROFILES)
-    }
-    server = features(np.stack([server_frames.frame_to_rgb(frame) for frame in decoded]))
-    return VideoTruth(slug=slug, times=list(times), server=server, by_profile=by_profile)
+    by_profile = {profile: features(backends.painted_frames(path, times, profile)) for profile in BROWSER_PROFILES}
+    return VideoTruth(slug=slug, times=list(times), server=by_profile["chromium-software"], by_profile=by_profile)
 
 
 # --- Behaviours --------------------------------------------------------------------------------------------

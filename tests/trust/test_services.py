@@ -173,3 +173,37 @@ def test_new_video_starts_its_deadline(ready_video, deadlines):
     clip = ready_video("another", pattern="bars")
     assert deadlines == [clip.pk]
     assert get_user_model().objects.filter(pk=clip.owner_id).exists()
+
+
+def test_an_honest_gpu_browser_is_never_quarantined_even_where_it_strays_beyond_tolerance(
+    ready_video, model_version, feature_extractor, nudity_head, seeded_spot_checks
+):
+    """GPU chroma filtering strays far on small sharp frames; the server recognises that painting before judging."""
+    from inference.ml import cnn
+    from inference.trust import backends
+    from inference.trust.agreement import compare_to_reference
+
+    clip = ready_video("sharp", pattern="bars", seed=3)
+    times = selectors.expected_sample_times(clip)
+    path = clip.rendition.path
+    truth = cnn.compute_features(feature_extractor, backends.painted_frames(path, times, "chromium-software"))
+    gpu = cnn.compute_features(feature_extractor, backends.painted_frames(path, times, "gpu-bilinear-chroma"))
+    tolerance = trust.configured_tolerance()
+    strays = [
+        not c.within(tolerance)
+        for c in (
+            compare_to_reference(quantise(t) * (6 / 255), quantise(g)[None] * (6 / 255), nudity_head.predict)[0]
+            for t, g in zip(truth, gpu, strict=True)
+        )
+    ]
+    assert any(strays), "precondition: this clip must show the GPU painting beyond the plain tolerance"
+
+    software = session_for(clip, model_version, "software", ip="10.2.0.1")
+    gpu_session = session_for(clip, model_version, "gpu", ip="10.2.1.1")
+    record(software, times, truth)
+    record(gpu_session, times, gpu)
+
+    gpu_session.refresh_from_db()
+    assert gpu_session.state != ClientSession.State.QUARANTINED
+    assert statuses(gpu_session) == {"accepted"} and statuses(software) == {"accepted"}
+    assert "dispute" in set(Recomputation.objects.values_list("reason", flat=True))
