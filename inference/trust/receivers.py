@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from django.dispatch import receiver
-from videos.signals import video_ready
 
 from inference.trust import tasks
+from videos.signals import video_ready
 
 
 @receiver(video_ready, dispatch_uid="inference.trust.start_coverage_deadline")

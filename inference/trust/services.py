@@ -73,9 +73,21 @@ def _nudity_head(artefact_dir: str):
     return load_nsfw_head(settings.HYDRA_MODEL_ROOT / artefact_dir / WEIGHTS_FILE)
 
 
+def _no_head(features: np.ndarray) -> np.ndarray:
+    return np.zeros((len(features), 1), dtype=np.float32)
+
+
 def head_probabilities(model_version: ModelVersion) -> HeadProbabilities:
-    """The nudity head of this model version: agreement compares its decisions as well as features."""
-    return _nudity_head(model_version.artefact_dir).predict
+    """The nudity head of this model version: agreement compares its decisions as well as features.
+
+    A version registered without head weights (only hand-made test fixtures) is compared on
+    features alone, with a warning.
+    """
+    try:
+        return _nudity_head(model_version.artefact_dir).predict
+    except FileNotFoundError:
+        logger.warning("model version %s has no nudity head: agreement compares features only", model_version)
+        return _no_head
 
 
 # --- Who a session is ------------------------------------------------------------------------------
@@ -323,13 +335,6 @@ def on_features_recorded(session: ClientSession, sample_ms: Sequence[int]) -> No
     )
     wrong = verify_samples(session.video, session.model_version, sample_ms)
     quarantine_sessions(wrong, MISMATCH)
-    transaction.on_commit(functools.partial(_announce_features, session.video, session.model_version))
-
-
-def _announce_features(video: Video, model_version: ModelVersion) -> None:
-    from inference.signals import features_recorded
-
-    features_recorded.send(sender=FrameFeature, video=video, model_version=model_version)
 
 
 # --- Quarantine ------------------------------------------------------------------------------------

@@ -29,13 +29,16 @@ def recompute_samples(video_id: int, model_version_id: int) -> list[int]:
 
 def _alternative_features(video: Video, model_version: ModelVersion, sample_ms: int) -> np.ndarray:
     """The server's features of one frame painted as other honest browsers paint it (float32[V, D])."""
+    return _painted_features(video.rendition.path, str(selectors.model_artefacts(model_version).directory), sample_ms)
+
+
+@functools.lru_cache(maxsize=256)
+def _painted_features(path: str, artefact_dir: str, sample_ms: int) -> np.ndarray:
+    """Cached per worker: a frame is painted once however many sessions are judged on it."""
     from inference.ml import cnn
 
-    model = cnn.cached_feature_extractor(str(selectors.model_artefacts(model_version).directory))
-    painted = backends.alternative_features(
-        video.rendition.path, [sample_ms], lambda rgb: cnn.compute_features(model, rgb)
-    )
-    return painted[:, 0]
+    model = cnn.cached_feature_extractor(artefact_dir)
+    return backends.alternative_features(path, [sample_ms], lambda rgb: cnn.compute_features(model, rgb))[:, 0]
 
 
 @shared_task(acks_late=True)

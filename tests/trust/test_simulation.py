@@ -28,7 +28,9 @@ from tests.trust.harness import Behaviour, Viewer
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
-CLIPS = (("bars", "bars"), ("erratic", "erratic"), ("calm", "calm"))
+# (title, pattern, seed): erratic seed 5 has frames the nudity head scores near 0.4, the others stay below 0.15.
+CLIPS = (("bars", "bars", 3), ("erratic", "erratic", 5), ("calm", "calm", 3))
+MIN_GAP = 0.02  # nudity-score margin between a threshold and every frame, on every browser profile
 ESTABLISHED_RECORD = 500  # returning honest viewers: past probation, at the spot-check floor
 
 
@@ -122,6 +124,7 @@ def _set_unambiguous_threshold(truths, head) -> float:
     """
     positive = [head.class_names.index(c) for c in ("porn", "hentai")]
     ranges = []
+    highest_by_video = []
     for truth in truths.values():
         scores = np.stack(
             [
@@ -130,11 +133,12 @@ def _set_unambiguous_threshold(truths, head) -> float:
             ]
         )
         ranges += list(zip(scores.min(0), scores.max(0), strict=True))
+        highest_by_video.append(scores.max())
     ranges.sort()
-    best, threshold = 0.0, 0.5
-    for (_, high), (low, _) in itertools.pairwise(ranges):
-        if low - high > best:
-            best, threshold = low - high, (low + high) / 2
+    gaps = [(low - high, (low + high) / 2) for (_, high), (low, _) in itertools.pairwise(ranges) if low > high]
+    # Prefer a clear gap that leaves at least one video entirely below it: then both outcomes are compared.
+    clearing = [gap for gap in gaps if gap[0] >= MIN_GAP and gap[1] > min(highest_by_video)]
+    _, threshold = max(clearing or gaps)
     Head.objects.filter(category="nudity").update(threshold=threshold)
     return threshold
 
@@ -144,7 +148,7 @@ def scenario(ready_video, truth_of, nudity_head, seeded_spot_checks, settings):
     settings.HYDRA_RATE_LIMITS = {name: (10_000, 60) for name in settings.HYDRA_RATE_LIMITS}
     runs = {}
     for run in ("honest", "mixed"):
-        videos = {title: ready_video(f"{run}-{title}", pattern=pattern, seed=3) for title, pattern in CLIPS}
+        videos = {title: ready_video(f"{run}-{title}", pattern=pattern, seed=seed) for title, pattern, seed in CLIPS}
         runs[run] = videos
     truths = {title: truth_of(video) for title, video in runs["honest"].items()}
     threshold = _set_unambiguous_threshold(truths, nudity_head)
@@ -197,12 +201,12 @@ def test_liars_are_caught_and_change_no_verdict(scenario, nudity_head):
         truth = truths[title]
         for feature in FrameFeature.objects.filter(video=video, status=FrameFeature.Status.ACCEPTED):
             vector = harness.dequantise(np.frombuffer(bytes(feature.vector), dtype=np.uint8))
-            comparison = compare_to_reference(
-                harness.wire_roundtrip(truth.server[truth.index(feature.sample_ms)]),
-                vector[None, :],
-                nudity_head.predict,
-            )[0]
-            assert comparison.within(tolerance), (title, feature.sample_ms, feature.session_id, comparison)
+            index = truth.index(feature.sample_ms)
+            comparisons = [
+                compare_to_reference(harness.wire_roundtrip(painted[index]), vector[None, :], nudity_head.predict)[0]
+                for painted in truth.by_profile.values()
+            ]
+            assert any(c.within(tolerance) for c in comparisons), (title, feature.sample_ms, comparisons)
 
     # Every verdict equals the all-honest verdict, at full coverage.
     for title in truths:
@@ -220,6 +224,7 @@ def test_liars_are_caught_and_change_no_verdict(scenario, nudity_head):
         f"malicious={len(malicious_sessions)} detectable={len(detectable)} quarantined={len(caught)} "
         f"honest={len(honest_sessions)} honest_quarantined=0 "
         f"flagged={[t for t, v in mixed.verdicts.items() if v[0]]} "
+        f"scores={[(t, round(v[2], 3), round(all_honest.verdicts[t][2], 3)) for t, v in mixed.verdicts.items()]} "
         f"honest_reasons={all_honest.reasons} mixed_reasons={mixed.reasons} "
         f"accepted_client_features honest={all_honest.accepted_from_peers} mixed={mixed.accepted_from_peers}"
     )
@@ -231,7 +236,7 @@ def _told_detectable_lie(viewer: Viewer, truths: dict[str, harness.VideoTruth], 
     others = [t for t in truths.values() if t is not truth]
     for t in viewer.accepted:
         sent = harness.dequantise(np.frombuffer(viewer.features(truth, t, others, head), dtype=np.uint8))
-        reference = harness.wire_roundtrip(truth.server[truth.index(t)])
-        if not compare_to_reference(reference, sent[None, :], head.predict)[0].within(tolerance):
+        references = [harness.wire_roundtrip(painted[truth.index(t)]) for painted in truth.by_profile.values()]
+        if not any(compare_to_reference(r, sent[None, :], head.predict)[0].within(tolerance) for r in references):
             return True
     return False
