@@ -81,17 +81,24 @@ def browser_frames(page, path: Path, sample_ms: list[int], fps: int) -> np.ndarr
 @pytest.mark.browser
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "width,height,colorspace,pattern",
+    "width,height,colorspace,matrix_tag_only,pattern",
     [
-        (320, 240, None, "calm"),  # untagged SD: Chromium picks BT.601
-        (176, 144, Colorspace.ITU709, "erratic"),  # tagged BT.709, as Hydra's renditions are
-        (1280, 720, None, "bars"),  # untagged HD: Chromium picks BT.709
+        (320, 240, None, False, "calm"),  # untagged SD: Chromium picks BT.601
+        (176, 144, Colorspace.ITU709, False, "erratic"),  # tagged BT.709, as Hydra's renditions are
+        (176, 144, Colorspace.ITU709, True, "erratic"),  # a matrix tag alone is ignored: BT.601 again
+        (1280, 720, None, False, "bars"),  # untagged HD: Chromium picks BT.709
     ],
 )
-def test_server_frames_equal_chromium_canvas_pixels(chromium_page, tmp_path, width, height, colorspace, pattern):
+def test_server_frames_equal_chromium_canvas_pixels(
+    chromium_page, tmp_path, width, height, colorspace, matrix_tag_only, pattern
+):
     fps = 24
     path = encode(
-        tmp_path / "clip.mp4", iter_frames(pattern, 3, fps, width, height, seed=2), fps=fps, colorspace=colorspace
+        tmp_path / "clip.mp4",
+        iter_frames(pattern, 3, fps, width, height, seed=2),
+        fps=fps,
+        colorspace=colorspace,
+        matrix_tag_only=matrix_tag_only,
     )
     samples = [*sample_times_ms(3000, fps, 1000), 1042]
     painted = browser_frames(chromium_page, path, samples, fps)
@@ -102,6 +109,8 @@ def test_server_frames_equal_chromium_canvas_pixels(chromium_page, tmp_path, wid
     side_by_side = np.concatenate(
         [painted[-1], decoded[-1], (difference[-1] * 50).clip(0, 255).astype(np.uint8)], axis=1
     )
-    Image.fromarray(side_by_side).save(ARTIFACTS / f"frames-chromium-vs-server-{width}x{height}.png")
+    Image.fromarray(side_by_side).save(
+        ARTIFACTS / f"frames-chromium-vs-server-{width}x{height}-{colorspace}-{matrix_tag_only}.png"
+    )
     # Measured here: identical pixels (difference 0) for all three cases.
     assert difference.max() == 0, f"max pixel difference {difference.max()}, mean {difference.mean():.4f}"
