@@ -31,3 +31,11 @@ def feature_extractor(model_artefacts: Artefacts):
     from inference.ml import cnn
 
     return cnn.cached_feature_extractor(str(model_artefacts.directory))
+
+
+@pytest.fixture(scope="session")
+def run_tfjs():
+    """``run_tfjs(frames_uint8, outputs, model_dir=... | nsfwjs_dir=...)``: layer outputs computed by TF.js in node."""
+    from inference.ml.tfjs import run_tfjs as run
+
+    return run
