@@ -17,8 +17,8 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.files import File
 from django.core.files.storage import default_storage
-from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -50,7 +50,7 @@ def _initial_visibility() -> tuple[str, str]:
     return Video.Visibility.PUBLISHED, ""
 
 
-def _probe_upload(upload: UploadedFile) -> media.ProbeResult:
+def _probe_upload(upload: File) -> media.ProbeResult:
     if upload.size == 0:
         raise UploadRejected("empty", "The file is empty (0 bytes).")
     if upload.size > settings.HYDRA_MAX_UPLOAD_BYTES:
@@ -67,7 +67,7 @@ def _probe_upload(upload: UploadedFile) -> media.ProbeResult:
             upload.seek(0)
 
 
-def ingest_upload(*, owner: AbstractBaseUser, upload: UploadedFile, title: str = "", description: str = "") -> Video:
+def ingest_upload(*, owner: AbstractBaseUser, upload: File, title: str = "", description: str = "") -> Video:
     """Probe ``upload`` and store it as a new video of ``owner``, then queue its transcoding.
 
     Raises ``UploadRejected`` (nothing stored) unless the file is a whole, readable video

@@ -112,6 +112,7 @@ def player(request: HttpRequest, slug: str) -> HttpResponse:
     if selectors.can_view(request.user, video):
         if video.is_playable:
             services.record_view(video)
+            video.view_count += 1  # what the database now holds, without reading it back
         context = {
             "video": video,
             "is_owner": selectors.is_owner(request.user, video),
