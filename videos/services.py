@@ -126,8 +126,10 @@ def _temporary_path(final_name: str) -> Path:
 
 
 def _mark_failed(video: Video, reason: str) -> None:
+    """Record the failure (a no-op if the video was deleted meanwhile) and reflect it on ``video``."""
+    video.status, video.failure_reason, video.processed_at = Video.Status.FAILED, reason, timezone.now()
     Video.objects.filter(pk=video.pk).update(
-        status=Video.Status.FAILED, failure_reason=reason, processed_at=timezone.now(), updated_at=timezone.now()
+        status=video.status, failure_reason=reason, processed_at=video.processed_at, updated_at=video.processed_at
     )
 
 
