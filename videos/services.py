@@ -104,6 +104,7 @@ def ingest_upload(*, owner: AbstractBaseUser, upload: File, title: str = "", des
             default_storage.delete(video.original.name)
         raise
     logger.info("Ingested video %s (%s, %s bytes)", video.slug, probed.video_codec, upload.size)
+    video.refresh_from_db()  # tasks running in-process may already have transcoded it
     return video
 
 

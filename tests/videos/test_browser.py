@@ -14,6 +14,7 @@ from django.contrib.auth.models import User
 from playwright.sync_api import Page, sync_playwright
 
 from videos.models import Video
+from videos.synthetic import write_audio_only
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -73,7 +74,7 @@ def screenshot(page: Page, name: str) -> None:
 
 
 def test_log_in_upload_watch_and_seek(
-    live_server, transactional_db, media_root, make_video, ready_video, browser_page: Page
+    live_server, transactional_db, media_root, make_video, ready_video, browser_page: Page, tmp_path: Path
 ):
     os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's loop lives in this thread too
     page = browser_page
@@ -87,6 +88,16 @@ def test_log_in_upload_watch_and_seek(
     page.fill("#id_password", "a-long-test-password")
     page.click("button[type=submit]")
     page.wait_for_url("**/upload/")
+    clip_folder = tmp_path / "browser-files"
+
+    song = write_audio_only(clip_folder / "song.mp4", seconds=2)  # named like a video, but only sound
+    page.set_input_files("#id_file", str(song))
+    page.click("#upload-submit")
+    error = page.locator("#file-error")
+    error.wait_for(state="visible")
+    assert error.inner_text() == "This file has sound but no picture. Upload a video file."
+    assert page.locator("#upload-submit").is_enabled()
+    screenshot(page, "upload-error")
 
     clip = make_video("beach day.mp4", seconds=3, fps=24, width=320, height=240, pattern="noise", audio=True)
     assert clip.stat().st_size > 2 * UPLOAD_BYTES_PER_SECOND  # a few seconds of upload at the throttled speed

@@ -47,8 +47,9 @@ def test_upload_and_my_videos_need_an_account(client, db):
 
 def test_upload_page_states_the_limits(client_for, owner, settings):
     settings.HYDRA_MAX_UPLOAD_BYTES = 512 * 1024**2
+    settings.HYDRA_MAX_DURATION_SECONDS = 2 * 3600
     page = client_for(owner).get(reverse("videos:upload")).content.decode()
-    assert "up to 512 MiB" in page and 'id="upload-progress"' in page and "js/upload.js" in page
+    assert "up to 512 MiB and 2 hours long" in page and 'id="upload-progress"' in page and "js/upload.js" in page
 
 
 def test_a_page_upload_without_javascript_redirects_to_my_videos(client_for, owner, media_root, make_video):
