@@ -227,3 +227,21 @@ def test_music_with_cover_art_is_audio_only(tmp_path):
     with pytest.raises(media.MediaRejected) as caught:
         media.probe(with_art, max_duration_seconds=60)
     assert caught.value.code == "audio_only"
+
+
+@pytest.mark.parametrize(
+    ("source_fps", "expected"),
+    [
+        (25.0, Fraction(25)),
+        (29.97002997, Fraction(30000, 1001)),
+        (29.87, Fraction(30000, 1001)),  # a phone's slightly variable rate
+        (23.976, Fraction(24000, 1001)),
+        (15.0, Fraction(15)),
+        (12.4, Fraction(12)),
+        (120.0, Fraction(60)),
+        (0.0, Fraction(30)),
+        (float("nan"), Fraction(30)),
+    ],
+)
+def test_rendition_rate_is_constant_and_standard(source_fps, expected):
+    assert media.rendition_rate(source_fps) == expected
