@@ -581,10 +581,10 @@ def appeal_decision(decision: Decision, appellant: User, text: str) -> Appeal:
     video = decision.case.video
     if not appellant.is_authenticated or appellant.pk != video.owner_id:
         raise NotAllowed("Only the uploader can appeal this decision.")
-    if decision.action not in (Decision.Action.REMOVE, Decision.Action.RESTRICT):
-        raise Conflict("Only removals and restrictions can be appealed.")
     if decision.case.source == Case.Source.APPEAL:
         raise Conflict("The decision on an appeal is final.")
+    if decision.action not in (Decision.Action.REMOVE, Decision.Action.RESTRICT):
+        raise Conflict("Only removals and restrictions can be appealed.")
     if Decision.objects.filter(reverses=decision).exists():
         raise Conflict("This decision was already reversed.")
     if Appeal.objects.filter(decision=decision).exists():
