@@ -168,6 +168,15 @@ class Decision(models.Model):
     def __str__(self) -> str:
         return f"{self.get_action_display()} #{self.case_id} ({self.policy_reason})"
 
+    @property
+    def outcome_label(self) -> str:
+        """The decision in words for the uploader: what happened to the video."""
+        if self.action == self.Action.REVERSE:
+            return "Earlier decision reversed: " + Video.Visibility(self.visibility_after).label.lower()
+        return {"approve": "Approved", "remove": "Removed", "restrict": "Restricted", "escalate": "Escalated"}[
+            self.action
+        ]
+
 
 class Report(models.Model):
     """A viewer's report of a video; it feeds a report case and is marked handled when that is decided."""

@@ -1,6 +1,9 @@
-"""Signals the videos app sends; other apps connect to them so videos never imports them."""
+"""Signals other apps connect to, so that videos never imports them.
+
+``video_ready`` is sent once a video's rendition and poster are stored and committed
+(``sender=Video``, keyword ``video``). The inference app connects to it to start analysis.
+"""
 
 from django.dispatch import Signal
 
-# Sent with ``video=`` when a video's rendition is ready to play (transcoding finished).
 video_ready = Signal()
