@@ -41,6 +41,12 @@ class ReadOnlyAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
 
+    def get_fields(self, request: HttpRequest, obj=None) -> list[str]:
+        return [field.name for field in self.model._meta.concrete_fields if field.name != "id"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj=None) -> list[str]:
+        return self.get_fields(request, obj)
+
 
 # --- the queue -------------------------------------------------------------------------------------
 
@@ -180,6 +186,9 @@ class CaseAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Case]:
         return selectors.case_queue()
+
+    def get_ordering(self, request: HttpRequest) -> tuple[str, ...]:
+        return ("-priority", "opened_at")  # an annotation, so not in ``ordering`` (checked against model fields)
 
     def get_actions(self, request: HttpRequest):
         return super().get_actions(request) if request.user.has_perm(DECIDE) else {}

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import itertools
+import shutil
 from collections.abc import Callable
 
+import av
 import pytest
 from django.contrib.auth.models import Group, User
 
@@ -142,3 +144,26 @@ def make_verdict(db, make_head) -> Callable[..., Verdict]:
 @pytest.fixture
 def reason() -> Callable[[str], PolicyReason]:
     return lambda code: PolicyReason.objects.get(code=code)
+
+
+@pytest.fixture
+def make_playable_video(media_root, make_video, make_ready_video) -> Callable[..., Video]:
+    """A ready video whose rendition (and poster) exist under MEDIA_ROOT, as transcoding leaves them."""
+
+    def _make(title: str = "Playable", *, seconds: int = 10, pattern: str = "bars", **fields) -> Video:
+        video = make_ready_video(title, duration_ms=seconds * 1000, fps=25.0, **fields)
+        clip = make_video(f"{video.storage_key}.mp4", seconds=seconds, fps=25, width=320, height=180, pattern=pattern)
+        rendition = media_root / "renditions" / f"{video.storage_key}.mp4"
+        rendition.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(clip, rendition)
+        poster = media_root / "posters" / f"{video.storage_key}.jpg"
+        poster.parent.mkdir(parents=True, exist_ok=True)
+        with av.open(str(rendition)) as container:
+            next(container.decode(video=0)).to_image().save(poster, format="JPEG")
+        video.rendition.name = f"renditions/{video.storage_key}.mp4"
+        video.poster.name = f"posters/{video.storage_key}.jpg"
+        video.rendition_width, video.rendition_height = 320, 180
+        video.save()
+        return video
+
+    return _make
