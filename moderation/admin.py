@@ -13,6 +13,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
+from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q, QuerySet
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
@@ -20,7 +21,6 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
-from django.utils.timesince import timesince
 
 from . import frames, selectors, services
 from .case_page import build_case_page
@@ -132,6 +132,23 @@ class AssigneeFilter(admin.SimpleListFilter):
         return queryset
 
 
+# Priority is an annotation, so it cannot be ModelAdmin.ordering (checked against model fields).
+QUEUE_ORDERING = ("-priority", "pk")
+
+
+class QueueChangeList(ChangeList):
+    """Marks the priority column as the sorted one (the default ordering comes from ``get_ordering``)."""
+
+    def _get_default_ordering(self):
+        return list(QUEUE_ORDERING)
+
+
+def _compact_age(hours: float) -> str:
+    if hours < 1:
+        return f"{max(int(hours * 60), 0)}m"
+    return f"{int(hours)}h" if hours < 48 else f"{int(hours // 24)}d"
+
+
 def _priority_level(priority: float) -> str:
     for floor, level in ((80, "critical"), (50, "high"), (25, "medium")):
         if priority >= floor:
@@ -157,7 +174,7 @@ class CaseAdmin(admin.ModelAdmin):
         "source_display",
         "status_display",
         "score_display",
-        "report_count",
+        "reports_display",
         "views_display",
         "age_display",
         "assignee",
@@ -188,7 +205,10 @@ class CaseAdmin(admin.ModelAdmin):
         return selectors.case_queue()
 
     def get_ordering(self, request: HttpRequest) -> tuple[str, ...]:
-        return ("-priority", "opened_at")  # an annotation, so not in ``ordering`` (checked against model fields)
+        return QUEUE_ORDERING
+
+    def get_changelist(self, request: HttpRequest, **kwargs):
+        return QueueChangeList
 
     def get_actions(self, request: HttpRequest):
         return super().get_actions(request) if request.user.has_perm(DECIDE) else {}
@@ -232,8 +252,15 @@ class CaseAdmin(admin.ModelAdmin):
     @admin.display(description="Score", ordering="score")
     def score_display(self, case: Case) -> str:
         return format_html(
-            '<span class="mq-score"><i style="width:{}%"></i>{}</span>', round(case.score * 100), f"{case.score:.2f}"
+            '<span class="mq-score"><span class="mq-bar"><span class="mq-bar__fill" style="width:{}%"></span></span>'
+            "{}</span>",
+            round(case.score * 100),
+            f"{case.score:.2f}",
         )
+
+    @admin.display(description="Reports", ordering="report_count")
+    def reports_display(self, case: Case) -> int:
+        return case.report_count
 
     @admin.display(description="Views since", ordering="views_since_open")
     def views_display(self, case: Case) -> int:
@@ -241,7 +268,9 @@ class CaseAdmin(admin.ModelAdmin):
 
     @admin.display(description="Age", ordering="opened_at")
     def age_display(self, case: Case) -> str:
-        return timesince(case.opened_at, depth=1)
+        return format_html(
+            '<span title="{}">{}</span>', case.opened_at.strftime("%Y-%m-%d %H:%M UTC"), _compact_age(case.age_hours)
+        )
 
     # --- the list page and its actions -----------------------------------------------------------------
 
@@ -327,7 +356,6 @@ class CaseAdmin(admin.ModelAdmin):
             **build_case_page(case, request.user),
             "opts": self.opts,
             "title": f"Case #{case.pk}",
-            "subtitle": case.video.title,
             "has_view_permission": True,
             "can_work": request.user.has_perm(DECIDE),
             "media": self.media,
@@ -460,3 +488,8 @@ class PolicyReasonAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
+
+
+admin.site.site_header = "Hydra · Trust & Safety"
+admin.site.site_title = "Hydra admin"
+admin.site.index_title = "Moderation and site administration"

@@ -12,11 +12,13 @@ register = template.Library()
 
 @register.filter
 def mmss(ms) -> str:
-    """Milliseconds as m:ss (h:mm:ss past an hour), the way a player shows time."""
-    seconds = int((ms or 0) // 1000)
-    hours, rest = divmod(seconds, 3600)
+    """Milliseconds as m:ss (h:mm:ss past an hour) like a player shows time, with tenths when between seconds."""
+    ms = int(ms or 0)
+    hours, rest = divmod(ms // 1000, 3600)
     minutes, seconds = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+    clock = f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+    tenths = (ms % 1000) // 100
+    return f"{clock}.{tenths}" if tenths else clock
 
 
 @register.filter
