@@ -114,6 +114,7 @@ class Case(models.Model):
 
     class Meta:
         ordering = ["-opened_at"]
+        verbose_name_plural = "review queue"
         constraints = [
             models.UniqueConstraint(
                 fields=["video", "source", "category"],

@@ -47,7 +47,7 @@ PERMISSION_NAMES = {
     "decide_case": "Can claim and decide moderation cases",
     "decide_escalated": "Can decide escalated cases (senior)",
     "reverse_decision": "Can reverse decisions (senior)",
-    "view_hidden_video": "Can view held, restricted and removed videos",
+    "view_hidden_video": "Can view held and removed videos",
 }
 
 
