@@ -1,0 +1,144 @@
+"""Queries about inference state. Read-only; state changes live in inference.services."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+
+from inference.ml.artefacts import ArtefactError, Artefacts, read_artefacts
+from inference.models import FrameFeature, Head, HeadVersion, ModelVersion, Verdict
+from inference.sampling import sample_times_ms
+from videos.models import Video
+
+# --- Model registry (ml helper) -----------------------------------------------------------------
+
+
+def active_model_version() -> ModelVersion | None:
+    """The model version new sessions get."""
+    return ModelVersion.objects.filter(is_active=True).first()
+
+
+def model_artefact_dir(model_version: ModelVersion) -> Path:
+    return Path(settings.HYDRA_MODEL_ROOT) / model_version.artefact_dir
+
+
+def model_artefacts(model_version: ModelVersion) -> Artefacts:
+    """The checked artefacts on disk of a registered version (raises ArtefactError if they are gone)."""
+    return read_artefacts(model_artefact_dir(model_version))
+
+
+def browser_artefact_path(content_hash: str, name: str) -> Path | None:
+    """The file a browser may fetch as ``/models/<content_hash>/<name>``, or None.
+
+    Only the files a version's manifest lists for the browser are ever served, so no other
+    file under the model root can be reached, whatever the name contains.
+    """
+    model_version = ModelVersion.objects.filter(content_hash=content_hash).first()
+    if model_version is None:
+        return None
+    directory = model_artefact_dir(model_version)
+    try:
+        browser_files = _browser_files(directory)
+    except ArtefactError:
+        return None
+    return directory / name if name in browser_files else None
+
+
+@functools.lru_cache(maxsize=16)
+def _browser_files(directory: Path) -> tuple[str, ...]:
+    """Artefact directories never change once written, so their checked file list is cached."""
+    return read_artefacts(directory).browser_files
+
+
+# --- Heads, features and verdicts (analysis helper) ---------------------------------------------
+
+
+def expected_sample_times(video: Video) -> list[int]:
+    """Every sample time of the video's rendition (empty until its duration and frame rate are known)."""
+    if not video.duration_ms or not video.fps:
+        return []
+    return sample_times_ms(video.duration_ms, video.fps, settings.HYDRA_SAMPLE_INTERVAL_MS)
+
+
+def accepted_sample_count(video: Video, model_version: ModelVersion) -> int:
+    return (
+        FrameFeature.objects.filter(video=video, model_version=model_version, status=FrameFeature.Status.ACCEPTED)
+        .values("sample_ms")
+        .distinct()
+        .count()
+    )
+
+
+@dataclass(frozen=True)
+class AcceptedFeatures:
+    """One accepted vector per analysed sample, in time order; ``positions`` index ``expected_sample_times``."""
+
+    sample_ms: list[int]
+    positions: np.ndarray
+    codes: np.ndarray
+    expected_count: int
+
+    @property
+    def coverage(self) -> float:
+        return len(self.sample_ms) / self.expected_count if self.expected_count else 0.0
+
+
+def accepted_features(video: Video, model_version: ModelVersion) -> AcceptedFeatures:
+    """The vector the heads analyse at each sample time: the server's own if it computed one, else the first accepted.
+
+    Rows at times that are not sample times of the video are ignored.
+    """
+    expected = expected_sample_times(video)
+    position_of = {ms: index for index, ms in enumerate(expected)}
+    rows = (
+        FrameFeature.objects.filter(video=video, model_version=model_version, status=FrameFeature.Status.ACCEPTED)
+        .order_by("sample_ms", "-session__is_server", "id")
+        .values_list("sample_ms", "vector")
+    )
+    chosen: dict[int, bytes] = {}
+    for sample_ms, vector in rows:
+        if sample_ms in position_of and sample_ms not in chosen:
+            chosen[sample_ms] = bytes(vector)
+    times = sorted(chosen)
+    codes = np.frombuffer(b"".join(chosen[ms] for ms in times), dtype=np.uint8)
+    return AcceptedFeatures(
+        sample_ms=times,
+        positions=np.asarray([position_of[ms] for ms in times], dtype=np.int64),
+        codes=codes.reshape(len(times), model_version.feature_size),
+        expected_count=len(expected),
+    )
+
+
+def active_head_versions(model_version: ModelVersion) -> list[HeadVersion]:
+    """The versions that analyse features of this CNN version: one per enabled, trained head."""
+    return list(
+        HeadVersion.objects.select_related("head")
+        .filter(is_active=True, head__enabled=True, model_version=model_version)
+        .order_by("head__category")
+    )
+
+
+def untrained_heads() -> list[Head]:
+    """Enabled heads with no active version: these categories produce no score at all (e.g. violence out of the box)."""
+    return list(Head.objects.filter(enabled=True).exclude(versions__is_active=True).order_by("category"))
+
+
+def analysed_coverage(video: Video, head_versions: list[HeadVersion]) -> float:
+    """Coverage at the last analysis by these head versions: the lowest among them, 0 if one never analysed it."""
+    coverages = list(
+        Verdict.objects.filter(video=video, head_version__in=head_versions).values_list("coverage", flat=True)
+    )
+    return min(coverages) if len(coverages) == len(head_versions) and coverages else 0.0
+
+
+def verdicts_for(video: Video) -> list[Verdict]:
+    """The current verdicts of a video: those of the active head versions."""
+    return list(
+        Verdict.objects.select_related("head_version__head", "model_version")
+        .filter(video=video, head_version__is_active=True)
+        .order_by("head_version__head__category")
+    )
