@@ -6,8 +6,4 @@ class ModerationConfig(AppConfig):
     verbose_name = "Moderation"
 
     def ready(self) -> None:
-        from videos.signals import video_ready
-
-        from . import signals
-
-        video_ready.connect(signals.apply_publication_policy, dispatch_uid="moderation.apply_publication_policy")
+        from moderation import receivers  # noqa: F401  (connects the signal receivers)

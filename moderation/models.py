@@ -60,8 +60,8 @@ class ReportReason(models.TextChoices):
 
 
 # A report reason that matches a head's category joins that category's cases (so a "sexual"
-# report and an automatic nsfw flag are reviewed under one category); the others are their own.
-REPORT_REASON_CATEGORY: dict[str, str] = {ReportReason.SEXUAL: "nsfw", ReportReason.VIOLENCE: "violence"}
+# report and an automatic nudity flag are reviewed under one category); the others are their own.
+REPORT_REASON_CATEGORY: dict[str, str] = {ReportReason.SEXUAL: "nudity", ReportReason.VIOLENCE: "violence"}
 
 # Severity (1 low .. 5 critical) of report categories that no head answers.
 REPORT_REASON_SEVERITY: dict[str, int] = {

@@ -221,10 +221,16 @@ def on_video_ready(video: Video) -> bool:
     if settings.HYDRA_PUBLICATION_POLICY != "hold":
         return False
     video = _lock_video(video)
-    if video.visibility != Video.Visibility.PUBLISHED:
+    if video.visibility != Video.Visibility.PUBLISHED or _analysis_cleared(video):
         return False
     _set_visibility(video, Video.Visibility.HELD, HELD_REASON, actor=None)
     return True
+
+
+def _analysis_cleared(video: Video) -> bool:
+    """Analysis may already have cleared the video (its receiver can run before this one, with eager tasks)."""
+    verdicts = list(Verdict.objects.filter(video=video).values_list("flagged", "coverage"))
+    return bool(verdicts) and not any(flagged for flagged, _ in verdicts) and all(c >= 1.0 for _, c in verdicts)
 
 
 @transaction.atomic

@@ -10,7 +10,7 @@ from django.db import migrations
 POLICY_REASONS = [
     # code, title, public explanation, category, is_violation
     ("no-violation", "No violation", "We reviewed this video and it does not break our rules.", "", False),
-    ("sexual-content", "Sexual content", "Nudity and sexual activity are not allowed on Hydra.", "nsfw", True),
+    ("sexual-content", "Sexual content", "Nudity and sexual activity are not allowed on Hydra.", "nudity", True),
     (
         "graphic-violence",
         "Graphic violence",
@@ -24,7 +24,7 @@ POLICY_REASONS = [
     ("child-safety", "Child safety", "Content that endangers minors is never allowed.", "child_safety", True),
     ("spam", "Spam or misleading", "Spam, scams and deceptive content are not allowed.", "spam", True),
     ("copyright", "Copyright", "This video was reported as infringing someone's copyright.", "copyright", True),
-    ("sensitive-age-gate", "Sensitive: adults only", "This video is only shown to signed-in adults.", "nsfw", True),
+    ("sensitive-age-gate", "Sensitive: adults only", "This video is only shown to signed-in adults.", "nudity", True),
 ]
 
 MODERATOR_PERMISSIONS = [

@@ -104,7 +104,7 @@ def make_verdict(db, make_head) -> Callable[..., Verdict]:
 
     def _make(
         video: Video,
-        category: str = "nsfw",
+        category: str = "nudity",
         *,
         score: float = 0.9,
         severity: int = 4,

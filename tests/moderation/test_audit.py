@@ -30,7 +30,7 @@ def test_model_refuses_update_and_delete(event):
     with pytest.raises(ValidationError, match="append-only"):
         AuditEvent.objects.all().delete()
     event.refresh_from_db()
-    assert event.reason.startswith("Nsfw: score 0.90")
+    assert event.reason.startswith("Nudity: score 0.90")
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="the trigger exists on PostgreSQL only")
@@ -40,7 +40,7 @@ def test_database_refuses_update_and_delete(event):
     for sql in ("UPDATE moderation_auditevent SET reason = 'x'", "DELETE FROM moderation_auditevent"):
         with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(sql)
-    assert AuditEvent.objects.get(pk=event.pk).reason.startswith("Nsfw")
+    assert AuditEvent.objects.get(pk=event.pk).reason.startswith("Nudity")
 
 
 def test_log_outlives_the_video(event, video):

@@ -50,22 +50,22 @@ def flagged_queue(make_playable_video, make_ready_video, make_verdict, reason):
         threshold=0.5,
         scores={ms: 0.34 if ms == 7000 else 0.04 + ms / 200_000 for ms in range(0, 10_000, 500)},
     )
-    nsfw = make_verdict(
+    nudity = make_verdict(
         video,
-        "nsfw",
+        "nudity",
         score=0.93,
         severity=5,
         threshold=0.6,
         scores={ms: (0.93 - abs(ms - 4500) / 6000 if 3000 <= ms <= 6000 else 0.08) for ms in range(0, 10_000, 500)},
         coverage=0.85,
     )
-    case = services.open_case_for_verdict(nsfw)
+    case = services.open_case_for_verdict(nudity)
     services.report_video(video, reporters[0], "sexual", "Explicit scene around 0:04, kids watch this channel")
 
     for i, (title, category, severity, score) in enumerate(
         [
             ("Boxing highlights", "violence", 4, 0.71),
-            ("Beach volleyball", "nsfw", 5, 0.64),
+            ("Beach volleyball", "nudity", 5, 0.64),
             ("Cooking with fire", "violence", 4, 0.55),
         ]
     ):

@@ -30,7 +30,7 @@ def busy_case(make_playable_video, make_verdict, viewer, moderator, reason):
     )
     verdict = make_verdict(
         video,
-        "nsfw",
+        "nudity",
         score=0.92,
         severity=5,
         threshold=0.6,
@@ -55,7 +55,7 @@ def test_case_page_has_everything_to_decide(client, busy_case, moderator):
     # top frames as thumbnails with their times
     assert reverse("admin:moderation_case_frame", args=[busy_case.pk, 3000]) in page
     # verdicts with model version and coverage
-    assert "mobilenetv2-nsfwjs" in page and "80%" in page and "nsfw v1" in page
+    assert "mobilenetv2-nsfwjs" in page and "80%" in page and "nudity v1" in page
     # the reports with texts (this case's and the video's others), the history
     assert "nudity around 0:04" in page
     assert "link in the title" in page and "not spam" in page

@@ -25,7 +25,7 @@ def _case(
     video: Video,
     *,
     source="flag",
-    category="nsfw",
+    category="nudity",
     severity=3,
     score=0.5,
     reports=0,
@@ -75,7 +75,7 @@ def test_queue_orders_by_each_factor_of_priority(client, moderator, make_ready_v
 
 
 def test_queue_filters(client, moderator, moderator2, make_ready_video):
-    a = _case(make_ready_video("a"), category="nsfw", source="flag", age_hours=0.2)
+    a = _case(make_ready_video("a"), category="nudity", source="flag", age_hours=0.2)
     b = _case(
         make_ready_video("b"), category="violence", source="report", age_hours=30, status="claimed", assignee=moderator
     )
@@ -87,7 +87,7 @@ def test_queue_filters(client, moderator, moderator2, make_ready_video):
         status="claimed",
         assignee=moderator2,
     )
-    done = _case(make_ready_video("d"), category="nsfw", status="decided")
+    done = _case(make_ready_video("d"), category="nudity", status="decided")
     escalated = _case(make_ready_video("e"), category="spam", status="escalated")
     client.force_login(moderator)
     assert set(_queue(client)) == {a.pk, b.pk, c.pk, escalated.pk}  # active cases by default

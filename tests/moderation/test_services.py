@@ -17,9 +17,9 @@ def _events(video: Video) -> list[tuple[str, str, str]]:
 
 
 def test_flagged_verdict_opens_one_case_and_refreshes_it(video, make_verdict):
-    verdict = make_verdict(video, "nsfw", score=0.8, severity=4)
+    verdict = make_verdict(video, "nudity", score=0.8, severity=4)
     case = services.open_case_for_verdict(verdict)
-    assert (case.source, case.category, case.status, case.severity, case.score) == ("flag", "nsfw", "open", 4, 0.8)
+    assert (case.source, case.category, case.status, case.severity, case.score) == ("flag", "nudity", "open", 4, 0.8)
     verdict.score = 0.95
     verdict.save()
     again = services.open_case_for_verdict(verdict)
@@ -29,13 +29,13 @@ def test_flagged_verdict_opens_one_case_and_refreshes_it(video, make_verdict):
 
 
 def test_unflagged_verdict_opens_nothing(video, make_verdict):
-    verdict = make_verdict(video, "nsfw", score=0.2)
+    verdict = make_verdict(video, "nudity", score=0.2)
     assert services.open_case_for_verdict(verdict) is None
     assert not Case.objects.exists()
 
 
 def test_reviewed_flag_is_reopened_only_by_a_more_confident_model(video, make_verdict, moderator, reason):
-    verdict = make_verdict(video, "nsfw", score=0.8)
+    verdict = make_verdict(video, "nudity", score=0.8)
     case = services.open_case_for_verdict(verdict)
     services.decide_case(case, moderator, "approve", reason("no-violation"))
     assert services.open_case_for_verdict(verdict) is None
@@ -114,7 +114,7 @@ def test_claim_keeps_two_moderators_off_one_case(video, make_verdict, moderator,
 
 
 def test_removal_closes_the_other_cases_and_tells_reporters(video, make_verdict, moderator, viewer, reason):
-    flag_case = services.open_case_for_verdict(make_verdict(video, "nsfw"))
+    flag_case = services.open_case_for_verdict(make_verdict(video, "nudity"))
     report = services.report_video(video, viewer, "spam", "selling stuff")
     services.decide_case(flag_case, moderator, "remove", reason("sexual-content"))
     report.refresh_from_db()
@@ -123,7 +123,7 @@ def test_removal_closes_the_other_cases_and_tells_reporters(video, make_verdict,
 
 
 def test_approve_does_not_lift_another_cases_restriction(video, make_verdict, moderator, viewer, reason):
-    flag_case = services.open_case_for_verdict(make_verdict(video, "nsfw"))
+    flag_case = services.open_case_for_verdict(make_verdict(video, "nudity"))
     report = services.report_video(video, viewer, "hate")
     services.decide_case(flag_case, moderator, "restrict", reason("sensitive-age-gate"))
     services.decide_case(report.case, moderator, "approve", reason("no-violation"))
@@ -164,7 +164,7 @@ def test_reversing_an_approval_removes_the_video(video, make_verdict, moderator,
     services.reverse_decision(approval, senior, reason("sexual-content"))
     video.refresh_from_db()
     assert video.visibility == "removed"
-    assert selectors.final_labels("nsfw") == [(video.pk, "nsfw", 1)]
+    assert selectors.final_labels("nudity") == [(video.pk, "nudity", 1)]
 
 
 def test_uploader_appeals_once_and_a_different_moderator_reviews(
@@ -254,19 +254,49 @@ def test_final_labels_follow_the_latest_decision(make_ready_video, make_verdict,
         services.open_case_for_verdict(make_verdict(dirty)), moderator, "remove", reason("sexual-content")
     )
     services.decide_case(services.open_case_for_verdict(make_verdict(spam)), moderator, "remove", reason("spam"))
-    assert selectors.final_labels("nsfw") == [(clean.pk, "nsfw", 0), (dirty.pk, "nsfw", 1)]
+    assert selectors.final_labels("nudity") == [(clean.pk, "nudity", 0), (dirty.pk, "nudity", 1)]
     services.reverse_decision(removal, senior, reason("no-violation"))
-    assert selectors.final_labels("nsfw") == [(clean.pk, "nsfw", 0), (dirty.pk, "nsfw", 0)]
+    assert selectors.final_labels("nudity") == [(clean.pk, "nudity", 0), (dirty.pk, "nudity", 0)]
     assert (spam.pk, "spam", 1) in selectors.final_labels()
 
 
 def test_report_reason_joins_the_head_category(video, make_verdict, viewer):
-    make_verdict(video, "nsfw", score=0.7, severity=4)
+    make_verdict(video, "nudity", score=0.7, severity=4)
     report = services.report_video(video, viewer, "sexual", "at 0:04")
     assert (report.case.source, report.case.category, report.case.severity, report.case.score) == (
         "report",
-        "nsfw",
+        "nudity",
         4,
         0.7,
     )
     assert Report.objects.get().text == "at 0:04"
+
+
+def test_inference_signals_open_cases_and_clear_held_videos(settings, video, make_verdict):
+    from inference import signals as inference_signals
+
+    settings.HYDRA_PUBLICATION_POLICY = "hold"
+    services.on_video_ready(video)
+    verdict = make_verdict(video, "nudity", score=0.9)
+    inference_signals.verdict_flagged.send(sender=type(verdict), verdict=verdict)
+    inference_signals.verdict_flagged.send(sender=type(verdict), verdict=verdict)  # idempotent
+    assert Case.objects.filter(video=video, source="flag", category="nudity", status="open").count() == 1
+    inference_signals.video_cleared.send(sender=Video, video=video, verdicts=[verdict])
+    video.refresh_from_db()
+    assert video.visibility == "held"  # an open flag case keeps it held
+
+    clean = Video.objects.create(owner=video.owner, title="clean", status="ready", duration_ms=4000, fps=25)
+    services.on_video_ready(clean)
+    cleared = make_verdict(clean, "nudity", score=0.1)
+    inference_signals.video_cleared.send(sender=Video, video=clean, verdicts=[cleared])
+    clean.refresh_from_db()
+    assert clean.visibility == "published"
+
+
+def test_video_already_cleared_by_analysis_is_not_held(settings, video, make_verdict):
+    """With eager tasks, analysis (connected first) may clear the video before the hold receiver runs."""
+    settings.HYDRA_PUBLICATION_POLICY = "hold"
+    make_verdict(video, "nudity", score=0.1, coverage=1.0)
+    assert services.on_video_ready(video) is False
+    video.refresh_from_db()
+    assert video.visibility == "published"
