@@ -136,3 +136,32 @@ def test_moderator_removes_a_flagged_video_and_the_public_sees_it_gone(live_serv
     print(f"\nScreenshots: {SCREENSHOTS}/moderation-queue.png, moderation-case.png, moderation-removed-public.png")
     mod.close()
     public.close()
+
+
+@pytest.fixture
+def reportable_video(make_playable_video):
+    User.objects.create_user("vera", password="vera-pw-123")
+    return make_playable_video("Street food tour", seconds=4)
+
+
+def test_viewer_reports_from_the_player_page_and_follows_it_in_my_reports(live_server, reportable_video, browser):
+    video = reportable_video
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    page = context.new_page()
+    page.goto(live_server.url + reverse("login") + "?next=" + reverse("videos:player", args=[video.slug]))
+    page.fill("input[name=username]", "vera")
+    page.fill("input[name=password]", "vera-pw-123")
+    page.click("form button[type=submit]")
+    page.wait_for_url("**" + reverse("videos:player", args=[video.slug]))
+    page.click("text=Report this video")
+    page.check("input[name=reason][value=violence]")
+    page.fill(".mod-report__form textarea[name=text]", "A fight starts at 0:02")
+    page.screenshot(path=str(SCREENSHOTS / "moderation-report-form.png"))
+    page.click("text=Send report")
+    page.wait_for_selector("text=Reported · under review")
+    assert "your report was sent" in page.locator(".flash-stack").inner_text()
+    page.goto(live_server.url + reverse("moderation:my_reports"))
+    assert "Street food tour" in page.inner_text("body") and "Under review" in page.inner_text("body")
+    page.screenshot(path=str(SCREENSHOTS / "moderation-my-reports.png"), full_page=True)
+    context.close()

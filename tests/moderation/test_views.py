@@ -124,7 +124,7 @@ def test_uploader_sees_the_decision_appeals_once_and_sees_the_outcome(
         services.open_case_for_verdict(make_verdict(video)), moderator, "remove", reason("sexual-content")
     )
     status = _decision_status(video)
-    assert "Moderation: Removed" in status and "Sexual content" in status
+    assert "Moderation decision: Removed" in status and "Sexual content" in status
     assert reverse("moderation:appeal", args=[removal.pk]) in status
 
     client.force_login(uploader)
@@ -141,10 +141,3 @@ def test_uploader_sees_the_decision_appeals_once_and_sees_the_outcome(
     services.decide_case(Appeal.objects.get().case, moderator2, "approve", reason("no-violation"))
     status = _decision_status(video)
     assert "Decision overturned" in status and "the video is back up" in status
-
-
-def test_held_video_shows_its_state_to_the_uploader(settings, video):
-    settings.HYDRA_PUBLICATION_POLICY = "hold"
-    services.on_video_ready(video)
-    video.refresh_from_db()
-    assert "Held for review" in _decision_status(video)
