@@ -17,6 +17,7 @@ from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q, QuerySet
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.template.defaultfilters import pluralize
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -232,13 +233,17 @@ class CaseAdmin(admin.ModelAdmin):
 
     @admin.display(description="Case")
     def subject_display(self, case: Case) -> str:
+        siblings = case.other_active_cases
         return format_html(
-            '<span class="mq-subject"><span class="mq-cat">{}</span> {}<small>#{} · {} · by {}</small></span>',
+            '<span class="mq-subject"><span class="mq-cat">{}</span> {}<small>#{} · {} · by {}{}</small></span>',
             case.category,
             case.video.title,
             case.pk,
             case.video.slug,
             case.video.owner,
+            format_html(' · <b class="mq-more">+{} other case{} on this video</b>', siblings, pluralize(siblings))
+            if siblings
+            else "",
         )
 
     @admin.display(description="Source", ordering="source")

@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from django.db.models import F, FloatField, Func, Q, QuerySet, Value
-from django.db.models.functions import Cast, Greatest, Least, Ln
+from django.db.models import Count, F, FloatField, Func, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Cast, Coalesce, Greatest, Least, Ln
 from django.utils import timezone
 
 from inference.models import FrameScore, Head, Verdict
@@ -43,14 +43,26 @@ class EpochSeconds(Func):
 
 
 def case_queue(now: datetime | None = None) -> QuerySet[Case]:
-    """All cases with ``priority``, ``views_since_open`` and ``age_hours`` annotated, highest priority first."""
+    """All cases, highest priority first, annotated with ``priority``, ``views_since_open``, ``age_hours`` and
+    ``other_active_cases`` (active cases about the same video, so a moderator sees a flag and its reports together)."""
     now = now or timezone.now()
     views_since_open = Greatest(F("video__view_count") - F("views_at_open"), Value(0))
     age_hours = (Value(now.timestamp(), output_field=FloatField()) - EpochSeconds("opened_at")) / Value(3600.0)
     capped_age = Least(Greatest(F("age_hours"), Value(0.0)), Value(PRIORITY_AGE_CAP_HOURS))
+    other_active_cases = (
+        Case.objects.filter(video=OuterRef("video"), status__in=Case.ACTIVE_STATUSES)
+        .exclude(pk=OuterRef("pk"))
+        .values("video")
+        .annotate(count=Count("pk"))
+        .values("count")
+    )
     return (
-        Case.objects.select_related("video", "assignee", "verdict__head_version__head")
-        .annotate(views_since_open=views_since_open, age_hours=age_hours)
+        Case.objects.select_related("video__owner", "assignee", "verdict__head_version__head")
+        .annotate(
+            views_since_open=views_since_open,
+            age_hours=age_hours,
+            other_active_cases=Coalesce(Subquery(other_active_cases, output_field=IntegerField()), 0),
+        )
         .annotate(
             priority=Value(PRIORITY_SEVERITY_SCORE) * Cast("severity", FloatField()) * F("score")
             + Value(PRIORITY_PER_REPORT) * Cast("report_count", FloatField())

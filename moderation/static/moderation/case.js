@@ -32,6 +32,16 @@
     });
   });
 
+  // j / k: next / previous flagged segment (not while typing a note).
+  const segments = [...document.querySelectorAll(".mq-seg")];
+  document.addEventListener("keydown", (event) => {
+    if (!segments.length || event.target.closest("input, textarea, select") || event.metaKey || event.ctrlKey) return;
+    if (event.key !== "j" && event.key !== "k") return;
+    const current = segments.findIndex((b) => b.classList.contains("is-current"));
+    const step = event.key === "j" ? 1 : -1;
+    segments[(current + step + segments.length) % segments.length].click();
+  });
+
   const heads = document.querySelectorAll(".mq-tl__head");
   player.addEventListener("timeupdate", () => {
     const duration = player.duration || durationMs / 1000;
