@@ -114,7 +114,6 @@ class Case(models.Model):
 
     class Meta:
         ordering = ["-opened_at"]
-        verbose_name_plural = "review queue"
         constraints = [
             models.UniqueConstraint(
                 fields=["video", "source", "category"],

@@ -110,8 +110,8 @@ def test_moderator_removes_a_flagged_video_and_the_public_sees_it_gone(live_serv
     page.locator(".mq-seg").first.click()
     page.wait_for_function("document.getElementById('mq-player').currentTime > 2.9")
     assert page.evaluate("document.getElementById('mq-player').currentTime") == pytest.approx(3.02, abs=0.05)
-    page.wait_for_function("(p => !p.seeking && p.readyState >= 2)(document.getElementById('mq-player'))")
-    page.screenshot(path=str(SCREENSHOTS / "moderation-case.png"), full_page=True)
+    page.wait_for_function("(p => !p.seeking && p.readyState >= 3)(document.getElementById('mq-player'))")
+    page.screenshot(path=str(SCREENSHOTS / "moderation-case.png"), full_page=True, animations="disabled")
 
     assert page.locator("select[name=policy_reason]").first.input_value() == str(suggested_reason)
     page.fill("textarea[name=note]", "Explicit at 0:03-0:06")
