@@ -167,19 +167,3 @@ def make_playable_video(media_root, make_video, make_ready_video) -> Callable[..
         return video
 
     return _make
-
-
-@pytest.fixture(scope="session")
-def media_url_for_live_server():
-    """MEDIA_URL is None (media is only served by views that check visibility), but Django's live server wraps a
-    media handler that needs a string: give it a prefix no view uses. (Same as tests/videos; a candidate for
-    tests/conftest.py.)"""
-    from django.test.utils import override_settings
-
-    with override_settings(MEDIA_URL="/_live-server-media-is-not-served/"):
-        yield
-
-
-@pytest.fixture(scope="session")
-def live_server(django_db_setup, media_url_for_live_server, live_server):
-    return live_server
