@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
+import shutil
+import subprocess
 from fractions import Fraction
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -189,3 +193,82 @@ def test_write_video_helper_makes_distinct_frames(tmp_path):
     with av.open(str(path)) as container:
         frames = [frame.to_ndarray(format="gray") for frame in container.decode(video=0)]
     assert abs(int(frames[0].sum()) - int(frames[-1].sum())) > 0
+
+
+def test_a_playlist_is_refused_without_opening_what_it_names(tmp_path, make_video):
+    secret = make_video("secret.ts", seconds=1, container_format="mpegts")
+    playlist = tmp_path / "upload.m3u8"  # uploads keep their extension in Django's temporary file names
+    playlist.write_text(f"#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:1.0,\n{secret}\n#EXT-X-ENDLIST\n")
+    with pytest.raises(media.MediaRejected) as caught:
+        media.probe(playlist, max_duration_seconds=60)
+    assert caught.value.code == "not_video"
+
+
+def test_a_text_file_is_not_rendered_as_a_video(tmp_path):
+    text = tmp_path / "notes.upload.txt"
+    text.write_text("hello world\n" * 200)  # FFmpeg's "tty" demuxer would turn this into ANSI-art video
+    with pytest.raises(media.MediaRejected) as caught:
+        media.probe(text, max_duration_seconds=60)
+    assert caught.value.code == "not_video"
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs the ffmpeg command to attach cover art")
+def test_music_with_cover_art_is_audio_only(tmp_path):
+    song = write_audio_only(tmp_path / "song.m4a", seconds=1)
+    cover = tmp_path / "cover.jpg"
+    Image.new("RGB", (64, 64), "navy").save(cover)
+    with_art = tmp_path / "song-with-art.m4a"
+    # Written with PyAV the cover came back as a plain video track, so the file is made as taggers make it.
+    subprocess.run(
+        ["ffmpeg", "-loglevel", "error", "-i", song, "-i", cover, "-map", "0", "-map", "1", "-c", "copy",
+         "-disposition:v:0", "attached_pic", with_art],
+        check=True,
+    )  # fmt: skip
+    with av.open(str(with_art)) as check:
+        assert check.streams.video, "the cover is stored as a video stream"
+    with pytest.raises(media.MediaRejected) as caught:
+        media.probe(with_art, max_duration_seconds=60)
+    assert caught.value.code == "audio_only"
+
+
+@pytest.mark.parametrize(
+    ("source_fps", "expected"),
+    [
+        (25.0, Fraction(25)),
+        (29.97002997, Fraction(30000, 1001)),
+        (29.87, Fraction(30000, 1001)),  # a phone's slightly variable rate
+        (23.976, Fraction(24000, 1001)),
+        (15.0, Fraction(15)),
+        (12.4, Fraction(12)),
+        (120.0, Fraction(60)),
+        (0.0, Fraction(30)),
+        (float("nan"), Fraction(30)),
+    ],
+)
+def test_rendition_rate_is_constant_and_standard(source_fps, expected):
+    assert media.rendition_rate(source_fps) == expected
+
+
+def test_a_variable_frame_rate_source_becomes_constant(tmp_path):
+    source = tmp_path / "phone.mkv"
+    rng = np.random.default_rng(3)
+    with av.open(str(source), "w") as container:
+        stream = container.add_stream("mpeg4", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        pts = 0
+        for index in range(90):  # about 3 s with gaps of 20 to 47 ms between frames
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), index * 2, dtype=np.uint8), format="rgb24")
+            frame.pts, frame.time_base = pts, Fraction(1, 1000)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+            pts += int(rng.integers(20, 48))
+        for packet in stream.encode():
+            container.mux(packet)
+    info = media.transcode(source, tmp_path / "out.part", max_height=720, keyframe_seconds=1.0)
+    with av.open(str(tmp_path / "out.part")) as rendition:
+        times = [frame.time for frame in rendition.decode(video=0)]
+    steps = {round(later - earlier, 6) for earlier, later in itertools.pairwise(times)}
+    assert steps == {round(1 / info.fps, 6)}, "every frame lasts exactly one frame period"
+    assert info.frame_count == len(times)
+    assert abs(info.duration_ms - pts) <= 1000 / info.fps + 1
