@@ -19,6 +19,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from inference.models import Head, Verdict
+from inference.trust import ratelimit
 from videos.models import Video
 
 from .models import (
@@ -270,6 +271,10 @@ def _check_report_rate(reporter, ip_address: str | None) -> None:
         ip_address and recent.filter(ip_address=ip_address).count() >= limit
     ):
         raise RateLimited(f"You can send at most {limit} reports an hour. Please try again later.")
+    try:  # attempts too, not only stored reports: the shared token buckets of inference.trust.ratelimit
+        ratelimit.check_client("report", ip=ip_address, user_id=reporter.pk)
+    except ratelimit.RateLimited as limited:
+        raise RateLimited(str(limited)) from None
 
 
 @transaction.atomic

@@ -10,6 +10,14 @@ import pytest
 from videos.synthetic import write_video
 
 
+@pytest.fixture(autouse=True)
+def full_rate_limit_buckets() -> None:
+    """Rate-limit buckets live in the shared cache (Redis under make test): every test starts with full ones."""
+    from inference.trust.ratelimit import reset_all
+
+    reset_all()
+
+
 @pytest.fixture
 def media_root(tmp_path: Path, settings) -> Path:
     """Each test writes media to its own folder."""

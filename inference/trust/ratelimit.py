@@ -108,3 +108,16 @@ def check_client(action: str, *, ip: str | None, user_id: int | None) -> None:
         check(f"{action}_ip", ip)
     if user_id is not None:
         check(f"{action}_account", str(user_id))
+
+
+def reset_all() -> None:
+    """Forget every bucket (tests start from full buckets; operators after changing limits)."""
+    backend = caches["default"]
+    if isinstance(backend, RedisCache):
+        client = backend._cache.get_client(write=True)
+        pattern = backend.make_key("ratelimit:*")
+        for key in client.scan_iter(match=pattern, count=1000):
+            client.delete(key)
+    else:
+        with _local_lock:
+            backend.clear()

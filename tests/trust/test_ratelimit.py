@@ -63,3 +63,31 @@ def test_nonsense_limit_is_refused(settings):
     settings.HYDRA_RATE_LIMITS = {**settings.HYDRA_RATE_LIMITS, "report_ip": (0, 60)}
     with pytest.raises(ValueError):
         ratelimit.check("report_ip", "x")
+
+
+def test_reset_forgets_every_bucket(limits):
+    key = str(uuid.uuid4())
+    for _ in range(3):
+        ratelimit.check("ws_connect_ip", key)
+    ratelimit.reset_all()
+    ratelimit.check("ws_connect_ip", key)
+
+
+@pytest.mark.django_db
+def test_the_report_button_uses_the_shared_buckets(settings):
+    from django.contrib.auth import get_user_model
+
+    from moderation import services as moderation
+    from moderation.models import ReportReason
+    from videos.models import Video
+
+    settings.HYDRA_REPORTS_PER_HOUR = 100
+    settings.HYDRA_RATE_LIMITS = {**settings.HYDRA_RATE_LIMITS, "report_account": (2, 3600)}
+    users = get_user_model().objects
+    viewer, owner = users.create_user("viewer"), users.create_user("owner")
+    videos = [Video.objects.create(owner=owner, title=f"v{i}", status=Video.Status.READY) for i in range(3)]
+    reason = ReportReason.values[0]
+    moderation.report_video(videos[0], viewer, reason, ip_address="198.51.100.4")
+    moderation.report_video(videos[1], viewer, reason, ip_address="198.51.100.5")
+    with pytest.raises(moderation.RateLimited, match="at most 2 per 3600 s"):
+        moderation.report_video(videos[2], viewer, reason, ip_address="198.51.100.6")
