@@ -31,7 +31,14 @@ def _planes(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _matrix_name(frame: av.VideoFrame) -> str:
-    constants = server_frames.yuv_constants(int(frame.colorspace), int(frame.color_range), frame.height)
+    """The matrix Chromium picks for this frame (inference.ml.frames decides), by name."""
+    constants = server_frames.yuv_constants(
+        int(frame.colorspace),
+        int(frame.color_range),
+        frame.height,
+        primaries=int(frame.color_primaries),
+        transfer=int(frame.color_trc),
+    )
     return "bt709" if constants.vr == server_frames.BT709.vr else "bt601"
 
 

@@ -521,8 +521,15 @@ def confirm_flag_with_server(verdict: Verdict) -> bool:
     return not missing
 
 
-def coverage_countdown_seconds(video: Video) -> int:
-    """When the server covers a video's gaps: at once if no viewer can reach it (held before publication)."""
+def coverage_countdown_seconds(video: Video, sample_count: int) -> int:
+    """Seconds until the server starts covering a ready video's gaps.
+
+    Full coverage is due ``HYDRA_TRUST_COVERAGE_DEADLINE_SECONDS`` after the video became ready,
+    so the server starts early enough to compute every sample itself by then (a fixed slack for
+    queueing and loading the model, plus a per-sample estimate). A video no viewer can reach
+    (held before publication) is started at once.
+    """
     if settings.HYDRA_PUBLICATION_POLICY == "hold" or video.visibility != Video.Visibility.PUBLISHED:
         return 0
-    return settings.HYDRA_TRUST_COVERAGE_DEADLINE_SECONDS
+    budget = settings.HYDRA_TRUST_COVERAGE_SLACK_SECONDS + sample_count * settings.HYDRA_TRUST_SERVER_SECONDS_PER_SAMPLE
+    return max(0, int(settings.HYDRA_TRUST_COVERAGE_DEADLINE_SECONDS - budget))

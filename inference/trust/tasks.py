@@ -53,4 +53,5 @@ def cover_video(video_id: int) -> list[int]:
 
 def schedule_coverage(video: Video) -> None:
     """Start the coverage deadline of a video that just became ready."""
-    cover_video.apply_async((video.pk,), countdown=services.coverage_countdown_seconds(video))
+    countdown = services.coverage_countdown_seconds(video, len(selectors.expected_sample_times(video)))
+    cover_video.apply_async((video.pk,), countdown=countdown)

@@ -321,6 +321,19 @@ async def run_viewer(
     return viewer
 
 
+async def watch_together(
+    audiences: dict[str, list[Viewer]], truths: dict[str, VideoTruth], connect: Connect, head: NsfwHead
+) -> None:
+    """Every viewer of every video at the same time; ``audiences`` and ``truths`` are keyed alike."""
+    await asyncio.gather(
+        *(
+            run_viewer(viewer, connect, truths[key], others=[t for k, t in truths.items() if k != key], head=head)
+            for key, viewers in audiences.items()
+            for viewer in viewers
+        )
+    )
+
+
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
     a, b = a.astype(np.float64), b.astype(np.float64)
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12))

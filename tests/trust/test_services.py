@@ -161,12 +161,16 @@ def test_unwatched_video_is_covered_by_the_server(video, model_version):
 def test_held_videos_are_covered_at_once_published_ones_after_the_deadline(video, settings):
     settings.HYDRA_PUBLICATION_POLICY = "immediate"
     settings.HYDRA_TRUST_COVERAGE_DEADLINE_SECONDS = 600
-    assert trust.coverage_countdown_seconds(video) == 600
+    settings.HYDRA_TRUST_COVERAGE_SLACK_SECONDS = 60
+    settings.HYDRA_TRUST_SERVER_SECONDS_PER_SAMPLE = 0.5
+    # Started early enough for the server to compute all 100 samples itself by the deadline.
+    assert trust.coverage_countdown_seconds(video, 100) == 600 - 60 - 50
+    assert trust.coverage_countdown_seconds(video, 10_000) == 0
     video.visibility = Video.Visibility.HELD
-    assert trust.coverage_countdown_seconds(video) == 0
+    assert trust.coverage_countdown_seconds(video, 100) == 0
     video.visibility = Video.Visibility.PUBLISHED
     settings.HYDRA_PUBLICATION_POLICY = "hold"
-    assert trust.coverage_countdown_seconds(video) == 0
+    assert trust.coverage_countdown_seconds(video, 100) == 0
 
 
 def test_new_video_starts_its_deadline(ready_video, deadlines):
