@@ -239,3 +239,10 @@ if PRODUCTION:
 HYDRA_MODEL_ROOT = Path(env_str("HYDRA_MODEL_ROOT", str(BASE_DIR / "var" / "models")))
 HYDRA_NSFWJS_DIR = Path(env_str("HYDRA_NSFWJS_DIR", str(BASE_DIR / "node_modules" / "nsfwjs")))
 HYDRA_SAMPLE_INTERVAL_MS = env_int("HYDRA_SAMPLE_INTERVAL_MS", 1000)
+
+# Analysis websocket (inference.consumers): limits on what one client session may send.
+HYDRA_WS_MAX_MESSAGE_BYTES = env_int("HYDRA_WS_MAX_MESSAGE_BYTES", 64 * 1024)
+HYDRA_WS_MAX_BATCH = env_int("HYDRA_WS_MAX_BATCH", 16)
+HYDRA_WS_RATE_PER_SECOND = env_float("HYDRA_WS_RATE_PER_SECOND", 4.0)
+HYDRA_WS_RATE_BURST = env_int("HYDRA_WS_RATE_BURST", 16)
+HYDRA_WS_MAX_ERRORS = env_int("HYDRA_WS_MAX_ERRORS", 20)

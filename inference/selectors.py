@@ -1,0 +1,74 @@
+"""Queries about analysis state. Read-only; state changes live in inference.services."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from inference.models import ClientSession, FrameFeature, ModelVersion
+from inference.sampling import sample_times_ms
+from videos.models import Video
+
+# --- Feature streaming (client helper): sample assignment and coverage -------------------------
+
+
+def video_sample_times(video: Video) -> list[int]:
+    """Every sample time of a video's rendition (inference.sampling decides which frames)."""
+    if not video.duration_ms or not video.fps:
+        return []
+    return sample_times_ms(video.duration_ms, video.fps, settings.HYDRA_SAMPLE_INTERVAL_MS)
+
+
+def assigned_sample_times(session: ClientSession) -> list[int]:
+    """The sample times this session is asked to compute.
+
+    Today every session gets every sample time of its video. This is the single place to
+    change when the server starts spreading samples across sessions to compare clients.
+    """
+    return video_sample_times(session.video)
+
+
+def session_sample_times(session: ClientSession) -> list[int]:
+    """Sample times this session has already delivered, so a reconnecting client resumes after them."""
+    return list(session.frame_features.order_by("sample_ms").values_list("sample_ms", flat=True))
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """Which of a video's sample times have accepted features for one model version."""
+
+    covered_ms: tuple[int, ...]
+    total: int
+
+    @property
+    def fraction(self) -> float:
+        return len(self.covered_ms) / self.total if self.total else 0.0
+
+
+def coverage(video: Video, model_version: ModelVersion) -> Coverage:
+    """One index-only query on (video, model_version, sample_ms) plus the sample grid."""
+    expected = set(video_sample_times(video))
+    covered = (
+        FrameFeature.objects.filter(video=video, model_version=model_version, status=FrameFeature.Status.ACCEPTED)
+        .order_by("sample_ms")
+        .values_list("sample_ms", flat=True)
+        .distinct()
+    )
+    return Coverage(covered_ms=tuple(ms for ms in covered if ms in expected), total=len(expected))
+
+
+def browser_model_spec(model_version: ModelVersion) -> dict:
+    """What a browser needs to fetch, verify and run a model version (the handshake's ``model``)."""
+    return {
+        "hash": model_version.content_hash,
+        "url": f"/models/{model_version.content_hash}/model.json",
+        "feature_size": model_version.feature_size,
+        "preprocessing": model_version.preprocessing,
+        "quantisation": model_version.quantisation,
+    }
+
+
+def active_model_version() -> ModelVersion | None:
+    """The model version new sessions get."""
+    return ModelVersion.objects.filter(is_active=True).first()
