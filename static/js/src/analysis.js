@@ -86,6 +86,9 @@ function setUp(root) {
       root.dataset.backend = status.backend ?? '';
       root.dataset.done = String(status.done);
       root.dataset.total = String(status.total);
+      root.dataset.detail = status.detail;
+      root.dataset.capturedPlayback = String(status.captured?.playback ?? 0);
+      root.dataset.capturedSeek = String(status.captured?.seek ?? 0);
       progress.textContent = describe(status);
     },
   });

@@ -63,6 +63,7 @@ export class AnalysisClient {
     this.frames = [];
     this.seq = 0;
     this.assigned = [];
+    this.captured = { playback: 0, seek: 0 };
     this.status('connecting');
     this.connect();
   }
@@ -94,6 +95,7 @@ export class AnalysisClient {
       session: this.sessionId,
       done: this.done?.size ?? 0,
       total: this.assigned?.length ?? 0,
+      captured: this.captured,
     });
   }
 
@@ -178,7 +180,9 @@ export class AnalysisClient {
     this.status('running');
     this.flush();
     if (!this.playback) {
-      this.playback = new PlaybackCapture(this.video, this.fps, () => this.wanted(), (ms, bitmap) => this.enqueue(ms, bitmap));
+      this.playback = new PlaybackCapture(this.video, this.fps, () => this.wanted(), (ms, bitmap) =>
+        this.enqueue(ms, bitmap, 'playback'),
+      );
       this.seeker = new SeekCapture(this.video.currentSrc || this.video.src, this.fps);
       this.onPlayerEvent = () => this.pump();
       for (const event of ['play', 'pause', 'seeked', 'ended', 'timeupdate']) this.video.addEventListener(event, this.onPlayerEvent);
@@ -192,12 +196,14 @@ export class AnalysisClient {
     return this.assigned.filter((ms) => !this.done.has(ms) && !this.claimed.has(ms) && !this.refused.has(ms));
   }
 
-  enqueue(sampleMs, bitmapPromise) {
+  /** source: 'playback' (the viewer's video) or 'seek' (the hidden one); counted for the status. */
+  enqueue(sampleMs, bitmapPromise, source) {
     if (this.stopped || this.frames.length >= MAX_QUEUED_FRAMES) {
       bitmapPromise.then((bitmap) => bitmap.close(), () => {});
       return;
     }
     this.claimed.add(sampleMs);
+    this.captured[source] += 1;
     this.frames.push({ sampleMs, bitmapPromise });
     this.drain();
   }
@@ -243,7 +249,7 @@ export class AnalysisClient {
     if (this.stopped) return;
     if (bitmapPromise) {
       this.claimed.delete(sampleMs);
-      this.enqueue(sampleMs, bitmapPromise);
+      this.enqueue(sampleMs, bitmapPromise, 'seek');
     } else {
       setTimeout(() => this.pump(), 1000);
     }

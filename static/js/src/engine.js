@@ -81,6 +81,12 @@ export class Engine {
     const started = performance.now();
     const { artifacts, bytes } = await fetchVerifiedModel(options.modelUrl, options.hash);
     const downloadMs = performance.now() - started;
+    // Weights are created on the current backend (and moved if another one wins the race).
+    if (options.forced) {
+      if (!(await tf.setBackend(options.forced))) throw new Error(`backend ${options.forced} does not work here`);
+    } else {
+      await tf.ready();
+    }
     this.model = await loadLayersModel({ load: async () => artifacts });
     const timings = await this.chooseBackend(options.forced, options.preferred);
     return {
