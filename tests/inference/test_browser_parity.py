@@ -145,7 +145,9 @@ def analyse_in_browser(base_url: str, video: Video, backend: str, play: bool, ti
             state["console"] = messages
             return state
         except PlaywrightError as error:
-            raise AssertionError(f"{error.message}\nstate: {analysis_state()}\nconsole:\n" + "\n".join(messages))
+            raise AssertionError(
+                f"{error.message}\nstate: {analysis_state()}\nconsole:\n" + "\n".join(messages)
+            ) from error
         finally:
             page.screenshot(path=str(SCREENSHOTS / f"analysis-{backend}{'-played' if play else ''}.png"))
             browser.close()
