@@ -8,5 +8,6 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/", include("videos.api.urls")),
     path("accounts/", include("videos.account_urls")),
+    path("models/", include("inference.urls")),
     path("", include("videos.urls")),
 ]

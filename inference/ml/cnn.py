@@ -1,0 +1,118 @@
+"""The CNN chunk on the server: Keras 3 MobileNetV2 up to the pooled 1280-d feature vector.
+
+This is the source of truth for what a feature is; the browser gets an exported copy
+(``export.py``). Preprocessing is nsfwjs's own: RGB scaled to [0, 1], then
+``resizeBilinear(x, [224, 224], alignCorners=true)``. TensorFlow is imported inside the
+functions so that importing this module (e.g. from a web process) costs nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import keras
+
+INPUT_SIZE = 224
+FEATURE_SIZE = 1280
+BATCH_SIZE = 32
+WEIGHTS_FILE = "cnn.weights.h5"
+INPUT_LAYER = "input"
+FEATURE_LAYER = "features"
+PREPROCESSING = {
+    "input_size": INPUT_SIZE,
+    "scale": "divide_255",
+    "resize": "bilinear_align_corners",
+    "colour": "browser_rgb",
+}
+
+# Keras 3 names a depthwise convolution's weight "kernel"; Keras 2 and TF.js say "depthwise_kernel".
+_TFJS_WEIGHT_NAMES = {("DepthwiseConv2D", "kernel"): "depthwise_kernel"}
+
+
+def _quiet_tensorflow() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def build_feature_extractor() -> keras.Model:
+    """MobileNetV2 (alpha 1.0, 224x224x3) with global average pooling, untrained weights.
+
+    Every layer is named explicitly: Keras numbers auto-named layers per process
+    (``..._1`` for the second model), which would change the exported topology and its hash.
+    """
+    _quiet_tensorflow()
+    import keras
+
+    inputs = keras.Input(shape=(INPUT_SIZE, INPUT_SIZE, 3), name=INPUT_LAYER)
+    backbone = keras.applications.MobileNetV2(weights=None, include_top=False, input_tensor=inputs)
+    features = keras.layers.GlobalAveragePooling2D(name=FEATURE_LAYER)(backbone.output)
+    return keras.Model(inputs, features, name="hydra_cnn")
+
+
+def tfjs_weight_name(layer: keras.layers.Layer, variable: keras.Variable) -> str:
+    """The TF.js / Keras 2 name of a Keras 3 weight, e.g. ``block_1_depthwise/depthwise_kernel``."""
+    short = _TFJS_WEIGHT_NAMES.get((type(layer).__name__, variable.name), variable.name)
+    return f"{layer.name}/{short}"
+
+
+def weight_items(model: keras.Model) -> list[tuple[str, keras.Variable]]:
+    """Every weight of the model with its TF.js name, in layer order."""
+    return [(tfjs_weight_name(layer, variable), variable) for layer in model.layers for variable in layer.weights]
+
+
+def assign_weights(model: keras.Model, weights: dict[str, np.ndarray]) -> None:
+    """Set every weight of ``model`` from ``weights`` keyed by TF.js name; extra entries are ignored."""
+    missing = [name for name, _ in weight_items(model) if name not in weights]
+    if missing:
+        raise ValueError(f"no weights for {len(missing)} tensors, e.g. {missing[:3]}")
+    for name, variable in weight_items(model):
+        value = weights[name]
+        if tuple(value.shape) != tuple(variable.shape):
+            raise ValueError(f"{name}: shape {value.shape} does not fit {tuple(variable.shape)}")
+        variable.assign(value)
+
+
+def load_feature_extractor(artefact_dir: Path) -> keras.Model:
+    model = build_feature_extractor()
+    model.load_weights(Path(artefact_dir) / WEIGHTS_FILE)
+    return model
+
+
+@functools.lru_cache(maxsize=2)
+def cached_feature_extractor(artefact_dir: str) -> keras.Model:
+    """One loaded model per artefact directory per process (building it takes seconds)."""
+    return load_feature_extractor(Path(artefact_dir))
+
+
+def preprocess(frames_rgb: np.ndarray):
+    """uint8[N, H, W, 3] -> float32 tensor [N, 224, 224, 3], as nsfwjs does it in the browser."""
+    _quiet_tensorflow()
+    import tensorflow as tf
+
+    frames = np.asarray(frames_rgb)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"expected uint8 frames of shape (N, H, W, 3), got {frames.dtype} {frames.shape}")
+    scaled = tf.cast(frames, tf.float32) / 255.0
+    if frames.shape[1:3] == (INPUT_SIZE, INPUT_SIZE):
+        return scaled
+    return tf.raw_ops.ResizeBilinear(
+        images=scaled, size=[INPUT_SIZE, INPUT_SIZE], align_corners=True, half_pixel_centers=False
+    )
+
+
+def compute_features(model: keras.Model, frames_rgb: np.ndarray, batch_size: int = BATCH_SIZE) -> np.ndarray:
+    """float32[N, 1280] features of uint8 RGB frames, computed ``batch_size`` frames at a time."""
+    frames = np.asarray(frames_rgb)
+    if len(frames) == 0:
+        return np.zeros((0, FEATURE_SIZE), dtype=np.float32)
+    outputs = []
+    for start in range(0, len(frames), batch_size):
+        batch = preprocess(frames[start : start + batch_size])
+        # predict_on_batch runs a compiled graph: about 9x faster than an eager call at batch 1.
+        outputs.append(np.asarray(model.predict_on_batch(batch), dtype=np.float32))
+    return np.concatenate(outputs, axis=0)
