@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -23,6 +25,11 @@ def hydra_exception_handler(exc: Exception, context: dict[str, Any]) -> Response
     response = exception_handler(exc, context)
     if response is None:
         return None
+    # DRF answers Django's own Http404/PermissionDenied as its NotFound/PermissionDenied; name them the same way.
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
     fields: dict[str, Any] = {}
     if isinstance(exc, exceptions.ValidationError) and isinstance(exc.detail, dict):
         fields = {

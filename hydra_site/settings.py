@@ -177,6 +177,10 @@ STORAGES = {
     },
 }
 
+# Outside production WhiteNoise serves straight from the source folders (no collectstatic needed for `make run`).
+WHITENOISE_USE_FINDERS = not PRODUCTION
+WHITENOISE_AUTOREFRESH = DEBUG
+
 # Media is never exposed under a public URL: every file goes through a view that checks who may see it.
 MEDIA_ROOT = Path(env_str("HYDRA_MEDIA_ROOT", str(BASE_DIR / "var" / "media")))
 MEDIA_URL = None
@@ -239,6 +243,10 @@ if PRODUCTION:
 HYDRA_MODEL_ROOT = Path(env_str("HYDRA_MODEL_ROOT", str(BASE_DIR / "var" / "models")))
 HYDRA_NSFWJS_DIR = Path(env_str("HYDRA_NSFWJS_DIR", str(BASE_DIR / "node_modules" / "nsfwjs")))
 HYDRA_SAMPLE_INTERVAL_MS = env_int("HYDRA_SAMPLE_INTERVAL_MS", 1000)
+# Verdicts are (re)computed when the share of analysed samples first reaches each of these steps.
+HYDRA_ANALYSIS_COVERAGE_STEPS = sorted(
+    float(step) for step in env_list("HYDRA_ANALYSIS_COVERAGE_STEPS", ["0.25", "0.5", "0.75", "1.0"])
+)
 
 # Analysis websocket (inference.consumers): limits on what one client session may send.
 HYDRA_WS_MAX_MESSAGE_BYTES = env_int("HYDRA_WS_MAX_MESSAGE_BYTES", 64 * 1024)

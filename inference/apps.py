@@ -4,3 +4,6 @@ from django.apps import AppConfig
 class InferenceConfig(AppConfig):
     name = "inference"
     verbose_name = "Inference"
+
+    def ready(self) -> None:
+        from inference import receivers  # noqa: F401  (connects the signal receivers)

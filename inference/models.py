@@ -185,3 +185,28 @@ class Verdict(models.Model):
 
     def __str__(self) -> str:
         return f"{self.head_version} on {self.video_id}: {self.score:.3f}"
+
+
+class TrainingClip(models.Model):
+    """Features of one labelled training video, cached so that training again does not decode it again.
+
+    Keyed by the file's content (sha256), the CNN version and the sample interval: the same file
+    under another name or in another folder is found in the cache; a new CNN or interval is not.
+    """
+
+    sha256 = models.CharField(max_length=64)
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="training_clips")
+    interval_ms = models.PositiveIntegerField()
+    source_name = models.CharField(max_length=255, help_text="File name when first seen, for reports.")
+    duration_ms = models.PositiveIntegerField()
+    sample_ms = models.JSONField(help_text="Sample times of the rows of ``vectors``, ascending.")
+    vectors = models.BinaryField(help_text="len(sample_ms) x feature_size bytes, quantised like FrameFeature.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["sha256", "model_version", "interval_ms"], name="one_cached_training_clip"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source_name} [{self.sha256[:12]}] {len(self.sample_ms)} samples"

@@ -6,12 +6,13 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from django.conf import settings
 from django.urls import reverse
 
 from inference.ml.artefacts import ArtefactError, Artefacts, read_artefacts
 from inference.ml.export import MODEL_JSON
-from inference.models import ClientSession, FrameFeature, ModelVersion
+from inference.models import ClientSession, FrameFeature, Head, HeadVersion, ModelVersion, Verdict
 from inference.sampling import sample_times_ms
 from videos.models import Video
 
@@ -55,14 +56,97 @@ def _browser_files(directory: Path) -> tuple[str, ...]:
     return read_artefacts(directory).browser_files
 
 
-# --- Feature streaming (client helper): sample assignment and coverage -------------------------
+# --- Heads, features and verdicts (analysis helper) ---------------------------------------------
 
 
-def video_sample_times(video: Video) -> list[int]:
-    """Every sample time of a video's rendition (inference.sampling decides which frames)."""
+def expected_sample_times(video: Video) -> list[int]:
+    """Every sample time of the video's rendition (empty until its duration and frame rate are known)."""
     if not video.duration_ms or not video.fps:
         return []
     return sample_times_ms(video.duration_ms, video.fps, settings.HYDRA_SAMPLE_INTERVAL_MS)
+
+
+def accepted_sample_count(video: Video, model_version: ModelVersion) -> int:
+    return (
+        FrameFeature.objects.filter(video=video, model_version=model_version, status=FrameFeature.Status.ACCEPTED)
+        .values("sample_ms")
+        .distinct()
+        .count()
+    )
+
+
+@dataclass(frozen=True)
+class AcceptedFeatures:
+    """One accepted vector per analysed sample, in time order; ``positions`` index ``expected_sample_times``."""
+
+    sample_ms: list[int]
+    positions: np.ndarray
+    codes: np.ndarray
+    expected_count: int
+
+    @property
+    def coverage(self) -> float:
+        return len(self.sample_ms) / self.expected_count if self.expected_count else 0.0
+
+
+def accepted_features(video: Video, model_version: ModelVersion) -> AcceptedFeatures:
+    """The vector the heads analyse at each sample time: the server's own if it computed one, else the first accepted.
+
+    Rows at times that are not sample times of the video are ignored.
+    """
+    expected = expected_sample_times(video)
+    position_of = {ms: index for index, ms in enumerate(expected)}
+    rows = (
+        FrameFeature.objects.filter(video=video, model_version=model_version, status=FrameFeature.Status.ACCEPTED)
+        .order_by("sample_ms", "-session__is_server", "id")
+        .values_list("sample_ms", "vector")
+    )
+    chosen: dict[int, bytes] = {}
+    for sample_ms, vector in rows:
+        if sample_ms in position_of and sample_ms not in chosen:
+            chosen[sample_ms] = bytes(vector)
+    times = sorted(chosen)
+    codes = np.frombuffer(b"".join(chosen[ms] for ms in times), dtype=np.uint8)
+    return AcceptedFeatures(
+        sample_ms=times,
+        positions=np.asarray([position_of[ms] for ms in times], dtype=np.int64),
+        codes=codes.reshape(len(times), model_version.feature_size),
+        expected_count=len(expected),
+    )
+
+
+def active_head_versions(model_version: ModelVersion) -> list[HeadVersion]:
+    """The versions that analyse features of this CNN version: one per enabled, trained head."""
+    return list(
+        HeadVersion.objects.select_related("head")
+        .filter(is_active=True, head__enabled=True, model_version=model_version)
+        .order_by("head__category")
+    )
+
+
+def untrained_heads() -> list[Head]:
+    """Enabled heads with no active version: these categories produce no score at all (e.g. violence out of the box)."""
+    return list(Head.objects.filter(enabled=True).exclude(versions__is_active=True).order_by("category"))
+
+
+def analysed_coverage(video: Video, head_versions: list[HeadVersion]) -> float:
+    """Coverage at the last analysis by these head versions: the lowest among them, 0 if one never analysed it."""
+    coverages = list(
+        Verdict.objects.filter(video=video, head_version__in=head_versions).values_list("coverage", flat=True)
+    )
+    return min(coverages) if len(coverages) == len(head_versions) and coverages else 0.0
+
+
+def verdicts_for(video: Video) -> list[Verdict]:
+    """The current verdicts of a video: those of the active head versions."""
+    return list(
+        Verdict.objects.select_related("head_version__head", "model_version")
+        .filter(video=video, head_version__is_active=True)
+        .order_by("head_version__head__category")
+    )
+
+
+# --- Feature streaming (client helper): sample assignment and coverage -------------------------
 
 
 def assigned_sample_times(session: ClientSession) -> list[int]:
@@ -71,7 +155,7 @@ def assigned_sample_times(session: ClientSession) -> list[int]:
     Today every session gets every sample time of its video. This is the single place to
     change when the server starts spreading samples across sessions to compare clients.
     """
-    return video_sample_times(session.video)
+    return expected_sample_times(session.video)
 
 
 def session_sample_times(session: ClientSession) -> list[int]:
@@ -93,7 +177,7 @@ class Coverage:
 
 def coverage(video: Video, model_version: ModelVersion) -> Coverage:
     """One index-only query on (video, model_version, sample_ms) plus the sample grid."""
-    expected = set(video_sample_times(video))
+    expected = set(expected_sample_times(video))
     covered = (
         FrameFeature.objects.filter(video=video, model_version=model_version, status=FrameFeature.Status.ACCEPTED)
         .order_by("sample_ms")

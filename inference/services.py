@@ -2,20 +2,37 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import shutil
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from inference import selectors
+from inference import heads, selectors, signals
 from inference.ml.artefacts import Artefacts, ensure_artefacts
-from inference.models import ClientSession, FrameFeature, ModelVersion
+from inference.ml.quantise import dequantise, quantise
+from inference.ml.segments import SegmentPolicy, flagged_segments, top_frames
+from inference.ml.temporal import TemporalConfig
+from inference.ml.training import LabelledSequence, TrainingOptions, find_labelled_videos, train_temporal_head
+from inference.models import (
+    ClientSession,
+    FrameFeature,
+    FrameScore,
+    Head,
+    HeadVersion,
+    ModelVersion,
+    TrainingClip,
+    Verdict,
+)
 from inference.protocol import FrameSample
+from inference.sampling import sample_times_ms
 from videos.models import Video
 
 logger = logging.getLogger(__name__)
@@ -84,6 +101,391 @@ def compute_server_features(
     if not batches:
         return np.zeros((0, model_version.feature_size), dtype=np.float32)
     return np.concatenate(batches, axis=0)
+
+
+# --- Heads, verdicts and training (analysis helper) ---------------------------------------------
+
+TOP_FRAMES = 8
+DEFAULT_SEGMENT_RULES = {"edge_margin": 0.2, "max_gap_ms": 2000, "min_length_ms": 0}
+
+
+@dataclass(frozen=True)
+class DefaultHead:
+    category: str
+    label: str
+    kind: str
+    threshold: float
+    severity: int
+    description: str
+
+
+NUDITY = DefaultHead(
+    category="nudity",
+    label="Nudity",
+    kind=Head.Kind.FRAME,
+    threshold=0.7,
+    severity=4,
+    description=(
+        "nsfwjs's dense head (1280-256-128-5) on each frame's features. Score = P(porn) + P(hentai); "
+        "'sexy' (swimwear, underwear) and 'drawing' do not count as nudity."
+    ),
+)
+VIOLENCE = DefaultHead(
+    category="violence",
+    label="Violence",
+    kind=Head.Kind.TEMPORAL,
+    threshold=0.7,
+    severity=5,
+    description=(
+        "An LSTM over windows of consecutive frame features. Hydra ships WITHOUT violence weights: "
+        "until an operator trains it (manage.py train_head violence ...), violence detection is off "
+        "and produces no score."
+    ),
+)
+NUDITY_POSITIVE_CLASSES = ["porn", "hentai"]
+
+
+def register_head(category: str, label: str, kind: str, threshold: float, severity: int, description: str = "") -> Head:
+    """Register a moderation category (or update its label and description). Adding a category is this call."""
+    if kind not in Head.Kind.values:
+        raise ValueError(f"kind must be one of {Head.Kind.values}, got {kind!r}")
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be within [0, 1], got {threshold}")
+    if not 1 <= severity <= 5:
+        raise ValueError(f"severity must be 1 to 5, got {severity}")
+    head, created = Head.objects.get_or_create(
+        category=category,
+        defaults={
+            "label": label,
+            "kind": kind,
+            "threshold": threshold,
+            "severity": severity,
+            "description": description,
+        },
+    )
+    if not created and head.kind != kind:
+        raise ValueError(f"head {category!r} is {head.kind}, not {kind}")
+    if not created and (head.label, head.description) != (label, description):
+        head.label, head.description = label, description
+        head.save(update_fields=["label", "description"])
+    return head
+
+
+@transaction.atomic
+def register_head_version(
+    head: Head,
+    model_version: ModelVersion,
+    weights_path: str,
+    config: dict,
+    metrics: dict | None = None,
+    activate: bool = True,
+    version: int | None = None,
+) -> HeadVersion:
+    """Add the next version of a head (or the given number, if free); the previous versions stay for rollback."""
+    if config.get("runner") not in heads.RUNNERS:
+        raise ValueError(f"config['runner'] must be one of {sorted(heads.RUNNERS)}, got {config.get('runner')!r}")
+    locked = Head.objects.select_for_update().get(pk=head.pk)
+    latest = locked.versions.order_by("-version").values_list("version", flat=True).first() or 0
+    if version is not None and version <= latest:
+        raise ValueError(f"{head.category} already has version {latest}; cannot register version {version}")
+    created = HeadVersion.objects.create(
+        head=locked,
+        version=version or latest + 1,
+        model_version=model_version,
+        weights_path=weights_path,
+        config=config,
+        metrics=metrics or {},
+    )
+    if activate:
+        return activate_head_version(head.category, created.version)
+    return created
+
+
+@transaction.atomic
+def activate_head_version(category: str, version: int) -> HeadVersion:
+    """Make one version of a head the one that analyses videos (roll forward or back)."""
+    head = Head.objects.select_for_update().get(category=category)
+    try:
+        chosen = head.versions.get(version=version)
+    except HeadVersion.DoesNotExist:
+        known = list(head.versions.order_by("version").values_list("version", flat=True))
+        raise ValueError(f"{category} has no version {version}; versions: {known or 'none'}") from None
+    if not heads.weights_location(chosen).exists():
+        raise ValueError(f"{chosen}: weights {heads.weights_location(chosen)} are missing")
+    head.versions.filter(is_active=True).exclude(pk=chosen.pk).update(is_active=False)
+    if not chosen.is_active:
+        chosen.is_active = True
+        chosen.save(update_fields=["is_active"])
+    return chosen
+
+
+def ensure_default_heads(model_version: ModelVersion | None = None) -> list[Head]:
+    """Register nudity (with nsfwjs's own weights) and violence (untrained); idempotent."""
+    model_version = model_version or selectors.active_model_version()
+    if model_version is None:
+        raise ValueError("no active model version: run `manage.py build_models` first")
+    nudity = register_head(**NUDITY.__dict__)
+    register_head(**VIOLENCE.__dict__)
+    if not nudity.versions.filter(model_version=model_version).exists():
+        artefacts = selectors.model_artefacts(model_version)
+        weights = Path(model_version.artefact_dir) / artefacts.manifest["server_files"]["nsfw_head"]
+        register_head_version(
+            nudity,
+            model_version,
+            weights_path=str(weights),
+            config={
+                "runner": "nsfwjs_dense",
+                "positive_classes": NUDITY_POSITIVE_CLASSES,
+                "segments": DEFAULT_SEGMENT_RULES,
+                "source": artefacts.manifest.get("source", ""),
+            },
+        )
+    return list(Head.objects.filter(category__in=[NUDITY.category, VIOLENCE.category]))
+
+
+def segment_policy(head_version: HeadVersion) -> SegmentPolicy:
+    rules = {**DEFAULT_SEGMENT_RULES, **head_version.config.get("segments", {})}
+    threshold = head_version.head.threshold
+    return SegmentPolicy(
+        threshold=threshold,
+        edge_threshold=max(0.0, threshold - rules["edge_margin"]),
+        max_gap_ms=rules["max_gap_ms"],
+        min_length_ms=rules["min_length_ms"],
+    )
+
+
+def analyse_video(video: Video) -> list[Verdict]:
+    """Run every active head on the video's accepted features; store per-sample scores and one verdict per head.
+
+    Idempotent: the scores of a head version are replaced and its verdict updated, so running it
+    again on the same features gives the same rows. Heavy work (loading weights, inference)
+    happens before the transaction; the video row is locked (NOWAIT) while rows are replaced, so
+    two analyses of one video never interleave: the second fails fast and its task retries.
+    """
+    model_version = selectors.active_model_version()
+    if model_version is None:
+        logger.warning("no active model version; video %s not analysed", video.pk)
+        return []
+    accepted = selectors.accepted_features(video, model_version)
+    if not accepted.sample_ms:
+        return []
+    features = dequantise(accepted.codes)
+    results = [
+        (head_version, heads.load_runner(head_version).score(features, accepted.positions))
+        for head_version in selectors.active_head_versions(model_version)
+    ]
+    with transaction.atomic():
+        Video.objects.select_for_update(nowait=True).filter(pk=video.pk).first()
+        verdicts = [
+            _store_head_result(video, model_version, head_version, accepted, result) for head_version, result in results
+        ]
+    _announce(video, verdicts)
+    return verdicts
+
+
+def _store_head_result(
+    video: Video,
+    model_version: ModelVersion,
+    head_version: HeadVersion,
+    accepted: selectors.AcceptedFeatures,
+    result: heads.HeadScores,
+) -> Verdict:
+    scores = [float(score) for score in result.scores]
+    FrameScore.objects.filter(video=video, head_version=head_version).delete()
+    FrameScore.objects.bulk_create(
+        FrameScore(
+            video=video,
+            head_version=head_version,
+            sample_ms=ms,
+            score=score,
+            class_scores=result.class_scores[index] if result.class_scores else {},
+        )
+        for index, (ms, score) in enumerate(zip(accepted.sample_ms, scores, strict=True))
+    )
+    policy = segment_policy(head_version)
+    segments = flagged_segments(
+        accepted.sample_ms,
+        scores,
+        span_ms=settings.HYDRA_SAMPLE_INTERVAL_MS,
+        duration_ms=video.duration_ms,
+        policy=policy,
+    )
+    verdict, _created = Verdict.objects.update_or_create(
+        video=video,
+        head_version=head_version,
+        defaults={
+            "model_version": model_version,
+            "score": max(scores),
+            "threshold": policy.threshold,
+            "flagged": bool(segments),
+            "segments": [list(segment) for segment in segments],
+            "top_frames": top_frames(accepted.sample_ms, scores, TOP_FRAMES),
+            "coverage": accepted.coverage,
+        },
+    )
+    return verdict
+
+
+def _announce(video: Video, verdicts: list[Verdict]) -> None:
+    """Flagged verdicts go to moderation; a fully covered video below every threshold is cleared."""
+    for verdict in verdicts:
+        if verdict.flagged:
+            signals.verdict_flagged.send(sender=Verdict, verdict=verdict)
+    if verdicts and not any(v.flagged for v in verdicts) and all(v.coverage >= 1.0 for v in verdicts):
+        signals.video_cleared.send(sender=Video, video=video, verdicts=verdicts)
+
+
+def on_features_recorded(video: Video, model_version: ModelVersion) -> bool:
+    """Queue an analysis when the video's coverage reaches a step (HYDRA_ANALYSIS_COVERAGE_STEPS) not yet analysed.
+
+    Cheap (three small queries) so the websocket path can call it after every stored batch.
+    Returns whether an analysis was queued.
+    """
+    expected = len(selectors.expected_sample_times(video))
+    head_versions = selectors.active_head_versions(model_version)
+    if not expected or not head_versions:
+        return False
+    coverage = selectors.accepted_sample_count(video, model_version) / expected
+    analysed = selectors.analysed_coverage(video, head_versions)
+    if _reached_step(coverage) <= _reached_step(analysed):
+        return False
+    from inference.tasks import analyse_video_task
+
+    transaction.on_commit(lambda: analyse_video_task.delay(video.pk))
+    return True
+
+
+def _reached_step(coverage: float) -> int:
+    return sum(1 for step in settings.HYDRA_ANALYSIS_COVERAGE_STEPS if coverage >= step - 1e-9)
+
+
+# --- Training temporal heads (analysis helper) --------------------------------------------------
+
+CLIP_DECODE_BATCH = 32
+
+
+def training_clip_features(path: Path, model_version: ModelVersion) -> tuple[list[int], np.ndarray]:
+    """A labelled file's features at its sample times: from the PostgreSQL cache, or decoded once and cached.
+
+    Decoding uses the same PyAV frame path and Keras CNN as the server's own analysis, and the cached
+    vectors are quantised exactly like browsers' features, so a head learns what it will later see.
+    """
+    interval_ms = settings.HYDRA_SAMPLE_INTERVAL_MS
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    sha256 = digest.hexdigest()
+    cached = TrainingClip.objects.filter(sha256=sha256, model_version=model_version, interval_ms=interval_ms).first()
+    if cached is None:
+        duration_ms, times, codes = _decode_training_clip(path, model_version, interval_ms)
+        cached, _created = TrainingClip.objects.get_or_create(
+            sha256=sha256,
+            model_version=model_version,
+            interval_ms=interval_ms,
+            defaults={
+                "source_name": path.name[:255],
+                "duration_ms": duration_ms,
+                "sample_ms": times,
+                "vectors": codes.tobytes(),
+            },
+        )
+    codes = np.frombuffer(bytes(cached.vectors), dtype=np.uint8).reshape(len(cached.sample_ms), -1)
+    return list(cached.sample_ms), dequantise(codes)
+
+
+def _decode_training_clip(
+    path: Path, model_version: ModelVersion, interval_ms: int
+) -> tuple[int, list[int], np.ndarray]:
+    from inference.ml import cnn, frames
+    from videos.media import probe
+
+    probed = probe(path, max_duration_seconds=settings.HYDRA_MAX_DURATION_SECONDS)
+    times = sample_times_ms(probed.duration_ms, probed.fps, interval_ms)
+    model = cnn.cached_feature_extractor(str(selectors.model_artefact_dir(model_version)))
+    batches = [
+        quantise(cnn.compute_features(model, frames.decode_frames_at(path, times[start : start + CLIP_DECODE_BATCH])))
+        for start in range(0, len(times), CLIP_DECODE_BATCH)
+    ]
+    return probed.duration_ms, times, np.concatenate(batches)
+
+
+def sequences_from_folder(
+    folder: Path, model_version: ModelVersion, positive: str | None = None
+) -> list[LabelledSequence]:
+    """One labelled sequence per video file of a RWF-2000 / Hockey Fights style folder (decoded once, then cached)."""
+    sequences = []
+    for labelled in find_labelled_videos(folder, positive):
+        _times, features = training_clip_features(labelled.path, model_version)
+        sequences.append(
+            LabelledSequence(key=str(labelled.path.relative_to(folder)), label=labelled.label, features=features)
+        )
+    return sequences
+
+
+def sequences_from_decisions(category: str, model_version: ModelVersion) -> list[LabelledSequence]:
+    """One labelled sequence per moderated video: its stored features (longest unbroken run), no decoding."""
+    try:
+        from moderation.selectors import final_labels
+    except ImportError as exc:
+        raise ValueError("moderators' decisions are not available (moderation.selectors.final_labels)") from exc
+    sequences = []
+    for video_id, _category, label in final_labels(category):
+        video = Video.objects.filter(pk=video_id).first()
+        if video is None:
+            continue
+        accepted = selectors.accepted_features(video, model_version)
+        runs = heads.contiguous_runs(accepted.positions)
+        if not runs:
+            continue
+        start, end = max(runs, key=lambda run: run[1] - run[0])
+        features = dequantise(accepted.codes[start:end])
+        sequences.append(LabelledSequence(key=f"video:{video_id}", label=int(label), features=features))
+    return sequences
+
+
+def train_temporal_head_version(
+    category: str,
+    sequences: list[LabelledSequence],
+    config: TemporalConfig,
+    options: TrainingOptions | None = None,
+    source: str = "",
+    activate: bool = True,
+) -> HeadVersion:
+    """Train the category's temporal head and register the result as its next version (earlier ones stay).
+
+    Weights, report.json and roc.png go to HYDRA_MODEL_ROOT/heads/<category>/v<N>/.
+    """
+    head = Head.objects.get(category=category)
+    if head.kind != Head.Kind.TEMPORAL:
+        raise ValueError(f"{category} is a {head.kind} head; only temporal heads are trained here")
+    model_version = selectors.active_model_version()
+    if model_version is None:
+        raise ValueError("no active model version: run `manage.py build_models` first")
+    heads_root = Path(settings.HYDRA_MODEL_ROOT) / "heads" / category
+    staging = heads_root / f".training-{uuid.uuid4().hex}"
+    try:
+        report = train_temporal_head(sequences, config, staging, options, title=head.label)
+        report["source"] = source
+        version = (head.versions.order_by("-version").values_list("version", flat=True).first() or 0) + 1
+        final = heads_root / f"v{version}"
+        staging.rename(final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return register_head_version(
+        head,
+        model_version,
+        weights_path=str(final.relative_to(settings.HYDRA_MODEL_ROOT)),
+        config={
+            "runner": "keras_lstm",
+            **config.to_dict(),
+            "sample_interval_ms": settings.HYDRA_SAMPLE_INTERVAL_MS,
+            "segments": DEFAULT_SEGMENT_RULES,
+        },
+        metrics=report,
+        activate=activate,
+        version=version,
+    )
 
 
 # --- Feature streaming (client helper): browser sessions and their features ---------------------
@@ -178,6 +580,12 @@ def record_frame_features(session: ClientSession, samples: Sequence[FrameSample]
             ignore_conflicts=True,
         )
         ClientSession.objects.filter(pk=session.pk).update(last_seen_at=timezone.now())
+        if new:
+            transaction.on_commit(
+                lambda: signals.features_recorded.send(
+                    sender=FrameFeature, video=session.video, model_version=session.model_version
+                )
+            )
     return RecordedFeatures(
         accepted=tuple(s.sample_ms for s in new),
         duplicates=tuple(s.sample_ms for s in samples if s.sample_ms in stored),

@@ -79,6 +79,8 @@ class Video(models.Model):
     # Of the rendition, which is what browsers and the server analyse.
     rendition_width = models.PositiveIntegerField(null=True, blank=True)
     rendition_height = models.PositiveIntegerField(null=True, blank=True)
+    rendition_fps = models.FloatField(null=True, blank=True, help_text="Constant frame rate of the rendition.")
+    rendition_duration_ms = models.PositiveIntegerField(null=True, blank=True)
 
     view_count = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -88,6 +90,7 @@ class Video(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["visibility", "status", "-created_at"], name="video_listing_idx")]
+        permissions = [("view_hidden_video", "Can view held and removed videos")]
 
     def __str__(self) -> str:
         return f"{self.title} ({self.slug})"

@@ -391,3 +391,27 @@ def test_too_many_errors_close_the_connection(video, settings):
     assert [e["code"] for e in errors] == ["bad_header", "bad_header", "too_many_errors"]
     assert errors[-1]["fatal"] is True
     assert closing == {"type": "websocket.close", "code": CloseCode.TOO_MANY_ERRORS}
+
+
+def test_stored_features_are_announced_once_committed(video, model_version):
+    from inference import signals
+
+    announced = []
+
+    def receiver(sender, video, model_version, **kwargs):
+        announced.append((video.pk, model_version.pk, FrameFeature.objects.filter(video=video).count()))
+
+    signals.features_recorded.connect(receiver, dispatch_uid="test-features-recorded")
+    try:
+
+        async def scenario():
+            client = await connect(video.slug)
+            await client.send_batch(batch(1, sample(0), sample(1000)))
+            await client.send_batch(batch(2, sample(0)))  # only a duplicate: nothing new to announce
+            await client.send_batch(batch(3, sample(1500)))  # refused
+            await client.close()
+
+        run(scenario)
+    finally:
+        signals.features_recorded.disconnect(dispatch_uid="test-features-recorded")
+    assert announced == [(video.pk, model_version.pk, 2)]

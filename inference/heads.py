@@ -1,0 +1,139 @@
+"""The head registry: how a head version's stored weights turn feature vectors into scores.
+
+A category is data (a ``Head`` row and its ``HeadVersion`` rows); the code that computes its
+scores is a *runner* named in the version's ``config["runner"]``. Adding a category is
+registering a head and a version with an existing runner (a new nsfw-like dense head, another
+LSTM trained with ``train_head``); a new kind of network is one ``@register_runner`` function
+here, never an edit of the analysis pipeline.
+
+Runners are loaded once per worker process and cached by weights path (a version's weights never
+change once written). The Keras runner imports TensorFlow only when it is first used, inside a
+worker: the web process never loads it.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from django.conf import settings
+
+from inference.models import HeadVersion
+
+
+@dataclass(frozen=True)
+class HeadScores:
+    """Per-sample scores in [0, 1] (the category's probability), and optionally every class's."""
+
+    scores: np.ndarray
+    class_scores: list[dict[str, float]] = field(default_factory=list)
+
+
+class HeadRunner(Protocol):
+    def score(self, features: np.ndarray, positions: np.ndarray) -> HeadScores:
+        """Score ``features[N, D]`` (time order); ``positions`` are the samples' indices among all sample times."""
+
+
+RunnerLoader = Callable[[Path, dict], HeadRunner]
+RUNNERS: dict[str, RunnerLoader] = {}
+
+
+class UnknownRunnerError(LookupError):
+    pass
+
+
+def register_runner(name: str) -> Callable[[RunnerLoader], RunnerLoader]:
+    """Decorator: ``loader(weights_path, config) -> HeadRunner`` becomes available as ``config["runner"] = name``."""
+
+    def decorate(loader: RunnerLoader) -> RunnerLoader:
+        RUNNERS[name] = loader
+        return loader
+
+    return decorate
+
+
+def weights_location(head_version: HeadVersion) -> Path:
+    return Path(settings.HYDRA_MODEL_ROOT) / head_version.weights_path
+
+
+def load_runner(head_version: HeadVersion) -> HeadRunner:
+    runner = head_version.config.get("runner", "")
+    if runner not in RUNNERS:
+        raise UnknownRunnerError(f"{head_version}: unknown runner {runner!r}; known: {sorted(RUNNERS)}")
+    return _cached_runner(runner, str(weights_location(head_version)), json.dumps(head_version.config, sort_keys=True))
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_runner(runner: str, weights: str, config_json: str) -> HeadRunner:
+    return RUNNERS[runner](Path(weights), json.loads(config_json))
+
+
+# --- Built-in runners ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClassSumRunner:
+    """A softmax classifier (nsfwjs's dense head); the score is the sum of the positive classes' probabilities."""
+
+    predict: Callable[[np.ndarray], np.ndarray]
+    class_names: tuple[str, ...]
+    positive_classes: tuple[str, ...]
+
+    def score(self, features: np.ndarray, positions: np.ndarray) -> HeadScores:
+        probabilities = self.predict(features)
+        columns = [self.class_names.index(name) for name in self.positive_classes]
+        scores = np.clip(probabilities[:, columns].sum(axis=1), 0.0, 1.0)
+        class_scores = [
+            {name: round(float(p), 5) for name, p in zip(self.class_names, row, strict=True)} for row in probabilities
+        ]
+        return HeadScores(scores=scores.astype(np.float32), class_scores=class_scores)
+
+
+@register_runner("nsfwjs_dense")
+def load_nsfwjs_dense(weights: Path, config: dict) -> ClassSumRunner:
+    from inference.ml.nsfw_head import load_nsfw_head
+
+    head = load_nsfw_head(weights)
+    unknown = set(config["positive_classes"]) - set(head.class_names)
+    if unknown:
+        raise ValueError(f"positive classes {sorted(unknown)} are not among {head.class_names}")
+    return ClassSumRunner(head.predict, head.class_names, tuple(config["positive_classes"]))
+
+
+@dataclass(frozen=True)
+class TemporalRunner:
+    """The LSTM over sliding windows; windows never span a hole in the samples (missing features)."""
+
+    model: object
+    config: object
+
+    def score(self, features: np.ndarray, positions: np.ndarray) -> HeadScores:
+        from inference.ml.temporal import score_sequence
+
+        scores = np.zeros(len(features), dtype=np.float32)
+        for start, end in contiguous_runs(positions):
+            scores[start:end] = score_sequence(self.model, features[start:end], self.config)
+        return HeadScores(scores=scores)
+
+
+def contiguous_runs(positions: np.ndarray) -> list[tuple[int, int]]:
+    """``[start, end)`` index ranges over which ``positions`` increase by exactly one."""
+    if len(positions) == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(positions) != 1) + 1
+    edges = [0, *breaks.tolist(), len(positions)]
+    return list(itertools.pairwise(edges))
+
+
+@register_runner("keras_lstm")
+def load_keras_lstm(weights: Path, config: dict) -> TemporalRunner:
+    from inference.ml.temporal import load_temporal_head
+
+    model, temporal_config = load_temporal_head(weights)
+    return TemporalRunner(model=model, config=temporal_config)

@@ -1,0 +1,36 @@
+"""Celery tasks of the inference app: thin wrappers that translate a message into a service call."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from django.db import InterfaceError, OperationalError
+
+from inference import services
+from videos.models import Video
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=2,
+    retry_backoff_max=120,
+    retry_jitter=True,
+    max_retries=6,
+)
+def analyse_video_task(video_id: int) -> dict[str, float]:
+    """Recompute a video's verdicts. Safe to run twice or to retry: the service replaces its own rows.
+
+    Database errors (a lost connection, another analysis holding the video's lock) are transient and
+    retried with exponential backoff; a video deleted meanwhile is simply skipped.
+    """
+    video = Video.objects.filter(pk=video_id).first()
+    if video is None:
+        logger.info("video %s is gone; nothing to analyse", video_id)
+        return {}
+    verdicts = services.analyse_video(video)
+    return {verdict.head_version.head.category: verdict.score for verdict in verdicts}

@@ -1,0 +1,86 @@
+"""Who sees what: the player page, the rendition and the poster for every visibility and viewer."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import AnonymousUser, User
+from django.urls import reverse
+
+from videos.models import Video
+from videos.selectors import can_view, published_videos
+
+ANON, OWNER, OTHER, MODERATOR = "anonymous", "owner", "other user", "moderator"
+
+# What each viewer gets, per visibility: (player page status, media served?)
+EXPECTED = {
+    Video.Visibility.PUBLISHED: {ANON: (200, True), OWNER: (200, True), OTHER: (200, True), MODERATOR: (200, True)},
+    Video.Visibility.RESTRICTED: {ANON: (403, False), OWNER: (200, True), OTHER: (200, True), MODERATOR: (200, True)},
+    Video.Visibility.HELD: {ANON: (404, False), OWNER: (200, True), OTHER: (404, False), MODERATOR: (200, True)},
+    Video.Visibility.REMOVED: {ANON: (410, False), OWNER: (410, False), OTHER: (410, False), MODERATOR: (200, True)},
+}
+
+
+@pytest.fixture
+def viewers(owner, stranger, moderator):
+    return {ANON: None, OWNER: owner, OTHER: stranger, MODERATOR: moderator}
+
+
+@pytest.mark.parametrize("visibility", list(EXPECTED))
+def test_player_stream_and_poster_follow_can_view(visibility, ready_video, owner, viewers, client_for):
+    video = ready_video(owner, visibility=visibility)
+    for viewer, (page_status, media_served) in EXPECTED[visibility].items():
+        user = viewers[viewer]
+        client = client_for(user)
+        assert can_view(user or AnonymousUser(), video) is media_served, viewer
+        page = client.get(reverse("videos:player", args=[video.slug]))
+        assert page.status_code == page_status, viewer
+        if page_status != 404:
+            assert page["Cross-Origin-Opener-Policy"] == "same-origin"
+            assert page["Cross-Origin-Embedder-Policy"] == "require-corp"
+        stream_url = reverse("videos:stream", args=[video.slug])
+        for url in (stream_url, reverse("videos:poster", args=[video.slug])):
+            response = client.get(url, headers={"range": "bytes=0-9"})
+            assert response.status_code == (206 if media_served else 404), (viewer, url)
+        if page_status == 200:
+            assert f'src="{stream_url}"' in page.content.decode()
+
+
+def test_removed_notice_says_why_and_serves_nothing(ready_video, owner, client):
+    video = ready_video(owner, visibility=Video.Visibility.REMOVED)
+    Video.objects.filter(pk=video.pk).update(visibility_reason="Graphic violence (policy 4.2).")
+    page = client.get(reverse("videos:player", args=[video.slug]))
+    text = page.content.decode()
+    assert "This video was removed" in text and "Graphic violence (policy 4.2)." in text
+    assert reverse("videos:stream", args=[video.slug]) not in text
+
+
+def test_a_video_still_processing_is_only_shown_to_its_owner(owner, stranger, client_for, media_root):
+    video = Video.objects.create(owner=owner, title="Raw", status=Video.Status.PROCESSING)
+    url = reverse("videos:player", args=[video.slug])
+    assert client_for(stranger).get(url).status_code == 404
+    page = client_for(owner).get(url)
+    assert page.status_code == 200 and "being processed" in page.content.decode()
+    assert client_for(owner).get(reverse("videos:stream", args=[video.slug])).status_code == 404
+
+
+def test_home_lists_only_published_ready_videos(ready_video, owner, client):
+    shown = ready_video(owner, title="Shown")
+    hidden = [ready_video(owner, title=v, visibility=v) for v in ("held", "restricted", "removed")]
+    Video.objects.create(owner=owner, title="Unfinished", status=Video.Status.PROCESSING)
+    assert list(published_videos()) == [shown]
+    page = client.get(reverse("videos:home")).content.decode()
+    assert "Shown" in page and reverse("videos:poster", args=[shown.slug]) in page
+    assert not any(reverse("videos:player", args=[video.slug]) in page for video in hidden)
+
+
+def test_moderation_permission_also_makes_a_moderator(db, owner, ready_video):
+    video = ready_video(owner, visibility=Video.Visibility.HELD)
+    staff = User.objects.create_user("staff", is_staff=True)
+    assert not can_view(staff, video)
+    superuser = User.objects.create_superuser("root", password="x")
+    assert can_view(superuser, video)
+
+
+def test_unknown_slug_is_404_everywhere(client, db):
+    for name in ("videos:player", "videos:stream", "videos:poster"):
+        assert client.get(reverse(name, args=["nope"])).status_code == 404

@@ -1,0 +1,67 @@
+from django.urls import reverse
+from rest_framework import serializers
+
+from videos.models import Video
+
+
+class VideoSerializer(serializers.ModelSerializer):
+    status_label = serializers.CharField(read_only=True, help_text="The state in words, as shown on My videos.")
+    player_url = serializers.SerializerMethodField()
+    stream_url = serializers.SerializerMethodField()
+    poster_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Video
+        fields = [
+            "slug",
+            "title",
+            "description",
+            "status",
+            "status_label",
+            "failure_reason",
+            "visibility",
+            "visibility_reason",
+            "original_filename",
+            "container",
+            "video_codec",
+            "audio_codec",
+            "width",
+            "height",
+            "fps",
+            "duration_ms",
+            "size_bytes",
+            "rendition_width",
+            "rendition_height",
+            "rendition_fps",
+            "rendition_duration_ms",
+            "view_count",
+            "created_at",
+            "processed_at",
+            "player_url",
+            "stream_url",
+            "poster_url",
+        ]
+        read_only_fields = fields
+
+    def _absolute(self, name: str, video: Video) -> str:
+        url = reverse(name, kwargs={"slug": video.slug})
+        request = self.context.get("request")
+        return request.build_absolute_uri(url) if request else url
+
+    def get_player_url(self, video: Video) -> str:
+        return self._absolute("videos:player", video)
+
+    def get_stream_url(self, video: Video) -> str | None:
+        return self._absolute("videos:stream", video) if video.is_playable else None
+
+    def get_poster_url(self, video: Video) -> str | None:
+        return self._absolute("videos:poster", video) if video.is_playable and video.poster else None
+
+
+class VideoUploadSerializer(serializers.Serializer):
+    file = serializers.FileField(
+        allow_empty_file=True,  # services.ingest_upload explains an empty file, the same way as the page
+        help_text="The video file. Its content is probed; the name and Content-Type are not trusted.",
+    )
+    title = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    description = serializers.CharField(required=False, allow_blank=True, default="")

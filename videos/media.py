@@ -1,0 +1,420 @@
+"""Reading and writing video files with PyAV. Knows nothing of Django models or HTTP.
+
+``probe`` decides whether a file is a video Hydra can use, from its content alone (never
+its name or Content-Type). ``transcode`` writes the one web rendition every browser and
+the server analyse: H.264 yuv420p, BT.709 limited range tagged, square pixels, constant
+frame rate, even dimensions, a keyframe at every sample time, AAC audio, MP4 with the
+index at the front (faststart) so that ``<video>`` can seek before it has the whole file.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import IO
+
+import av
+import av.error
+
+# Largest picture side accepted, so a crafted header cannot make the transcoder allocate gigabytes.
+MAX_DIMENSION = 8192
+# Highest frame rate kept in the rendition; faster sources are resampled to it.
+MAX_RENDITION_FPS = 60
+AUDIO_SAMPLE_RATE = 48000
+AUDIO_BITRATE = 128_000
+POSTER_QUALITY = 85
+# FFmpeg enum values for the colour tags of the rendition.
+_BT709 = 1
+_LIMITED_RANGE = 1
+
+# Containers that hold still pictures, which PyAV opens as one-frame "videos".
+_STILL_IMAGE_FORMATS = {"image2", "mjpeg", "gif_pipe", "webp"}
+_EXTENSIONS = {
+    "mov,mp4,m4a,3gp,3g2,mj2": "mp4",
+    "matroska,webm": "mkv",
+    "avi": "avi",
+    "flv": "flv",
+    "mpegts": "ts",
+    "mpeg": "mpg",
+    "ogg": "ogv",
+    "asf": "wmv",
+    "gif": "gif",
+}
+
+
+class MediaRejected(Exception):
+    """A file Hydra will not accept; ``message`` is written for the person who uploaded it."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    container: str
+    extension: str
+    video_codec: str
+    audio_codec: str
+    width: int
+    height: int
+    sample_aspect_ratio: Fraction
+    fps: float
+    duration_ms: int
+
+
+@dataclass(frozen=True)
+class RenditionInfo:
+    width: int
+    height: int
+    fps: float
+    duration_ms: int
+    frame_count: int
+    has_audio: bool
+
+
+def _format_duration(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def probe(source: str | Path | IO[bytes], *, max_duration_seconds: float) -> ProbeResult:
+    """Open, demux and decode the start of ``source``; raise ``MediaRejected`` unless it is a whole, usable video.
+
+    Every packet of the video stream is read (not decoded), so a file cut short is noticed
+    even when its header promises more.
+    """
+    try:
+        container = av.open(str(source) if isinstance(source, Path) else source, mode="r")
+    except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
+        if _is_empty(source):
+            raise MediaRejected("empty", "The file is empty (0 bytes).") from exc
+        raise MediaRejected(
+            "not_video", "This file is not a video Hydra can read. Upload an MP4, WebM, MOV or MKV file."
+        ) from exc
+    with container:
+        return _probe_open_container(container, max_duration_seconds)
+
+
+def _is_empty(source: str | Path | IO[bytes]) -> bool:
+    if isinstance(source, str | Path):
+        return Path(source).stat().st_size == 0
+    position = source.tell()
+    source.seek(0, 2)
+    empty = source.tell() == 0
+    source.seek(position)
+    return empty
+
+
+def _probe_open_container(container: av.container.InputContainer, max_duration_seconds: float) -> ProbeResult:
+    format_name = container.format.name
+    if not container.streams.video:
+        if container.streams.audio:
+            raise MediaRejected("audio_only", "This file has sound but no picture. Upload a video file.")
+        raise MediaRejected("not_video", "This file has no video in it.")
+    if format_name in _STILL_IMAGE_FORMATS or format_name.endswith("_pipe"):
+        raise MediaRejected("still_image", "This is a still picture, not a video.")
+    stream = container.streams.video[0]
+    codec = stream.codec_context
+    if not codec.width or not codec.height:
+        raise MediaRejected("not_video", "This file's video has no picture size; it may be damaged.")
+    if codec.width > MAX_DIMENSION or codec.height > MAX_DIMENSION:
+        raise MediaRejected(
+            "too_big_picture",
+            f"The picture is {codec.width}x{codec.height}; the largest side allowed is {MAX_DIMENSION} pixels.",
+        )
+    declared_seconds = _declared_seconds(container, stream)
+    if declared_seconds and declared_seconds > max_duration_seconds:
+        raise MediaRejected(
+            "too_long",
+            f"This video is {_format_duration(declared_seconds)} long; the limit is "
+            f"{_format_duration(max_duration_seconds)}.",
+        )
+    packets, end_seconds = _demux_span(container, stream)
+    if packets < 2:
+        raise MediaRejected("still_image", "This file holds a single picture, not a video.")
+    if declared_seconds and end_seconds < declared_seconds * 0.97 - 0.1:
+        raise MediaRejected(
+            "truncated",
+            f"This file is incomplete: it should last {_format_duration(declared_seconds)} but stops after "
+            f"{_format_duration(end_seconds)}. The upload or the export may have been cut short; try again.",
+        )
+    if end_seconds > max_duration_seconds:
+        raise MediaRejected(
+            "too_long",
+            f"This video is {_format_duration(end_seconds)} long; "
+            f"the limit is {_format_duration(max_duration_seconds)}.",
+        )
+    _decode_first_frame(container)
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    return ProbeResult(
+        container=format_name,
+        extension=_EXTENSIONS.get(format_name, format_name.split(",")[0][:8]),
+        video_codec=codec.name,
+        audio_codec=container.streams.audio[0].codec_context.name if container.streams.audio else "",
+        width=codec.width,
+        height=codec.height,
+        sample_aspect_ratio=Fraction(codec.sample_aspect_ratio or 1) or Fraction(1),
+        fps=float(rate) if rate else 0.0,
+        duration_ms=round(end_seconds * 1000),
+    )
+
+
+def _declared_seconds(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> float:
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    if container.duration:
+        return container.duration / av.time_base
+    return 0.0
+
+
+def _demux_span(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> tuple[int, float]:
+    """Count the video packets and find where the last one ends, in seconds from the first."""
+    count = 0
+    first: float | None = None
+    end = 0.0
+    try:
+        for packet in container.demux(stream):
+            if packet.pts is None or packet.size == 0:
+                continue
+            count += 1
+            start = float(packet.pts * packet.time_base)
+            first = start if first is None else min(first, start)
+            end = max(end, start + float((packet.duration or 0) * packet.time_base))
+    except av.error.FFmpegError as exc:
+        raise MediaRejected(
+            "truncated", "This file is damaged or incomplete; it could not be read to the end."
+        ) from exc
+    return count, max(0.0, end - (first or 0.0))
+
+
+def _decode_first_frame(container: av.container.InputContainer) -> None:
+    container.seek(0)
+    try:
+        next(container.decode(video=0))
+    except (av.error.FFmpegError, StopIteration) as exc:
+        raise MediaRejected("undecodable", "The video in this file cannot be decoded; it may be damaged.") from exc
+
+
+# --------------------------------------------------------------------------- rendition
+
+
+def rendition_size(width: int, height: int, sample_aspect_ratio: Fraction, max_height: int) -> tuple[int, int]:
+    """Square-pixel, even-sided size no taller than ``max_height`` that keeps the display aspect ratio."""
+    display_width = width * (sample_aspect_ratio if sample_aspect_ratio > 0 else 1)
+    out_height = min(height, max_height)
+    out_height -= out_height % 2
+    out_width = math.floor(display_width * out_height / height / 2 + Fraction(1, 2)) * 2
+    return max(2, int(out_width)), max(2, out_height)
+
+
+def rendition_rate(source_fps: float) -> Fraction:
+    """A constant frame rate close to the source's, never above ``MAX_RENDITION_FPS``."""
+    if not source_fps or not math.isfinite(source_fps) or source_fps <= 0:
+        return Fraction(30)
+    return Fraction(min(source_fps, MAX_RENDITION_FPS)).limit_denominator(1001)
+
+
+def is_keyframe_index(index: int, fps: Fraction, keyframe_seconds: float) -> bool:
+    """Whether frame ``index`` is the frame nearest a multiple of ``keyframe_seconds``.
+
+    This is the same rounding as ``inference.sampling.sample_times_ms``, so with the sample
+    interval equal to the keyframe interval every sampled frame is an IDR frame and decoding
+    it needs nothing before it.
+    """
+    step = float(fps) * keyframe_seconds
+    nearest = round(index / step)
+    return any(round(k * step) == index for k in (nearest - 1, nearest, nearest + 1) if k >= 0)
+
+
+def transcode(
+    source: str | Path,
+    destination: str | Path,
+    *,
+    max_height: int,
+    keyframe_seconds: float,
+) -> RenditionInfo:
+    """Write the web rendition of ``source`` to ``destination`` (an MP4, whatever its name ends with)."""
+    with av.open(str(source)) as src:
+        in_video = src.streams.video[0]
+        in_audio = src.streams.audio[0] if src.streams.audio else None
+        codec = in_video.codec_context
+        rate = rendition_rate(float(in_video.average_rate or in_video.guessed_rate or 0))
+        sar = Fraction(codec.sample_aspect_ratio or 1) or Fraction(1)
+        width, height = rendition_size(codec.width, codec.height, sar, max_height)
+        with av.open(str(destination), mode="w", format="mp4", options={"movflags": "+faststart"}) as out:
+            video = _VideoEncoder(out, in_video, rate, width, height, keyframe_seconds)
+            audio = _AudioEncoder(out) if in_audio is not None else None
+            streams = [in_video] + ([in_audio] if in_audio is not None else [])
+            for packet in src.demux(*streams):
+                for frame in packet.decode():
+                    if packet.stream is in_video:
+                        video.add(frame)
+                    elif audio is not None:
+                        audio.add(frame)
+            video.finish()
+            if audio is not None:
+                audio.finish()
+    if video.written == 0:
+        raise ValueError("the video decoded to no frames")
+    return RenditionInfo(
+        width=width,
+        height=height,
+        fps=float(rate),
+        duration_ms=round(video.written * 1000 / float(rate)),
+        frame_count=video.written,
+        has_audio=in_audio is not None,
+    )
+
+
+class _VideoEncoder:
+    """Scales, re-times to a constant rate and encodes H.264 with an IDR frame at every keyframe time."""
+
+    def __init__(
+        self,
+        out: av.container.OutputContainer,
+        in_video: av.video.stream.VideoStream,
+        rate: Fraction,
+        width: int,
+        height: int,
+        keyframe_seconds: float,
+    ) -> None:
+        self.out = out
+        self.rate = rate
+        self.keyframe_seconds = keyframe_seconds
+        self.written = 0
+        self.first_pts: int | None = None
+        gop = max(1, round(float(rate) * keyframe_seconds))
+        self.stream = out.add_stream("libx264", rate=rate)
+        self.stream.width, self.stream.height = width, height
+        self.stream.pix_fmt = "yuv420p"
+        # The muxer may change the stream's time base when it writes the header; frames keep this one.
+        self.frame_time_base = Fraction(1) / rate
+        self.stream.time_base = self.frame_time_base
+        context = self.stream.codec_context
+        context.time_base = self.frame_time_base
+        context.sample_aspect_ratio = Fraction(1)
+        context.color_range = _LIMITED_RANGE
+        context.color_primaries = context.color_trc = context.colorspace = _BT709
+        self.stream.options = {
+            "preset": "veryfast",
+            "crf": "23",
+            "profile": "high",
+            # Forced IDR frames place the keyframes; g only stops x264 adding any between them.
+            "g": str(gop + 1),
+            "keyint_min": str(gop),
+            "sc_threshold": "0",
+            "forced-idr": "1",
+            "x264-params": "colorprim=bt709:transfer=bt709:colormatrix=bt709:range=tv",
+        }
+        self.graph = self._filter_graph(in_video, width, height)
+
+    def _filter_graph(self, in_video: av.video.stream.VideoStream, width: int, height: int) -> av.filter.Graph:
+        codec = in_video.codec_context
+        sar = Fraction(codec.sample_aspect_ratio or 1) or Fraction(1)
+        graph = av.filter.Graph()
+        chain = [
+            graph.add(
+                "buffer",
+                video_size=f"{codec.width}x{codec.height}",
+                pix_fmt=str(int(av.video.format.VideoFormat(codec.pix_fmt or "yuv420p"))),
+                time_base=str(in_video.time_base),
+                pixel_aspect=f"{sar.numerator}/{sar.denominator}",
+            ),
+            graph.add("scale", f"w={width}:h={height}:out_color_matrix=bt709:out_range=tv:flags=bicubic"),
+            graph.add("setsar", "1"),
+            graph.add("fps", f"fps={self.rate.numerator}/{self.rate.denominator}:round=near"),
+            graph.add("format", "yuv420p"),
+            graph.add("buffersink"),
+        ]
+        for upstream, downstream in itertools.pairwise(chain):
+            upstream.link_to(downstream)
+        graph.configure()
+        return graph
+
+    def add(self, frame: av.VideoFrame) -> None:
+        if frame.pts is None:
+            return
+        # Start the rendition's clock at the first frame, whatever the source's start offset.
+        self.first_pts = frame.pts if self.first_pts is None else self.first_pts
+        frame.pts -= self.first_pts
+        self.graph.push(frame)
+        self._drain()
+
+    def finish(self) -> None:
+        self.graph.push(None)
+        self._drain()
+        for packet in self.stream.encode():
+            self.out.mux(packet)
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                frame = self.graph.vpull()
+            except (av.error.BlockingIOError, av.error.EOFError):
+                return
+            frame.pts = self.written
+            frame.time_base = self.frame_time_base
+            frame.color_range = _LIMITED_RANGE
+            frame.color_primaries = frame.color_trc = frame.colorspace = _BT709
+            keyframe = is_keyframe_index(self.written, self.rate, self.keyframe_seconds)
+            frame.pict_type = av.video.frame.PictureType.I if keyframe else av.video.frame.PictureType.NONE
+            for packet in self.stream.encode(frame):
+                self.out.mux(packet)
+            self.written += 1
+
+
+class _AudioEncoder:
+    """Resamples any audio to 48 kHz stereo and encodes AAC in the encoder's fixed frame size."""
+
+    def __init__(self, out: av.container.OutputContainer) -> None:
+        self.out = out
+        self.stream = out.add_stream("aac", rate=AUDIO_SAMPLE_RATE)
+        self.stream.layout = "stereo"
+        self.stream.bit_rate = AUDIO_BITRATE
+        self.resampler = av.AudioResampler(format="fltp", layout="stereo", rate=AUDIO_SAMPLE_RATE)
+        self.fifo = av.AudioFifo()
+        self.samples = 0
+
+    def add(self, frame: av.AudioFrame) -> None:
+        frame.pts = None
+        for resampled in self.resampler.resample(frame):
+            self.fifo.write(resampled)
+        self._encode_available(final=False)
+
+    def finish(self) -> None:
+        for resampled in self.resampler.resample(None):
+            self.fifo.write(resampled)
+        self._encode_available(final=True)
+        for packet in self.stream.encode():
+            self.out.mux(packet)
+
+    def _encode_available(self, *, final: bool) -> None:
+        frame_size = self.stream.codec_context.frame_size or 1024
+        while self.fifo.samples >= frame_size or (final and self.fifo.samples):
+            chunk = self.fifo.read(min(frame_size, self.fifo.samples))
+            chunk.pts = self.samples
+            chunk.time_base = Fraction(1, AUDIO_SAMPLE_RATE)
+            self.samples += chunk.samples
+            for packet in self.stream.encode(chunk):
+                self.out.mux(packet)
+
+
+def write_poster(rendition: str | Path, destination: str | Path, *, at_seconds: float) -> None:
+    """Save the first frame at or after ``at_seconds`` of the rendition as a JPEG."""
+    with av.open(str(rendition)) as container:
+        stream = container.streams.video[0]
+        container.seek(int(at_seconds / stream.time_base), stream=stream, backward=True)
+        chosen = None
+        for frame in container.decode(stream):
+            chosen = frame
+            if frame.time is not None and frame.time >= at_seconds:
+                break
+        if chosen is None:
+            raise ValueError("the rendition has no frame to use as a poster")
+        chosen.to_image().save(str(destination), format="JPEG", quality=POSTER_QUALITY)

@@ -1,0 +1,210 @@
+"""Use cases that change videos: ingest an upload, produce its rendition, delete it.
+
+Files and rows change together or not at all: a rejected or failed upload leaves nothing
+on disk or in the database, and a rendition appears under its final name only once it is
+complete (written under a temporary name, then renamed atomically). The original is kept
+after transcoding so the rendition can be rebuilt (for instance with new settings) and
+the server can re-analyse from the source if needed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from functools import partial
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from videos import media
+from videos.models import Video, poster_path, rendition_path
+from videos.signals import video_ready
+from videos.uploads import too_large_message
+
+logger = logging.getLogger(__name__)
+
+# Where the poster is taken from: one second in, or the middle of shorter videos.
+POSTER_AT_SECONDS = 1.0
+
+
+class UploadRejected(Exception):
+    """An upload Hydra will not keep; ``message`` is written for the person who sent it."""
+
+    def __init__(self, code: str, message: str, *, too_large: bool = False) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.too_large = too_large
+
+
+def _initial_visibility() -> tuple[str, str]:
+    if settings.HYDRA_PUBLICATION_POLICY == "hold":
+        return Video.Visibility.HELD, "New videos are checked before they are published."
+    return Video.Visibility.PUBLISHED, ""
+
+
+def _probe_upload(upload: UploadedFile) -> media.ProbeResult:
+    if upload.size == 0:
+        raise UploadRejected("empty", "The file is empty (0 bytes).")
+    if upload.size > settings.HYDRA_MAX_UPLOAD_BYTES:
+        raise UploadRejected("too_large", too_large_message(), too_large=True)
+    source = upload.temporary_file_path() if hasattr(upload, "temporary_file_path") else upload
+    if source is upload:
+        upload.seek(0)
+    try:
+        return media.probe(source, max_duration_seconds=settings.HYDRA_MAX_DURATION_SECONDS)
+    except media.MediaRejected as exc:
+        raise UploadRejected(exc.code, exc.message) from exc
+    finally:
+        if source is upload:
+            upload.seek(0)
+
+
+def ingest_upload(*, owner: AbstractBaseUser, upload: UploadedFile, title: str = "", description: str = "") -> Video:
+    """Probe ``upload`` and store it as a new video of ``owner``, then queue its transcoding.
+
+    Raises ``UploadRejected`` (nothing stored) unless the file is a whole, readable video
+    within the size and duration limits.
+    """
+    probed = _probe_upload(upload)
+    visibility, visibility_reason = _initial_visibility()
+    filename = os.path.basename(upload.name or "")[:255]
+    video = Video(
+        owner=owner,
+        title=(title.strip() or Path(filename).stem or "Untitled video")[:200],
+        description=description.strip(),
+        status=Video.Status.PROCESSING,
+        visibility=visibility,
+        visibility_reason=visibility_reason,
+        original_filename=filename,
+        container=probed.container,
+        container_extension=probed.extension,
+        video_codec=probed.video_codec,
+        audio_codec=probed.audio_codec,
+        width=probed.width,
+        height=probed.height,
+        fps=probed.fps,
+        duration_ms=probed.duration_ms,
+        size_bytes=upload.size,
+    )
+    try:
+        with transaction.atomic():
+            video.original.save("original", upload, save=False)
+            video.save()
+            transaction.on_commit(partial(_queue_transcoding, video), robust=True)
+    except BaseException:
+        if video.original.name:
+            default_storage.delete(video.original.name)
+        raise
+    logger.info("Ingested video %s (%s, %s bytes)", video.slug, probed.video_codec, upload.size)
+    return video
+
+
+def _queue_transcoding(video: Video) -> None:
+    """Hand the video to a worker; if the broker cannot be reached, say so on the video instead of leaving it."""
+    from videos.tasks import transcode_video
+
+    try:
+        transcode_video.delay(video.pk)
+    except Exception:
+        logger.exception("Could not queue transcoding of video %s", video.slug)
+        _mark_failed(video, "The video could not be queued for conversion; please upload it again later.")
+
+
+def _temporary_path(final_name: str) -> Path:
+    """A unique sibling of ``final_name`` in the same directory, so the final rename is atomic."""
+    final = Path(default_storage.path(final_name))
+    final.parent.mkdir(parents=True, exist_ok=True)
+    return final.with_name(f".{final.stem}.{uuid.uuid4().hex}.part")
+
+
+def _mark_failed(video: Video, reason: str) -> None:
+    Video.objects.filter(pk=video.pk).update(
+        status=Video.Status.FAILED, failure_reason=reason, processed_at=timezone.now(), updated_at=timezone.now()
+    )
+
+
+def produce_rendition(video_id: int) -> Video | None:
+    """Transcode the original of video ``video_id`` into its rendition and poster, and mark it ready.
+
+    Safe to run twice (a task redelivered after a crash): a ready video is left alone and
+    each run writes its own temporary files. On failure the video is marked failed with the
+    reason and no rendition or poster is left behind.
+    """
+    video = Video.objects.filter(pk=video_id).first()
+    if video is None or video.status == Video.Status.READY:
+        return video
+    if not video.original or not default_storage.exists(video.original.name):
+        _mark_failed(video, "The uploaded file is missing, so the video could not be converted.")
+        return video
+    rendition_name, poster_name = rendition_path(video, ""), poster_path(video, "")
+    rendition_tmp, poster_tmp = _temporary_path(rendition_name), _temporary_path(poster_name)
+    try:
+        info = media.transcode(
+            default_storage.path(video.original.name),
+            rendition_tmp,
+            max_height=settings.HYDRA_RENDITION_MAX_HEIGHT,
+            keyframe_seconds=settings.HYDRA_RENDITION_KEYFRAME_SECONDS,
+        )
+        media.write_poster(rendition_tmp, poster_tmp, at_seconds=min(POSTER_AT_SECONDS, info.duration_ms / 2000))
+    except Exception as exc:
+        logger.exception("Transcoding video %s failed", video.slug)
+        rendition_tmp.unlink(missing_ok=True)
+        poster_tmp.unlink(missing_ok=True)
+        _mark_failed(video, f"We could not convert this video for playback ({exc}).")
+        return video
+    return _store_rendition(video.pk, info, rendition_tmp, rendition_name, poster_tmp, poster_name)
+
+
+def _store_rendition(
+    video_id: int,
+    info: media.RenditionInfo,
+    rendition_tmp: Path,
+    rendition_name: str,
+    poster_tmp: Path,
+    poster_name: str,
+) -> Video | None:
+    with transaction.atomic():
+        video = Video.objects.select_for_update().filter(pk=video_id).first()
+        if video is None:  # deleted while it was being transcoded
+            rendition_tmp.unlink(missing_ok=True)
+            poster_tmp.unlink(missing_ok=True)
+            return None
+        os.replace(rendition_tmp, default_storage.path(rendition_name))
+        os.replace(poster_tmp, default_storage.path(poster_name))
+        video.rendition.name = rendition_name
+        video.poster.name = poster_name
+        video.rendition_width, video.rendition_height = info.width, info.height
+        video.rendition_fps, video.rendition_duration_ms = info.fps, info.duration_ms
+        video.status = Video.Status.READY
+        video.failure_reason = ""
+        video.processed_at = timezone.now()
+        video.save()
+        transaction.on_commit(lambda: video_ready.send(sender=Video, video=video))
+    logger.info("Video %s is ready (%sx%s @ %.3f fps)", video.slug, info.width, info.height, info.fps)
+    return video
+
+
+def delete_video(video: Video) -> None:
+    """Delete ``video`` and, once the deletion is committed, its files."""
+    names = [field.name for field in (video.original, video.rendition, video.poster) if field]
+    with transaction.atomic():
+        video.delete()
+        transaction.on_commit(partial(_delete_files, names))
+
+
+def _delete_files(names: list[str]) -> None:
+    for name in names:
+        default_storage.delete(name)
+
+
+def record_view(video: Video) -> None:
+    """Count one view of the player page (an atomic increment, so concurrent views are not lost)."""
+    Video.objects.filter(pk=video.pk).update(view_count=F("view_count") + 1)

@@ -1,0 +1,11 @@
+"""Celery tasks of the videos app: thin wrappers around services."""
+
+from celery import shared_task
+
+from videos import services
+
+
+@shared_task(name="videos.transcode_video", acks_late=True)
+def transcode_video(video_id: int) -> None:
+    """Produce the rendition and poster of a video (idempotent, so a redelivered message is harmless)."""
+    services.produce_rendition(video_id)

@@ -1,0 +1,33 @@
+"""Template filters that present videos: durations as a clock, states as badge colours."""
+
+from django import template
+
+from videos.models import Video
+
+register = template.Library()
+
+_TONES = {
+    Video.Status.UPLOADING: "pending",
+    Video.Status.PROCESSING: "pending",
+    Video.Status.FAILED: "bad",
+    Video.Visibility.PUBLISHED: "good",
+    Video.Visibility.HELD: "pending",
+    Video.Visibility.RESTRICTED: "warn",
+    Video.Visibility.REMOVED: "bad",
+}
+
+
+@register.filter
+def clock(duration_ms: int | None) -> str:
+    """1234567 -> "20:34"; an hour or more -> "1:02:03"."""
+    if duration_ms is None:
+        return ""
+    minutes, seconds = divmod(round(duration_ms / 1000), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+
+
+@register.filter
+def status_tone(video: Video) -> str:
+    """The badge colour for the state that ``Video.status_label`` puts in words."""
+    return _TONES.get(video.visibility if video.status == Video.Status.READY else video.status, "muted")

@@ -1,0 +1,153 @@
+"""Web pages and media URLs. Thin: they translate requests into services and selectors calls."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db.models.fields.files import FieldFile
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods, require_POST
+
+from videos import selectors, services
+from videos.forms import UploadForm
+from videos.models import Video
+from videos.streaming import file_response
+from videos.templatetags.video_format import clock
+from videos.uploads import format_limit, too_large_message, upload_was_too_large
+
+HOME_PAGE_SIZE = 24
+
+
+def _wants_json(request: HttpRequest) -> bool:
+    return "application/json" in request.headers.get("Accept", "")
+
+
+def _isolated(response: HttpResponse) -> HttpResponse:
+    """Cross-origin isolation, which TF.js needs for wasm threads on the player page."""
+    response["Cross-Origin-Opener-Policy"] = "same-origin"
+    response["Cross-Origin-Embedder-Policy"] = "require-corp"
+    return response
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    page = Paginator(selectors.published_videos(), HOME_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "videos/home.html", {"page": page})
+
+
+@login_required
+def my_videos(request: HttpRequest) -> HttpResponse:
+    videos = list(selectors.videos_owned_by(request.user))
+    still_processing = any(video.status in (Video.Status.UPLOADING, Video.Status.PROCESSING) for video in videos)
+    return render(request, "videos/my_videos.html", {"videos": videos, "still_processing": still_processing})
+
+
+def _upload_page(request: HttpRequest, form: UploadForm, status: int = 200) -> HttpResponse:
+    limits = {
+        "max_upload": format_limit(settings.HYDRA_MAX_UPLOAD_BYTES),
+        "max_duration": clock(settings.HYDRA_MAX_DURATION_SECONDS * 1000),
+    }
+    return render(request, "videos/upload.html", {"form": form, **limits}, status=status)
+
+
+def _upload_failed(request: HttpRequest, form: UploadForm, status: int, code: str) -> HttpResponse:
+    """The page again with the error, or for the upload script the API's JSON error shape."""
+    if _wants_json(request):
+        fields = {name: [str(error) for error in errors] for name, errors in form.errors.items()}
+        message = next(iter(fields.values()))[0] if fields else "The upload failed."
+        return JsonResponse({"error": {"code": code, "message": message, "fields": fields}}, status=status)
+    return _upload_page(request, form, status)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def upload(request: HttpRequest) -> HttpResponse:
+    if request.method == "GET":
+        return _upload_page(request, UploadForm())
+    form = UploadForm(request.POST, request.FILES)
+    if upload_was_too_large(request):
+        form.is_valid()
+        form.errors["file"] = form.error_class([too_large_message()])
+        return _upload_failed(request, form, 413, "too_large")
+    if not form.is_valid():
+        return _upload_failed(request, form, 400, "invalid")
+    try:
+        video = services.ingest_upload(
+            owner=request.user,
+            upload=form.cleaned_data["file"],
+            title=form.cleaned_data["title"],
+            description=form.cleaned_data["description"],
+        )
+    except services.UploadRejected as exc:
+        form.add_error("file", exc.message)
+        return _upload_failed(request, form, 413 if exc.too_large else 400, exc.code)
+    if _wants_json(request):
+        return JsonResponse(
+            {"slug": video.slug, "status": video.status, "redirect": reverse("videos:mine")}, status=201
+        )
+    messages.success(request, f"“{video.title}” was uploaded and is being processed.")
+    return redirect("videos:mine")
+
+
+@login_required
+@require_POST
+def delete(request: HttpRequest, slug: str) -> HttpResponse:
+    video = selectors.video_by_slug(slug)
+    if video is None or not selectors.is_owner(request.user, video):
+        raise Http404
+    services.delete_video(video)
+    messages.success(request, f"“{video.title}” was deleted.")
+    return redirect("videos:mine")
+
+
+def player(request: HttpRequest, slug: str) -> HttpResponse:
+    video = selectors.video_by_slug(slug)
+    if video is None:
+        raise Http404
+    if selectors.can_view(request.user, video):
+        if video.is_playable:
+            services.record_view(video)
+        context = {
+            "video": video,
+            "is_owner": selectors.is_owner(request.user, video),
+            "is_moderator": selectors.is_moderator(request.user),
+        }
+        return _isolated(render(request, "videos/player.html", context))
+    if video.visibility == Video.Visibility.REMOVED:
+        return _isolated(render(request, "videos/unavailable.html", {"video": video, "removed": True}, status=410))
+    if video.visibility == Video.Visibility.RESTRICTED and video.is_playable and not request.user.is_authenticated:
+        return _isolated(render(request, "videos/unavailable.html", {"video": video, "sign_in": True}, status=403))
+    raise Http404
+
+
+def _serve_video_file(request: HttpRequest, slug: str, field_name: str, content_type: str) -> HttpResponse:
+    """Serve one of a video's files to those ``can_view`` allows; 404 to everyone else, so nothing leaks."""
+    video = selectors.video_by_slug(slug)
+    if video is None or not selectors.can_view(request.user, video):
+        raise Http404
+    field: FieldFile = getattr(video, field_name)
+    if not field or video.status != Video.Status.READY:
+        raise Http404
+    path = Path(field.path)
+    if not path.is_file():
+        raise Http404
+    response = file_response(request, path, content_type)
+    response["Cross-Origin-Resource-Policy"] = "same-origin"
+    response["Cache-Control"] = "private, no-cache"  # re-checked on each request: visibility can change
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@require_http_methods(["GET", "HEAD"])
+def stream(request: HttpRequest, slug: str) -> HttpResponse:
+    return _serve_video_file(request, slug, "rendition", "video/mp4")
+
+
+@require_http_methods(["GET", "HEAD"])
+def poster(request: HttpRequest, slug: str) -> HttpResponse:
+    return _serve_video_file(request, slug, "poster", "image/jpeg")
