@@ -8,105 +8,40 @@ features of the same frames decoded by PyAV (inference.services.compute_server_f
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.core.files.uploadedfile import SimpleUploadedFile
 
 from inference import selectors, services
 from inference.ml.nsfw_head import WEIGHTS_FILE, load_nsfw_head
 from inference.ml.quantise import dequantise
 from inference.models import ClientSession, FrameFeature
+from tests.inference.live_site import (
+    BUILD,
+    CHROMIUM_ARGS,
+    SCREENSHOTS,
+    analysis_state_is,
+    ready_video,
+    running_site,
+)
 from videos.models import Video
-from videos.services import ingest_upload
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-ROOT = Path(__file__).resolve().parents[2]
-BUILD = ROOT / "static" / "js" / "build" / "analysis.js"
-SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--autoplay-policy=no-user-gesture-required",
-]
 MIN_COSINE = 0.9995
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(process: subprocess.Popen, port: int) -> None:
-    """Daphne is up when it accepts a connection; if it exits first, its output says why."""
-    for _ in range(600):
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.1):
-                return
-        except OSError:
-            try:
-                process.wait(timeout=0.1)
-            except subprocess.TimeoutExpired:
-                continue
-            raise RuntimeError(f"daphne exited: {process.stdout.read().decode(errors='replace')}") from None
-    raise RuntimeError("daphne did not start listening")
-
-
 @pytest.fixture
-def daphne(media_root: Path) -> Iterator[str]:
-    """A daphne process serving the site from the test database; yields its base URL."""
-    port = free_port()
-    db = settings.DATABASES["default"]
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "HYDRA_MEDIA_ROOT": str(media_root),
-        "HYDRA_MODEL_ROOT": str(settings.HYDRA_MODEL_ROOT),
-        "HYDRA_SAMPLE_INTERVAL_MS": str(settings.HYDRA_SAMPLE_INTERVAL_MS),
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "hydra_site.asgi:application"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_for_port(process, port)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
+def site(media_root: Path, tmp_path: Path) -> Iterator[str]:
+    with running_site(media_root, tmp_path / "daphne.log") as base_url:
+        yield base_url
 
 
 @pytest.fixture
 def model_version():
     return services.ensure_model_version()
-
-
-def ready_video(make_video, **clip) -> Video:
-    path = make_video(**clip)
-    owner = get_user_model().objects.create_user("uploader", password="not-used-here-1")
-    upload = SimpleUploadedFile(path.name, path.read_bytes(), content_type="video/mp4")
-    video = ingest_upload(owner=owner, upload=upload, title="parity clip")
-    video.refresh_from_db()
-    assert video.status == Video.Status.READY, video.failure_reason
-    return video
 
 
 def analyse_in_browser(base_url: str, video: Video, backend: str, play: bool, timeout_ms: int) -> dict:
@@ -131,13 +66,13 @@ def analyse_in_browser(base_url: str, video: Video, backend: str, play: bool, ti
         try:
             page.goto(f"{base_url}/v/{video.slug}/?hydra_backend={backend}")
             page.wait_for_function(
-                "['running', 'done', 'error'].includes(document.getElementById('hydra-analysis')?.dataset.state)",
+                analysis_state_is("running", "done", "error"),
                 timeout=timeout_ms,
             )
             if play:
                 page.evaluate("document.getElementById('player').play()")
             page.wait_for_function(
-                "['done', 'error'].includes(document.getElementById('hydra-analysis').dataset.state)",
+                analysis_state_is("done", "error"),
                 timeout=timeout_ms,
             )
             state = analysis_state()
@@ -167,9 +102,9 @@ def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         ("cpu", True, {"seconds": 2, "fps": 25, "width": 192, "height": 144, "pattern": "bars"}),
     ],
 )
-def test_browser_features_match_the_server(daphne, model_version, make_video, backend, play, clip):
+def test_browser_features_match_the_server(site, model_version, make_video, backend, play, clip):
     video = ready_video(make_video, **clip)
-    state = analyse_in_browser(daphne, video, backend, play, timeout_ms=300_000)
+    state = analyse_in_browser(site, video, backend, play, timeout_ms=300_000)
     assert state["state"] == "done", repr(state)
     assert state["backend"] == backend
     assert state["isolated"] is True

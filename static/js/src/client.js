@@ -69,7 +69,7 @@ export class AnalysisClient {
   }
 
   /** Stop everything at once (opt-out, leaving, or all work done). */
-  stop(state = 'off') {
+  stop(state = 'off', detail = '') {
     this.stopped = true;
     clearTimeout(this.flushTimer);
     clearTimeout(this.reconnectTimer);
@@ -82,7 +82,7 @@ export class AnalysisClient {
     if (this.ws && this.ws.readyState <= WebSocket.OPEN) this.ws.close(1000);
     this.ws = null;
     this.frames.length = 0;
-    this.status(state);
+    this.status(state, detail);
   }
 
   status(state, detail = '') {
