@@ -74,7 +74,7 @@ def open_session(scope: dict[str, Any], slug: str, resume_id: str | None) -> Ope
         session_id=str(session.pk),
         video_slug=video.slug,
         model=selectors.browser_model_spec(session.model_version),
-        fps=video.fps,
+        fps=selectors.rendition_timing(video)[0],
         sample_ms=assigned,
         done_ms=selectors.session_sample_times(session),
         limits=current_limits(),

@@ -59,11 +59,18 @@ def _browser_files(directory: Path) -> tuple[str, ...]:
 # --- Heads, features and verdicts (analysis helper) ---------------------------------------------
 
 
+def rendition_timing(video: Video) -> tuple[float | None, int | None]:
+    """Frame rate and duration of what browsers play and the server decodes: the rendition's, once known
+    (it may differ from the original's, e.g. a 120 fps upload plays at 60), else the probed original's."""
+    return video.rendition_fps or video.fps, video.rendition_duration_ms or video.duration_ms
+
+
 def expected_sample_times(video: Video) -> list[int]:
     """Every sample time of the video's rendition (empty until its duration and frame rate are known)."""
-    if not video.duration_ms or not video.fps:
+    fps, duration_ms = rendition_timing(video)
+    if not duration_ms or not fps:
         return []
-    return sample_times_ms(video.duration_ms, video.fps, settings.HYDRA_SAMPLE_INTERVAL_MS)
+    return sample_times_ms(duration_ms, fps, settings.HYDRA_SAMPLE_INTERVAL_MS)
 
 
 def accepted_sample_count(video: Video, model_version: ModelVersion) -> int:

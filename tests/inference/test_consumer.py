@@ -415,3 +415,16 @@ def test_stored_features_are_announced_once_committed(video, model_version):
     finally:
         signals.features_recorded.disconnect(dispatch_uid="test-features-recorded")
     assert announced == [(video.pk, model_version.pk, 2)]
+
+
+def test_sample_times_follow_the_rendition_not_the_original(model_version):
+    """A 50 fps upload played at 25 fps: samples are frames of the rendition, which is what is analysed."""
+    video = make_ready_video(fps=50.0, duration_ms=3020, rendition_fps=25.0, rendition_duration_ms=2000)
+
+    async def scenario():
+        client = await connect(video.slug, hello=False)
+        await client.close()
+        return client.handshake
+
+    handshake = run(scenario)
+    assert (handshake["fps"], handshake["sample_ms"]) == (25.0, [0, 1000])

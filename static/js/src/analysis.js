@@ -119,6 +119,10 @@ function setUp(root) {
     else if (client.stopped) client.start();
   });
   window.addEventListener('pagehide', () => client.stop('off'));
+  // Back/forward cache: the page comes back without reloading, so start again unless opted out.
+  window.addEventListener('pageshow', (event) => {
+    if (event.persisted && storage.get(OPT_OUT_KEY) !== '1') client.start();
+  });
 
   const optedOut = storage.get(OPT_OUT_KEY) === '1';
   show(optedOut);
