@@ -48,7 +48,7 @@ export class AnalysisClient {
     this.stopped = true;
     this.attempt = 0;
     this.inference = null;
-    this.modelHash = null;
+    this.modelLoad = null;
     this.report = null;
   }
 
@@ -77,7 +77,7 @@ export class AnalysisClient {
     this.seeker?.dispose();
     this.playback = this.seeker = null;
     this.inference?.dispose();
-    this.inference = this.modelHash = null;
+    this.inference = this.modelLoad = null;
     for (const event of ['play', 'pause', 'seeked', 'ended', 'timeupdate']) this.video.removeEventListener(event, this.onPlayerEvent);
     if (this.ws && this.ws.readyState <= WebSocket.OPEN) this.ws.close(1000);
     this.ws = null;
@@ -140,6 +140,7 @@ export class AnalysisClient {
     try {
       await this.loadModel(handshake.model);
     } catch (error) {
+      if (this.stopped) return;
       console.error('hydra analysis: the model could not be loaded', error);
       this.stop('error', String(error.message || error));
       return;
@@ -149,10 +150,16 @@ export class AnalysisClient {
     ws.send(JSON.stringify({ type: 'hello', backend: this.report.backend, device_id: this.deviceId }));
   }
 
-  async loadModel(model) {
-    if (this.modelHash === model.hash) return;
+  /** One load per model hash: a reconnect during a load waits for the same load. */
+  loadModel(model) {
+    if (this.modelLoad?.hash !== model.hash) this.modelLoad = { hash: model.hash, promise: this.startModel(model) };
+    return this.modelLoad.promise;
+  }
+
+  async startModel(model) {
     this.status('loading');
     this.inference?.dispose();
+    this.inference = null;
     const { inference, report } = await startInference(this.workerUrl, {
       modelUrl: new URL(model.url, window.location.href).href,
       hash: model.hash,
@@ -165,10 +172,9 @@ export class AnalysisClient {
     });
     if (this.stopped) {
       inference.dispose();
-      return;
+      throw new Error('analysis stopped');
     }
     this.inference = inference;
-    this.modelHash = model.hash;
     this.report = report;
     this.onModelLoaded?.(report);
   }
