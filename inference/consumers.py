@@ -86,6 +86,7 @@ class AnalysisConsumer(AsyncWebsocketConsumer):
     """One connection = one ClientSession; see docs/protocol.md for the conversation."""
 
     session: ClientSession | None = None
+    closing = False
 
     async def connect(self) -> None:
         # Accept first so that a refusal can carry an error message and a documented close code.
@@ -112,7 +113,7 @@ class AnalysisConsumer(AsyncWebsocketConsumer):
             await database_sync_to_async(services.close_client_session)(self.session)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        if self.session is None:
+        if self.session is None or self.closing:
             return
         try:
             if not self.bucket.take(time.monotonic()):
@@ -150,6 +151,7 @@ class AnalysisConsumer(AsyncWebsocketConsumer):
                 protocol.error_message(ErrorCode.TOO_MANY_ERRORS, f"{self.errors} rejected messages", seq, fatal=True)
             )
             await self.close(code=CloseCode.TOO_MANY_ERRORS)
+            self.closing = True
             return
         await self.send_json(protocol.error_message(code, message, seq))
 

@@ -59,6 +59,8 @@ def wait_for_port(process: subprocess.Popen, port: int, log: Path) -> None:
 @contextmanager
 def running_site(media_root: Path, log: Path) -> Iterator[str]:
     """Serve the site with daphne from the test database; yields its base URL."""
+    if not BUILD.exists():
+        raise RuntimeError("no browser build: run `make assets` (node static/js/build.mjs) first")
     port = free_port()
     db = settings.DATABASES["default"]
     env = {

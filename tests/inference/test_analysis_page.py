@@ -15,7 +15,6 @@ from django.db import connections
 from inference import selectors, services
 from inference.models import ClientSession, FrameFeature
 from tests.inference.live_site import (
-    BUILD,
     CHROMIUM_ARGS,
     SCREENSHOTS,
     analysis_state_is,
@@ -27,7 +26,6 @@ pytestmark = [
     pytest.mark.browser,
     pytest.mark.slow,
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not BUILD.exists(), reason="run `node static/js/build.mjs` (make assets) first"),
 ]
 ANALYSIS_SOCKET = re.compile(r".*/ws/analysis/.*")
 

@@ -19,7 +19,6 @@ from inference.ml.nsfw_head import WEIGHTS_FILE, load_nsfw_head
 from inference.ml.quantise import dequantise
 from inference.models import ClientSession, FrameFeature
 from tests.inference.live_site import (
-    BUILD,
     CHROMIUM_ARGS,
     SCREENSHOTS,
     analysis_state_is,
@@ -92,7 +91,6 @@ def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
 
 
-@pytest.mark.skipif(not BUILD.exists(), reason="run `node static/js/build.mjs` (make assets) first")
 @pytest.mark.parametrize(
     ("backend", "play", "clip"),
     [

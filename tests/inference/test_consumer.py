@@ -384,13 +384,17 @@ def test_too_many_errors_close_the_connection(video, settings):
         client = await connect(video.slug)
         errors = [await client.send_batch(b"junk") for _ in range(3)]
         closing = await client.communicator.receive_output(timeout=5)
+        await client.communicator.send_to(bytes_data=batch(9, sample(0)))  # arrives after the close
+        silent = await client.communicator.receive_nothing(timeout=0.5)
         await client.close()
-        return errors, closing
+        return errors, closing, silent
 
-    errors, closing = run(scenario)
+    errors, closing, silent = run(scenario)
     assert [e["code"] for e in errors] == ["bad_header", "bad_header", "too_many_errors"]
     assert errors[-1]["fatal"] is True
     assert closing == {"type": "websocket.close", "code": CloseCode.TOO_MANY_ERRORS}
+    assert silent is True
+    assert FrameFeature.objects.count() == 0
 
 
 def test_stored_features_are_announced_once_committed(video, model_version):
