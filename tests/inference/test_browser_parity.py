@@ -96,6 +96,12 @@ def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     [
         ("wasm", True, {"seconds": 6, "fps": 24, "width": 640, "height": 360, "pattern": "erratic"}),
         ("wasm", False, {"seconds": 3, "fps": 30, "width": 320, "height": 240, "pattern": "bars"}),
+        ("wasm", False, {"seconds": 2, "fps": 25, "width": 1280, "height": 720, "pattern": "calm"}),
+        (
+            "wasm",
+            True,
+            {"name": "clip.webm", "codec": "libvpx-vp9", "seconds": 3, "fps": 24, "width": 320, "height": 240},
+        ),
         ("webgl", True, {"seconds": 3, "fps": 25, "width": 320, "height": 240, "pattern": "calm"}),
         ("cpu", True, {"seconds": 2, "fps": 25, "width": 192, "height": 144, "pattern": "bars"}),
     ],
@@ -119,7 +125,8 @@ def test_browser_features_match_the_server(site, model_version, make_video, back
     server = services.compute_server_features(video, assigned, model_version)
     similarity = cosine(browser, server)
     print(
-        f"\n{backend} {video.rendition_width}x{video.rendition_height}: min cosine {similarity.min():.6f} "
+        f"\n{backend} {video.video_codec} original, {video.rendition_width}x{video.rendition_height}: "
+        f"min cosine {similarity.min():.6f} "
         f"over {len(rows)} frames (playback {state['capturedPlayback']}, seek {state['capturedSeek']})"
     )
     if not play:
