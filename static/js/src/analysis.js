@@ -66,7 +66,8 @@ function setUp(root) {
   const progress = root.querySelector('[data-role="status"]');
   const wsUrl = new URL(root.dataset.wsPath, window.location.href);
   wsUrl.protocol = window.location.protocol === 'https:' ? 'wss:' : 'ws:';
-  const buildUrl = new URL(root.dataset.buildUrl, window.location.href);
+  // The build's own folder (worker.js and tfjs/ sit next to this script, whatever name it is served under).
+  const buildUrl = new URL('.', import.meta.url);
 
   const client = new AnalysisClient({
     video,
