@@ -10,48 +10,21 @@ from typing import Any
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
-from django.contrib.auth import get_user_model
 
 from hydra_site.asgi import application
 from inference import protocol
 from inference.models import ClientSession, FrameFeature, ModelVersion
 from inference.protocol import CloseCode, ErrorCode, FrameSample
+from tests.inference.streaming_factories import FEATURES, make_model, make_ready_video
 from videos.models import Video
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-FEATURES = 1280
 ORIGIN = (b"origin", b"http://testserver")
 
 
 def run(scenario: Callable[[], Awaitable[Any]]) -> Any:
     return asyncio.run(scenario())
-
-
-def make_model(hash_char: str = "a", active: bool = True) -> ModelVersion:
-    return ModelVersion.objects.create(
-        name="test chunk",
-        content_hash=hash_char * 64,
-        feature_size=FEATURES,
-        preprocessing={"size": [224, 224]},
-        quantisation={"dtype": "uint8", "min": 0.0, "max": 6.0},
-        artefact_dir=hash_char * 64,
-        is_active=active,
-    )
-
-
-def make_ready_video(title: str = "clip", **fields) -> Video:
-    owner, _ = get_user_model().objects.get_or_create(username="uploader")
-    values = {
-        "owner": owner,
-        "title": title,
-        "status": Video.Status.READY,
-        "rendition": "renditions/clip.mp4",
-        "fps": 24.0,
-        "duration_ms": 3000,
-    }
-    values.update(fields)
-    return Video.objects.create(**values)
 
 
 @pytest.fixture
