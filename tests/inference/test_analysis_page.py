@@ -9,10 +9,12 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from django.db import connections
 
 from inference import selectors, services
+from inference.ml.quantise import dequantise
 from inference.models import ClientSession, FrameFeature
 from tests.inference.live_site import (
     CHROMIUM_ARGS,
@@ -31,8 +33,7 @@ ANALYSIS_SOCKET = re.compile(r".*/ws/analysis/.*")
 
 
 @pytest.fixture
-def site(media_root: Path, tmp_path: Path) -> Iterator[str]:
-    services.ensure_model_version()
+def site(media_root: Path, tmp_path: Path, model_version) -> Iterator[str]:
     with running_site(media_root, tmp_path / "daphne.log") as base_url:
         yield base_url
 
@@ -128,3 +129,20 @@ def test_a_lost_connection_is_resumed_and_nothing_is_lost_or_stored_twice(site, 
     stored = list(FrameFeature.objects.filter(video=video).order_by("sample_ms").values_list("sample_ms", flat=True))
     assert stored == selectors.assigned_sample_times(session)
     assert int(state["done"]) == len(stored)
+
+
+def test_without_offscreen_canvas_the_page_computes_on_the_main_thread(site, page, make_video, model_version):
+    video = ready_video(make_video, seconds=3, fps=12, width=160, height=120, pattern="bars")
+    page.add_init_script("delete globalThis.OffscreenCanvas")
+    page.goto(f"{site}/v/{video.slug}/?hydra_backend=wasm")
+    page.wait_for_function(analysis_state_is("done", "error"), timeout=180_000)
+
+    state = page.evaluate("({...document.getElementById('hydra-analysis').dataset})")
+    assert (state["state"], state["mode"], state["backend"]) == ("done", "main-thread", "wasm"), state
+    session = ClientSession.objects.get(video=video)
+    rows = list(FrameFeature.objects.filter(session=session).order_by("sample_ms"))
+    assert [row.sample_ms for row in rows] == selectors.assigned_sample_times(session)
+    browser = dequantise(np.stack([np.frombuffer(bytes(row.vector), dtype=np.uint8) for row in rows]))
+    server = services.compute_server_features(video, [row.sample_ms for row in rows], model_version)
+    similarity = (browser * server).sum(axis=1) / (np.linalg.norm(browser, axis=1) * np.linalg.norm(server, axis=1))
+    assert similarity.min() >= 0.9995

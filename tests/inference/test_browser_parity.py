@@ -38,11 +38,6 @@ def site(media_root: Path, tmp_path: Path) -> Iterator[str]:
         yield base_url
 
 
-@pytest.fixture
-def model_version():
-    return services.ensure_model_version()
-
-
 def analyse_in_browser(base_url: str, video: Video, backend: str, play: bool, timeout_ms: int) -> dict:
     """Open the player with a forced backend, play (or not), and wait for the client's 'done' (or failure).
 
