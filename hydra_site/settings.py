@@ -181,6 +181,17 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = not PRODUCTION
 WHITENOISE_AUTOREFRESH = DEBUG
 
+
+def _static_isolation_headers(headers, path: str, url: str) -> None:
+    """Static files load into cross-origin-isolated player pages (COEP require-corp); a worker script must
+    carry COEP itself or the browser refuses to start it."""
+    headers["Cross-Origin-Resource-Policy"] = "same-origin"
+    headers["Cross-Origin-Embedder-Policy"] = "require-corp"
+
+
+WHITENOISE_ADD_HEADERS_FUNCTION = _static_isolation_headers
+
+
 # Media is never exposed under a public URL: every file goes through a view that checks who may see it.
 MEDIA_ROOT = Path(env_str("HYDRA_MEDIA_ROOT", str(BASE_DIR / "var" / "media")))
 MEDIA_URL = None
@@ -257,13 +268,3 @@ HYDRA_WS_MAX_BATCH = env_int("HYDRA_WS_MAX_BATCH", 16)
 HYDRA_WS_RATE_PER_SECOND = env_float("HYDRA_WS_RATE_PER_SECOND", 4.0)
 HYDRA_WS_RATE_BURST = env_int("HYDRA_WS_RATE_BURST", 16)
 HYDRA_WS_MAX_ERRORS = env_int("HYDRA_WS_MAX_ERRORS", 20)
-
-
-def _static_isolation_headers(headers, path: str, url: str) -> None:
-    """Static files load into cross-origin-isolated player pages (COEP require-corp); a worker script must
-    carry COEP itself or the browser refuses to start it."""
-    headers["Cross-Origin-Resource-Policy"] = "same-origin"
-    headers["Cross-Origin-Embedder-Policy"] = "require-corp"
-
-
-WHITENOISE_ADD_HEADERS_FUNCTION = _static_isolation_headers
