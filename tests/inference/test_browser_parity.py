@@ -106,6 +106,7 @@ def test_browser_features_match_the_server(site, model_version, make_video, back
     state = analyse_in_browser(site, video, backend, play, timeout_ms=300_000)
     assert state["state"] == "done", repr(state)
     assert state["backend"] == backend
+    assert state["mode"] == "worker"
     assert state["isolated"] is True
 
     session = ClientSession.objects.get(video=video)
