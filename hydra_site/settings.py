@@ -177,6 +177,10 @@ STORAGES = {
     },
 }
 
+# Outside production WhiteNoise serves straight from the source folders (no collectstatic needed for `make run`).
+WHITENOISE_USE_FINDERS = not PRODUCTION
+WHITENOISE_AUTOREFRESH = DEBUG
+
 # Media is never exposed under a public URL: every file goes through a view that checks who may see it.
 MEDIA_ROOT = Path(env_str("HYDRA_MEDIA_ROOT", str(BASE_DIR / "var" / "media")))
 MEDIA_URL = None

@@ -29,7 +29,10 @@ from videos.synthetic import iter_frames
 
 
 def encode(path: Path, frames_rgb, fps: int = 24, keyint: int | None = None, colorspace: int | None = None) -> Path:
-    """Encode RGB frames with x264 at near-lossless quality; optionally tag BT.709 and fix the GOP."""
+    """Encode RGB frames with x264 at near-lossless quality; optionally tag the colour space and fix the GOP.
+
+    A tagged clip is tagged like Hydra's renditions: primaries, transfer and matrix, limited range.
+    """
     frames_rgb = list(frames_rgb)
     height, width = frames_rgb[0].shape[:2]
     with av.open(str(path), mode="w") as container:
@@ -38,15 +41,19 @@ def encode(path: Path, frames_rgb, fps: int = 24, keyint: int | None = None, col
         params = "qp=4"
         if keyint:
             params += f":keyint={keyint}:min-keyint={keyint}:scenecut=0"
+        if colorspace is not None:
+            name = {Colorspace.ITU709: "bt709", Colorspace.ITU601: "smpte170m"}[colorspace]
+            params += f":colorprim={name}:transfer={name}:colormatrix={name}:range=tv"
         stream.options = {"preset": "ultrafast", "x264-params": params}
         if colorspace is not None:
-            stream.codec_context.colorspace = colorspace
-            stream.codec_context.color_range = ColorRange.MPEG
+            context = stream.codec_context
+            context.colorspace = context.color_primaries = context.color_trc = colorspace
+            context.color_range = ColorRange.MPEG
         for index, rgb in enumerate(frames_rgb):
             frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
             if colorspace is not None:
                 frame = frame.reformat(format="yuv420p", dst_colorspace=colorspace, dst_color_range=ColorRange.MPEG)
-                frame.colorspace = colorspace
+                frame.colorspace = frame.color_primaries = frame.color_trc = colorspace
                 frame.color_range = ColorRange.MPEG
             frame.pts = index
             frame.time_base = Fraction(1, fps)
