@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from inference.models import ModelVersion
+from inference.models import Head, HeadVersion, ModelVersion
 
 
 @admin.register(ModelVersion)
@@ -26,3 +26,43 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+class HeadVersionInline(admin.TabularInline):
+    model = HeadVersion
+    extra = 0
+    fields = ("version", "is_active", "model_version", "weights_path", "held_out_accuracy", "created_at")
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="Held-out accuracy")
+    def held_out_accuracy(self, version: HeadVersion) -> str:
+        clips = version.metrics.get("test_clips")
+        return f"{clips['accuracy']:.3f} on {clips['n']} clips" if clips else "shipped weights"
+
+
+@admin.register(Head)
+class HeadAdmin(admin.ModelAdmin):
+    """Categories and their versions. Versions are added by ``train_head`` and switched by ``rollback_head``."""
+
+    list_display = ("category", "label", "kind", "threshold", "severity", "enabled", "status")
+    list_editable = ("threshold", "severity", "enabled")
+    readonly_fields = ("category", "kind", "status")
+    fields = ("category", "label", "kind", "threshold", "severity", "enabled", "description", "status")
+    inlines = [HeadVersionInline]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="Status")
+    def status(self, head: Head) -> str:
+        active = head.versions.filter(is_active=True).first()
+        if active is None:
+            return "Untrained: produces no score (train it with manage.py train_head)"
+        return f"v{active.version} active"
