@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin
 
 from inference.models import Head, HeadVersion, ModelVersion
@@ -44,6 +45,26 @@ class HeadVersionInline(admin.TabularInline):
         return f"{clips['accuracy']:.3f} on {clips['n']} clips" if clips else "shipped weights"
 
 
+class HeadForm(forms.ModelForm):
+    """Thresholds are probabilities and severities a 1-5 scale; the admin refuses anything else."""
+
+    class Meta:
+        model = Head
+        fields = ("label", "threshold", "severity", "enabled", "description")
+
+    def clean_threshold(self) -> float:
+        threshold = self.cleaned_data["threshold"]
+        if not 0.0 <= threshold <= 1.0:
+            raise forms.ValidationError("A threshold is a score between 0 and 1.")
+        return threshold
+
+    def clean_severity(self) -> int:
+        severity = self.cleaned_data["severity"]
+        if not 1 <= severity <= 5:
+            raise forms.ValidationError("Severity goes from 1 (low) to 5 (critical).")
+        return severity
+
+
 @admin.register(Head)
 class HeadAdmin(admin.ModelAdmin):
     """Categories and their versions. Versions are added by ``train_head`` and switched by ``rollback_head``."""
@@ -53,6 +74,10 @@ class HeadAdmin(admin.ModelAdmin):
     readonly_fields = ("category", "kind", "status")
     fields = ("category", "label", "kind", "threshold", "severity", "enabled", "description", "status")
     inlines = [HeadVersionInline]
+    form = HeadForm
+
+    def get_changelist_form(self, request, **kwargs):
+        return super().get_changelist_form(request, form=HeadForm, **kwargs)
 
     def has_add_permission(self, request) -> bool:
         return False

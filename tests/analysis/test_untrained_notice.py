@@ -33,3 +33,24 @@ def test_the_admin_lists_heads_with_their_status(default_heads, client):
     nudity = Head.objects.get(category="nudity")
     detail = client.get(f"/admin/inference/head/{nudity.pk}/change/").content.decode()
     assert "shipped weights" in detail
+
+
+def test_the_admin_refuses_thresholds_outside_zero_to_one(default_heads, client):
+    admin = get_user_model().objects.create_superuser("root", "root@example.com", "x" * 12)
+    client.force_login(admin)
+    nudity = Head.objects.get(category="nudity")
+    form = {"label": "Nudity", "threshold": "1.5", "severity": "4", "enabled": "on", "description": ""}
+    form.update({"versions-TOTAL_FORMS": "1", "versions-INITIAL_FORMS": "1", "versions-MIN_NUM_FORMS": "0"})
+    form.update(
+        {
+            "versions-MAX_NUM_FORMS": "1000",
+            "versions-0-id": str(nudity.versions.get().pk),
+            "versions-0-head": str(nudity.pk),
+        }
+    )
+    response = client.post(f"/admin/inference/head/{nudity.pk}/change/", form)
+    assert "A threshold is a score between 0 and 1." in response.content.decode()
+    assert Head.objects.get(pk=nudity.pk).threshold == 0.7
+    form["threshold"] = "0.8"
+    assert client.post(f"/admin/inference/head/{nudity.pk}/change/", form).status_code == 302
+    assert Head.objects.get(pk=nudity.pk).threshold == 0.8
