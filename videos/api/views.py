@@ -46,6 +46,7 @@ class VideoViewSet(
     viewsets.GenericViewSet,
 ):
     serializer_class = VideoSerializer
+    queryset = Video.objects.none()  # typing hint for the schema; get_queryset scopes to the owner
     lookup_field = "slug"
     pagination_class = VideoPagination
     parser_classes = [MultiPartParser, FormParser]
