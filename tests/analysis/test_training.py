@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
-import types
 from io import StringIO
 from pathlib import Path
 
 import numpy as np
 import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
@@ -17,6 +17,8 @@ from inference import selectors, services
 from inference.ml import frames
 from inference.ml.training import find_labelled_videos
 from inference.models import FrameFeature, Head, HeadVersion, TrainingClip, Verdict
+from moderation import services as moderation_services
+from moderation.models import PolicyReason
 from videos.synthetic import write_video
 
 CLIPS_PER_LABEL = 10
@@ -163,23 +165,25 @@ def motion_features(label: int, n: int, rng: np.random.Generator) -> np.ndarray:
 def test_training_from_moderators_decisions_uses_stored_features_without_decoding(
     default_heads, make_analysed_video, store_features, model_version, monkeypatch
 ):
+    """Viewers report videos for violence; moderators remove or approve them; the head learns from those labels."""
+    moderator = get_user_model().objects.create_user("mod", password="x" * 12, is_staff=True)
+    moderator.groups.add(Group.objects.get(name="Moderators"))
+    removal, clearance = (
+        PolicyReason.objects.get(code="graphic-violence"),
+        PolicyReason.objects.get(code="no-violation"),
+    )
     rng = np.random.default_rng(5)
-    labels = []
     for i in range(16):
         label = i % 2
         video = make_analysed_video(seconds=10, fps=25, title=f"moderated {i}")
         times = selectors.expected_sample_times(video)
         store_features(video, model_version, times, motion_features(label, len(times), rng))
-        labels.append((video.pk, "violence", label))
+        reporter = get_user_model().objects.create_user(f"viewer{i}", password="x" * 12)
+        report = moderation_services.report_video(video, reporter, "violence")
+        action = "remove" if label else "approve"
+        moderation_services.decide_case(report.case, moderator, action, removal if label else clearance)
     unlabelled = make_analysed_video(seconds=10, fps=25, title="never decided")
     store_features(unlabelled, model_version, [0, 1000], motion_features(1, 2, rng))
-
-    def final_labels(category=None):
-        assert category == "violence"
-        return labels
-
-    # moderation.selectors.final_labels is the moderation app's; its contract is stood in for here.
-    monkeypatch.setitem(sys.modules, "moderation.selectors", types.SimpleNamespace(final_labels=final_labels))
     monkeypatch.setattr(frames, "decode_frames_at", lambda *a, **k: pytest.fail("decisions must not decode"))
 
     output = train("violence", from_decisions=True, window=4, stride=2, inputs="differences", epochs=30, batch_size=8)

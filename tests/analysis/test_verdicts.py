@@ -16,6 +16,7 @@ from inference.ml.nsfwjs import CLASS_NAMES
 from inference.ml.quantise import dequantise, quantise
 from inference.ml.temporal import TemporalConfig, build_temporal_model, save_temporal_head
 from inference.models import FrameFeature, FrameScore, Head, HeadVersion, Verdict
+from moderation.models import Case
 from videos.synthetic import iter_frames
 
 
@@ -166,6 +167,9 @@ def test_a_registered_category_is_analysed_without_touching_the_pipeline(
     assert [ms for ms, _score in verdict.top_frames[:3]] == [2000, 1000, 5000]
     assert flagged_recorder.calls == [{"verdict": verdict}]
     assert cleared_recorder.calls == []
+    # The moderation app listens: the flag is now a case in the review queue.
+    case = Case.objects.get(video=video)
+    assert (case.source, case.category, case.verdict) == (Case.Source.FLAG, "brightness", verdict)
 
 
 def test_running_the_analysis_again_gives_the_same_rows(
