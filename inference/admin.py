@@ -1,6 +1,7 @@
 from django import forms
 from django.contrib import admin
 
+from inference import selectors
 from inference.models import Head, HeadVersion, ModelVersion
 
 
@@ -90,4 +91,6 @@ class HeadAdmin(admin.ModelAdmin):
         active = head.versions.filter(is_active=True).first()
         if active is None:
             return "Untrained: produces no score (train it with manage.py train_head)"
+        if active.model_version != selectors.active_model_version():
+            return f"v{active.version} was trained on an earlier CNN: produces no score (retrain it)"
         return f"v{active.version} active"
