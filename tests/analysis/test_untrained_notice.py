@@ -5,9 +5,9 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.template import Context, Template
 
-from inference import services
+from inference import selectors, services
 from inference.ml.temporal import TemporalConfig, build_temporal_model, save_temporal_head
-from inference.models import Head
+from inference.models import Head, ModelVersion
 
 NOTICE = Template("{% load inference_heads %}{% untrained_heads_notice %}")
 
@@ -54,3 +54,19 @@ def test_the_admin_refuses_thresholds_outside_zero_to_one(default_heads, client)
     form["threshold"] = "0.8"
     assert client.post(f"/admin/inference/head/{nudity.pk}/change/", form).status_code == 302
     assert Head.objects.get(pk=nudity.pk).threshold == 0.8
+
+
+def test_heads_trained_on_an_earlier_cnn_count_as_untrained_after_it_changes(default_heads, model_version):
+    assert [h.category for h in selectors.untrained_heads()] == ["violence"]
+    ModelVersion.objects.filter(pk=model_version.pk).update(is_active=False)
+    ModelVersion.objects.create(
+        name="next cnn",
+        content_hash="f" * 64,
+        feature_size=1280,
+        preprocessing={},
+        quantisation={},
+        artefact_dir="next",
+        is_active=True,
+    )
+    assert [h.category for h in selectors.untrained_heads()] == ["nudity", "violence"]
+    assert "Nudity detection is off" in NOTICE.render(Context())
