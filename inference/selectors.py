@@ -132,8 +132,13 @@ def active_head_versions(model_version: ModelVersion) -> list[HeadVersion]:
 
 
 def untrained_heads() -> list[Head]:
-    """Enabled heads with no active version: these categories produce no score at all (e.g. violence out of the box)."""
-    return list(Head.objects.filter(enabled=True).exclude(versions__is_active=True).order_by("category"))
+    """Enabled heads that produce no score at all: no active version for the active CNN version.
+
+    Violence out of the box; also a head trained on an earlier CNN's features after the CNN changed.
+    """
+    model_version = active_model_version()
+    ready = HeadVersion.objects.filter(is_active=True, model_version=model_version)
+    return list(Head.objects.filter(enabled=True).exclude(versions__in=ready).order_by("category"))
 
 
 def analysed_coverage(video: Video, head_versions: list[HeadVersion]) -> float:

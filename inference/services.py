@@ -270,10 +270,17 @@ def analyse_video(video: Video) -> list[Verdict]:
     if not accepted.sample_ms:
         return []
     features = dequantise(accepted.codes)
-    results = [
-        (head_version, heads.load_runner(head_version).score(features, accepted.positions))
-        for head_version in selectors.active_head_versions(model_version)
-    ]
+    head_versions = selectors.active_head_versions(model_version)
+    for head_version in head_versions:
+        trained_interval = head_version.config.get("sample_interval_ms", settings.HYDRA_SAMPLE_INTERVAL_MS)
+        if trained_interval != settings.HYDRA_SAMPLE_INTERVAL_MS:
+            logger.warning(
+                "%s was trained on samples every %s ms but the site samples every %s ms; its windows span other times",
+                head_version,
+                trained_interval,
+                settings.HYDRA_SAMPLE_INTERVAL_MS,
+            )
+    results = [(hv, heads.load_runner(hv).score(features, accepted.positions)) for hv in head_versions]
     with transaction.atomic():
         Video.objects.select_for_update(nowait=True).filter(pk=video.pk).first()
         verdicts = [
