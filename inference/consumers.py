@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -20,6 +21,7 @@ from django.conf import settings
 from inference import protocol, selectors, services
 from inference.models import ClientSession
 from inference.protocol import BatchLimits, CloseCode, ErrorCode, ProtocolError
+from inference.trust import ratelimit
 from videos.models import Video
 from videos.selectors import can_view
 
@@ -51,6 +53,11 @@ def current_limits() -> BatchLimits:
 def open_session(scope: dict[str, Any], slug: str, resume_id: str | None) -> OpenedSession:
     """Check the viewer may watch the video, then start (or resume) a session and describe its work."""
     user = scope.get("user")
+    user_id = user.pk if user is not None and user.is_authenticated else None
+    try:
+        ratelimit.check_client("ws_connect", ip=(scope.get("client") or [None])[0], user_id=user_id)
+    except ratelimit.RateLimited as limited:
+        raise ConnectRefused(CloseCode.TOO_MANY_ERRORS, ErrorCode.RATE_LIMITED, str(limited)) from None
     video = Video.objects.filter(slug=slug).first()
     if video is None or not video.is_playable or not can_view(user, video):
         raise ConnectRefused(CloseCode.VIDEO_UNAVAILABLE, ErrorCode.VIDEO_UNAVAILABLE, "no playable video here")
@@ -118,12 +125,22 @@ class AnalysisConsumer(AsyncWebsocketConsumer):
         try:
             if not self.bucket.take(time.monotonic()):
                 raise ProtocolError(ErrorCode.RATE_LIMITED, f"more than {self.limits.rate_per_second:g} messages/s")
+            await self.check_shared_limits()
             if text_data is not None:
                 await self.receive_hello(text_data)
             else:
                 await self.receive_batch(bytes_data or b"")
         except ProtocolError as error:
             await self.refuse(error.code, error.message, error.seq)
+
+    async def check_shared_limits(self) -> None:
+        """Per-IP and per-account message limits, shared by every process (inference.trust.ratelimit)."""
+        try:
+            await sync_to_async(ratelimit.check_client)(
+                "ws_message", ip=self.session.ip_address, user_id=self.session.user_id
+            )
+        except ratelimit.RateLimited as limited:
+            raise ProtocolError(ErrorCode.RATE_LIMITED, str(limited)) from None
 
     async def receive_hello(self, text: str) -> None:
         hello = protocol.parse_text_message(text)

@@ -162,12 +162,10 @@ def verdicts_for(video: Video) -> list[Verdict]:
 
 
 def assigned_sample_times(session: ClientSession) -> list[int]:
-    """The sample times this session is asked to compute.
+    """The sample times this session is asked to compute: the trust layer spreads them over independent sessions."""
+    from inference.trust.services import assigned_sample_times as assign
 
-    Today every session gets every sample time of its video. This is the single place to
-    change when the server starts spreading samples across sessions to compare clients.
-    """
-    return expected_sample_times(session.video)
+    return assign(session, expected_sample_times(session.video))
 
 
 def session_sample_times(session: ClientSession) -> list[int]:

@@ -565,6 +565,7 @@ def record_frame_features(session: ClientSession, samples: Sequence[FrameSample]
     wrong = [s.sample_ms for s in samples if len(s.vector) != feature_size]
     if wrong:
         raise ValueError(f"vectors of samples {wrong} are not {feature_size} bytes long")
+    trust.refuse_if_quarantined(session)
     with transaction.atomic():
         stored = set(
             FrameFeature.objects.filter(session=session, sample_ms__in=[s.sample_ms for s in samples]).values_list(
@@ -588,6 +589,7 @@ def record_frame_features(session: ClientSession, samples: Sequence[FrameSample]
             ignore_conflicts=True,
         )
         ClientSession.objects.filter(pk=session.pk).update(last_seen_at=timezone.now())
+        trust.on_features_recorded(session, [s.sample_ms for s in new])
         if new:
             transaction.on_commit(
                 lambda: signals.features_recorded.send(
@@ -605,3 +607,4 @@ def close_client_session(session: ClientSession) -> None:
     ClientSession.objects.filter(pk=session.pk, state=ClientSession.State.ACTIVE).update(
         state=ClientSession.State.CLOSED
     )
+    trust.release_unfinished_assignments(session)
