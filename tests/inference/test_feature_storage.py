@@ -45,7 +45,8 @@ def test_coverage_counts_accepted_sample_times_of_the_video_once(session):
     video, model_version = session.video, session.model_version
     other = services.start_client_session(video=video, model_version=model_version)
     services.record_frame_features(session, [FrameSample(0, 1.0, vector(1)), FrameSample(1000, 1.0, vector(1))])
-    services.record_frame_features(other, [FrameSample(0, 1.0, vector(2))])
+    # Two independent sessions agree on sample 0, so the trust layer accepts it (docs/trust.md).
+    services.record_frame_features(other, [FrameSample(0, 1.0, vector(1))])
     FrameFeature.objects.filter(session=session, sample_ms=1000).update(status=FrameFeature.Status.REJECTED)
 
     covered = selectors.coverage(video, model_version)
