@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -26,12 +27,20 @@ def seeded_spot_checks(monkeypatch) -> random.Random:
     return rng
 
 
+@dataclass
+class Deadlines:
+    started: list[int]
+    schedule: Callable[[Video], None]  # the real inference.trust.tasks.schedule_coverage
+
+
 @pytest.fixture
-def deadlines(monkeypatch) -> list[int]:
-    """Coverage deadlines are recorded instead of run (eager Celery would run them at once); returns video ids."""
-    started: list[int] = []
-    monkeypatch.setattr("inference.trust.tasks.schedule_coverage", lambda video: started.append(video.pk))
-    return started
+def deadlines(monkeypatch) -> Deadlines:
+    """Coverage deadlines are recorded instead of started (eager Celery would cover every video at once)."""
+    from inference.trust import tasks
+
+    recorded = Deadlines(started=[], schedule=tasks.schedule_coverage)
+    monkeypatch.setattr(tasks, "schedule_coverage", lambda video: recorded.started.append(video.pk))
+    return recorded
 
 
 @pytest.fixture

@@ -175,7 +175,7 @@ def test_held_videos_are_covered_at_once_published_ones_after_the_deadline(video
 
 def test_new_video_starts_its_deadline(ready_video, deadlines):
     clip = ready_video("another", pattern="bars")
-    assert deadlines == [clip.pk]
+    assert deadlines.started == [clip.pk]
     assert get_user_model().objects.filter(pk=clip.owner_id).exists()
 
 
@@ -211,3 +211,15 @@ def test_an_honest_gpu_browser_is_never_quarantined_even_where_it_strays_beyond_
     assert gpu_session.state != ClientSession.State.QUARANTINED
     assert statuses(gpu_session) == {"accepted"} and statuses(software) == {"accepted"}
     assert "dispute" in set(Recomputation.objects.values_list("reason", flat=True))
+
+
+def test_in_process_tasks_cover_only_held_videos_at_once(video, settings, deadlines):
+    """The embedded default runs tasks eagerly: a countdown cannot be waited for, held videos cannot wait."""
+    settings.HYDRA_PUBLICATION_POLICY = "immediate"
+    model_version = selectors.active_model_version()
+    deadlines.schedule(video)
+    assert selectors.accepted_sample_count(video, model_version) == 0
+    Video.objects.filter(pk=video.pk).update(visibility=Video.Visibility.HELD)
+    video.refresh_from_db()
+    deadlines.schedule(video)
+    assert selectors.accepted_sample_count(video, model_version) == len(selectors.expected_sample_times(video))
