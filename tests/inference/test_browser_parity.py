@@ -18,6 +18,7 @@ from inference import selectors, services
 from inference.ml.nsfw_head import WEIGHTS_FILE, load_nsfw_head
 from inference.ml.quantise import dequantise
 from inference.models import ClientSession, FrameFeature
+from inference.trust.tasks import cover_video
 from tests.inference.live_site import (
     CHROMIUM_ARGS,
     SCREENSHOTS,
@@ -115,7 +116,11 @@ def test_browser_features_match_the_server(site, model_version, make_video, back
     rows = list(FrameFeature.objects.filter(session=session).order_by("sample_ms"))
     assert [row.sample_ms for row in rows] == assigned
     assert all(row.backend == backend and row.inference_ms > 0 for row in rows)
+    # A browser alone cannot get features accepted (docs/trust.md): the server's coverage task computes
+    # the same frames, judges this browser's features against its own and accepts them.
+    cover_video.delay(video.pk)
     assert selectors.coverage(video, model_version).fraction == 1.0
+    assert set(FrameFeature.objects.filter(session=session).values_list("status", flat=True)) == {"accepted"}
 
     browser = dequantise(np.stack([np.frombuffer(bytes(row.vector), dtype=np.uint8) for row in rows]))
     server = services.compute_server_features(video, assigned, model_version)
