@@ -20,7 +20,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from inference.ml.quantise import dequantise
+from inference.ml.quantise import dequantise, quantise
 from inference.models import (
     ClientSession,
     Contributor,
@@ -327,9 +327,14 @@ def _apply(features: Sequence[FrameFeature], outcome: SampleOutcome) -> None:
 
 @transaction.atomic
 def on_features_recorded(session: ClientSession, sample_ms: Sequence[int]) -> None:
-    """Called by ``record_frame_features`` for the samples it just stored: they start pending, then are judged."""
+    """Called by ``record_frame_features`` for the samples it just stored: they start pending, then are judged.
+
+    Judging is serialised per video (a row lock): two sessions storing the same sample at once
+    would otherwise each miss the other's uncommitted row and both wait for a replica.
+    """
     if not sample_ms:
         return
+    Video.objects.select_for_update().filter(pk=session.video_id).first()
     FrameFeature.objects.filter(session=session, sample_ms__in=sample_ms, status=Status.ACCEPTED).update(
         status=Status.PENDING
     )
@@ -390,17 +395,8 @@ def _reverify_without_quarantined(video: Video, model_version: ModelVersion, tim
         video=video, model_version=model_version, sample_ms__in=peer_judged, status=Status.ACCEPTED
     ).update(status=Status.PENDING)
     quarantine_sessions(verify_samples(video, model_version, peer_judged), MISMATCH)
-    still_pending = set(
-        FrameFeature.objects.filter(
-            video=video, model_version=model_version, sample_ms__in=peer_judged, status=Status.PENDING
-        ).values_list("sample_ms", flat=True)
-    )
-    uncovered = peer_judged - set(
-        FrameFeature.objects.filter(
-            video=video, model_version=model_version, sample_ms__in=peer_judged, status=Status.ACCEPTED
-        ).values_list("sample_ms", flat=True)
-    )
-    request_recomputation(video, model_version, still_pending | uncovered, Reason.QUARANTINE)
+    uncovered = uncovered_sample_times(video, model_version, sorted(peer_judged))
+    request_recomputation(video, model_version, uncovered, Reason.QUARANTINE)
     transaction.on_commit(functools.partial(analyse_again, video.pk))
 
 
@@ -418,8 +414,6 @@ def store_server_features(
     video: Video, model_version: ModelVersion, sample_ms: Sequence[int], features: np.ndarray
 ) -> None:
     """Store the server's own (quantised) features; they are accepted by definition."""
-    from inference.ml.quantise import quantise
-
     session = server_session(video, model_version)
     codes = quantise(features)
     FrameFeature.objects.bulk_create(
@@ -471,6 +465,7 @@ def run_recomputations(
 
 
 def uncovered_sample_times(video: Video, model_version: ModelVersion, sample_times: Sequence[int]) -> list[int]:
+    """The given sample times that have no accepted features."""
     accepted = set(
         FrameFeature.objects.filter(video=video, model_version=model_version, status=Status.ACCEPTED).values_list(
             "sample_ms", flat=True
