@@ -25,6 +25,7 @@ run: install assets
 test: install install-browser assets services
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) HYDRA_TASKS_EAGER=1 $(PY) manage.py migrate --noinput
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) HYDRA_TASKS_EAGER=1 $(PY) manage.py build_models
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) HYDRA_TASKS_EAGER=1 \
 		$(VENV)/bin/pytest $(PYTEST_ARGS)
