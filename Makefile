@@ -16,6 +16,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 .PHONY: run test install install-python install-node install-browser assets models services lint format bench bench-quick clean
 
 run: install assets
+	mkdir -p var
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py build_models
 	$(PY) manage.py seed_demo
@@ -24,6 +25,7 @@ run: install assets
 test: install install-browser assets services
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) HYDRA_TASKS_EAGER=1 $(PY) manage.py migrate --noinput
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) HYDRA_TASKS_EAGER=1 $(PY) manage.py build_models
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) HYDRA_TASKS_EAGER=1 \
 		$(VENV)/bin/pytest $(PYTEST_ARGS)
