@@ -38,8 +38,8 @@ def watch(video, truth: harness.VideoTruth, model_version, head, *, liars: tuple
         sessions[name] = (session, behaviour)
         times = trust.assigned_sample_times(session, truth.times)
         viewer = harness.Viewer(name, behaviour, profile=profile or "chromium-software", seed=name)
-        vectors = np.stack([np.frombuffer(viewer.features(truth, t, [], head), np.uint8) for t in times])
-        record(session, times, vectors.astype(np.float32) * (6 / 255))
+        codes = np.stack([np.frombuffer(viewer.features(truth, t, [], head), np.uint8) for t in times])
+        record(session, times, dequantise(codes))
     cover_video.delay(video.pk)
     states = {name: ClientSession.objects.get(pk=s.pk).state for name, (s, _) in sessions.items()}
     server = FrameFeature.objects.filter(video=video, session__is_server=True).count()
