@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from inference import selectors
+from inference.ml.quantise import dequantise
 from inference.models import ClientSession, FrameFeature, Recomputation
 from inference.trust import services as trust
 from inference.trust.tasks import cover_video
