@@ -1,0 +1,167 @@
+"""Simulated viewers for the ingest benchmarks: the trust harness's honest viewers, timed.
+
+    python -m bench.load '<json config>'
+
+Each viewer is ``tests.trust.harness.run_viewer`` over a real websocket: handshake, hello,
+then every assigned sample in batches of ``batch``, one batch in flight, as the player's
+client does. The features sent are the server's own (uint8 codes of the rendition's
+samples, computed once), so verification finds them honest. A wrapper around the harness's
+transport times each batch from send to its answer. Viewers get distinct addresses (via
+X-Forwarded-For; daphne runs with ``--proxy-headers``) and device ids, as real viewers do.
+
+Runs in its own process: the load generator's CPU is reported, and never counted as server CPU.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import os
+import resource
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from bench.measure import percentile
+
+
+@dataclass
+class LoadConfig:
+    urls: list[str]
+    slugs: list[str]
+    times: list[int]
+    codes_path: str
+    clients: int
+    batch: int = 8
+    deadline_s: float = 60.0
+    origin: str = "http://127.0.0.1"
+    run_tag: str = "run"
+    address_prefix: str = "10.1"
+
+
+@dataclass
+class Timings:
+    latencies_s: list[float] = field(default_factory=list)
+    first_send: float = float("inf")
+    last_answer: float = 0.0
+
+
+class TimedTransport:
+    """Wraps a harness transport; records the time from each binary message to the answer that follows."""
+
+    def __init__(self, inner, timings: Timings) -> None:
+        self.inner = inner
+        self.timings = timings
+        self.sent_at: float | None = None
+
+    async def send_text(self, text: str) -> None:
+        await self.inner.send_text(text)
+
+    async def send_bytes(self, data: bytes) -> None:
+        self.sent_at = time.perf_counter()
+        self.timings.first_send = min(self.timings.first_send, self.sent_at)
+        await self.inner.send_bytes(data)
+
+    async def receive(self, timeout: float) -> dict[str, Any] | None:
+        message = await self.inner.receive(timeout)
+        if self.sent_at is not None and message is not None:
+            now = time.perf_counter()
+            self.timings.latencies_s.append(now - self.sent_at)
+            self.timings.last_answer = max(self.timings.last_answer, now)
+            self.sent_at = None
+        return message
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+def _viewers(config: LoadConfig):
+    from tests.trust.harness import Behaviour, Viewer
+
+    return [
+        Viewer(
+            name=f"{config.run_tag}-{index}",
+            behaviour=Behaviour.HONEST,
+            device_id=f"bench-{config.run_tag}-{index:05d}",
+            ip=f"{config.address_prefix}.{index // 250}.{index % 250 + 1}",
+        )
+        for index in range(config.clients)
+    ]
+
+
+async def _run(config: LoadConfig) -> dict[str, Any]:
+    from tests.trust.harness import VideoTruth, WebsocketsTransport, run_viewer
+
+    from inference.ml.quantise import dequantise
+
+    features = dequantise(np.load(config.codes_path))
+    truths = {
+        slug: VideoTruth(slug=slug, times=config.times, server=features, by_profile={"chromium-software": features})
+        for slug in config.slugs
+    }
+    timings = Timings()
+    connectors = [WebsocketsTransport.connector(url, config.origin) for url in config.urls]
+
+    def timed_connector(index: int):
+        async def connect(viewer, path):
+            return TimedTransport(await connectors[index % len(connectors)](viewer, path), timings)
+
+        return connect
+
+    viewers = _viewers(config)
+    jobs = [
+        asyncio.ensure_future(
+            run_viewer(
+                viewer,
+                timed_connector(index),
+                truths[config.slugs[index % len(config.slugs)]],
+                others=[],
+                head=None,
+                batch=config.batch,
+                timeout=config.deadline_s,
+            )
+        )
+        for index, viewer in enumerate(viewers)
+    ]
+    started = time.perf_counter()
+    done, pending = await asyncio.wait(jobs, timeout=config.deadline_s)
+    for job in pending:
+        job.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    failures = collections.Counter(type(job.exception()).__name__ for job in done if job.exception() is not None)
+    errors = collections.Counter(error for viewer in viewers for error in viewer.errors)
+    accepted = sum(len(viewer.accepted) for viewer in viewers)
+    window = timings.last_answer - timings.first_send if timings.latencies_s else float("nan")
+    latencies_ms = [latency * 1000 for latency in timings.latencies_s]
+    return {
+        "clients": config.clients,
+        "daphne_processes": len(config.urls),
+        "batch": config.batch,
+        "frames_accepted": accepted,
+        "frames_assigned": sum(len(viewer.assigned) for viewer in viewers),
+        "batches_answered": len(latencies_ms),
+        "window_s": window,
+        "elapsed_s": time.perf_counter() - started,
+        "frames_per_s": accepted / window if window and window > 0 else 0.0,
+        "ack_ms": {q: percentile(latencies_ms, float(q[1:])) for q in ("p50", "p90", "p99")}
+        | {"max": max(latencies_ms, default=float("nan"))},
+        "timed_out_clients": len(pending),
+        "failed_clients": dict(failures),
+        "errors": dict(errors),
+    }
+
+
+def run(config: LoadConfig) -> dict[str, Any]:
+    result = asyncio.run(_run(config))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    result["load_generator_cpu_s"] = usage.ru_utime + usage.ru_stime
+    return result
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hydra_site.settings")
+    print(json.dumps(run(LoadConfig(**json.loads(sys.argv[1])))), flush=True)
