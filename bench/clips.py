@@ -16,9 +16,14 @@ CACHE_DIR = REPO_ROOT / "var" / "bench"
 
 
 def rendition(
-    *, seconds: int, width: int, height: int, fps: int = 24, pattern: str = "bars", cache_dir: Path = CACHE_DIR
+    *, seconds: int, width: int, height: int, fps: int = 8, pattern: str = "bars", cache_dir: Path = CACHE_DIR
 ) -> Path:
-    """Path of the cached rendition of a synthetic clip, made on first use."""
+    """Path of the cached rendition of a synthetic clip, made on first use.
+
+    8 frames per second by default, to keep drawing cheap: with an IDR frame at every sample
+    time, the server decodes one intra frame per sample whatever the frame rate, and the
+    Hydra path never touches pixels.
+    """
     from django.conf import settings
 
     from videos import media

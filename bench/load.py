@@ -41,6 +41,7 @@ class LoadConfig:
     origin: str = "http://127.0.0.1"
     run_tag: str = "run"
     address_prefix: str = "10.1"
+    pace_ms_per_frame: float = 0.0
 
 
 @dataclass
@@ -51,17 +52,29 @@ class Timings:
 
 
 class TimedTransport:
-    """Wraps a harness transport; records the time from each binary message to the answer that follows."""
+    """Wraps a harness transport; records the time from each binary message to the answer that follows.
 
-    def __init__(self, inner, timings: Timings) -> None:
+    With ``pace_ms_per_frame`` it also holds each batch back until a browser computing one frame
+    in that time would have finished it (the first frame's clock starts at the hello).
+    """
+
+    def __init__(self, inner, timings: Timings, pace_ms_per_frame: float = 0.0) -> None:
         self.inner = inner
         self.timings = timings
+        self.pace_s = pace_ms_per_frame / 1000
+        self.computing_since = time.perf_counter()
+        self.frames_computed = 0
         self.sent_at: float | None = None
 
     async def send_text(self, text: str) -> None:
+        self.computing_since = time.perf_counter()
         await self.inner.send_text(text)
 
     async def send_bytes(self, data: bytes) -> None:
+        if self.pace_s:
+            self.frames_computed += int.from_bytes(data[8:10], "little")  # the batch header's count
+            ready_at = self.computing_since + self.frames_computed * self.pace_s
+            await asyncio.sleep(max(0.0, ready_at - time.perf_counter()))
         self.sent_at = time.perf_counter()
         self.timings.first_send = min(self.timings.first_send, self.sent_at)
         await self.inner.send_bytes(data)
@@ -108,7 +121,8 @@ async def _run(config: LoadConfig) -> dict[str, Any]:
 
     def timed_connector(index: int):
         async def connect(viewer, path):
-            return TimedTransport(await connectors[index % len(connectors)](viewer, path), timings)
+            transport = await connectors[index % len(connectors)](viewer, path)
+            return TimedTransport(transport, timings, config.pace_ms_per_frame)
 
         return connect
 

@@ -62,7 +62,7 @@ def measure(
     django.setup()
     from django.conf import settings
 
-    from bench import clips, ml_quantisation
+    from bench import clips, ml_quantisation, wire
     from inference.ml import cnn, frames
     from inference.ml.nsfw_head import load_nsfw_head
     from inference.ml.quantise import quantise
@@ -113,6 +113,7 @@ def measure(
         "cpu_ms_per_frame_runs": stages,
         "keras_batch1": keras_ms_per_frame(model, decoded[:batch1_frames], 1, repeats),
         "keras_batch32": keras_ms_per_frame(model, batch32_frames, 32, repeats),
+        "wire": wire.measure({"rendition": decoded, "photo_crops": photos}, cnn.FEATURE_SIZE),
         "quantisation": {
             "rendition_frames": ml_quantisation.quantisation_error(features, head),
             "photo_crops": ml_quantisation.quantisation_error(photo_features, head),

@@ -1,0 +1,350 @@
+"""(1b) and (2): the Hydra path's server cost per frame, and ingest capacity, on real server processes.
+
+A scratch database gets the active model version, the default heads and ready videos whose
+rendition is a bench clip; daphne processes and one Celery worker (solo pool) serve them;
+``bench.load`` drives simulated viewers against them from another process. For each run the
+CPU time of every server process is read from ``/proc`` before and after: the daphne
+process(es), the Celery worker (heads, verdicts, and the trust layer's recomputations when it
+is installed) and the PostgreSQL backends serving them. "After" is read once the system has
+settled: the task queue is empty, every video's verdict covers all its samples, and the
+worker's CPU has stopped moving.
+
+Server cost per analysed frame = server CPU / distinct (video, sample) pairs stored. With one
+viewer per video each sample is delivered once; more viewers per video multiply the ingest
+work, which the per-received-frame figure shows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from bench.load import LoadConfig
+from bench.measure import REPO_ROOT, BenchError, run_isolated
+from bench.stack import ORIGIN, ServerProcess, Stack, new_stack, postgres_backends, postgres_cpu_s
+
+SETTLE_QUIET_S = 1.0
+
+
+def _setup_site(stack: Stack) -> None:
+    stack.configure_this_process()
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    from inference import services
+
+    call_command("migrate", verbosity=0, interactive=False)
+    services.ensure_default_heads(services.ensure_model_version())
+    _close_db()
+
+
+def _close_db() -> None:
+    from django.db import connections
+
+    connections.close_all()
+
+
+def make_videos(count: int, clip: dict[str, Any], media_root: Path) -> list[str]:
+    """``count`` ready, published videos sharing the bench rendition (hard links); returns their slugs."""
+    from django.contrib.auth import get_user_model
+
+    from videos.models import Video
+
+    owner, _ = get_user_model().objects.get_or_create(username="bench-uploader")
+    slugs = []
+    for index in range(count):
+        video = Video(
+            owner=owner,
+            title=f"bench {index}",
+            status=Video.Status.READY,
+            fps=clip["fps"],
+            duration_ms=clip["duration_ms"],
+            width=clip["width"],
+            height=clip["height"],
+            rendition_width=clip["width"],
+            rendition_height=clip["height"],
+            rendition_fps=clip["fps"],
+            rendition_duration_ms=clip["duration_ms"],
+        )
+        name = f"renditions/{video.storage_key}.mp4"
+        (media_root / "renditions").mkdir(parents=True, exist_ok=True)
+        os.link(clip["rendition"], media_root / name)
+        video.rendition.name = name
+        video.save()
+        slugs.append(video.slug)
+    _close_db()
+    return slugs
+
+
+def _analysed_samples(slugs: list[str]) -> tuple[int, bool]:
+    """Distinct (video, sample) pairs stored, and whether every video has a verdict covering all of them."""
+    from django.db.models import Count, Min
+
+    from inference.models import FrameFeature, Verdict
+
+    stored = (
+        FrameFeature.objects.filter(video__slug__in=slugs, status=FrameFeature.Status.ACCEPTED)
+        .values("video_id", "sample_ms")
+        .distinct()
+        .count()
+    )
+    verdicts = Verdict.objects.filter(video__slug__in=slugs).aggregate(videos=Count("video", distinct=True))
+    lowest = Verdict.objects.filter(video__slug__in=slugs).aggregate(coverage=Min("coverage"))["coverage"]
+    complete = verdicts["videos"] == len(slugs) and lowest is not None and lowest >= 1.0 - 1e-9
+    _close_db()
+    return stored, complete
+
+
+def settle(
+    stack: Stack, worker: ServerProcess, slugs: list[str], timeout_s: float, require_verdicts: bool
+) -> dict[str, Any]:
+    """Wait until the queue is empty and the worker quiet (and, if required, verdicts cover every video)."""
+    started = time.monotonic()
+    last_cpu, quiet_since = worker.cpu_s(), time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        worker.check_alive()
+        time.sleep(0.25)
+        cpu = worker.cpu_s()
+        if cpu - last_cpu > 0.01:
+            last_cpu, quiet_since = cpu, time.monotonic()
+            continue
+        if stack.queue_length() == 0 and time.monotonic() - quiet_since >= SETTLE_QUIET_S:
+            stored, complete = _analysed_samples(slugs)
+            if complete or not require_verdicts:
+                return {"settled": True, "settle_s": time.monotonic() - started, "analysed_samples": stored}
+    stored, _ = _analysed_samples(slugs)
+    return {"settled": False, "settle_s": time.monotonic() - started, "analysed_samples": stored}
+
+
+class ServerClock:
+    """CPU seconds of the server processes (and their PostgreSQL backends) between two readings."""
+
+    def __init__(self, stack: Stack, daphnes: list[ServerProcess], worker: ServerProcess) -> None:
+        self.stack, self.daphnes, self.worker = stack, daphnes, worker
+        self.start: dict[str, Any] = {}
+
+    def _read(self) -> dict[str, Any]:
+        return {
+            "daphne": sum(d.cpu_s() for d in self.daphnes),
+            "worker": self.worker.cpu_s(),
+            "postgres": postgres_cpu_s(postgres_backends(self.stack.database_url)),
+        }
+
+    def begin(self) -> None:
+        self.start = self._read()
+
+    def elapsed(self) -> dict[str, float]:
+        end = self._read()
+        postgres = sum(cpu - self.start["postgres"].get(pid, 0.0) for pid, cpu in end["postgres"].items())
+        spent = {
+            "daphne": end["daphne"] - self.start["daphne"],
+            "worker": end["worker"] - self.start["worker"],
+            "postgres": postgres,
+        }
+        spent["total"] = sum(spent.values())
+        return spent
+
+
+def run_load(config: LoadConfig, timeout_s: float) -> dict[str, Any]:
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench.load", json.dumps(asdict(config))],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise BenchError(f"load generator failed:\n{completed.stderr[-2000:]}")
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def measured_run(
+    stack: Stack,
+    clip: dict[str, Any],
+    daphnes: list[tuple[ServerProcess, str]],
+    worker: ServerProcess,
+    *,
+    clients: int,
+    videos: int,
+    deadline_s: float,
+    settle_timeout_s: float,
+    require_verdicts: bool,
+) -> dict[str, Any]:
+    """One load run on fresh videos: throughput, latencies, and server CPU per frame once settled."""
+    slugs = make_videos(videos, clip, stack.media_root)
+    clock = ServerClock(stack, [d for d, _ in daphnes], worker)
+    clock.begin()
+    config = LoadConfig(
+        urls=[url for _, url in daphnes],
+        slugs=slugs,
+        times=clip["times"],
+        codes_path=clip["codes_path"],
+        clients=clients,
+        deadline_s=deadline_s,
+        origin=ORIGIN,
+        run_tag=uuid.uuid4().hex[:8],
+        address_prefix=f"10.{len(daphnes)}{clients % 100}",
+    )
+    load = run_load(config, timeout_s=deadline_s + 120)
+    settled = settle(stack, worker, slugs, settle_timeout_s, require_verdicts)
+    cpu = clock.elapsed()
+    received = load["frames_accepted"]
+    analysed = settled["analysed_samples"]
+    return {
+        **load,
+        **settled,
+        "videos": videos,
+        "server_cpu_s": cpu,
+        "server_cpu_ms_per_received_frame": {k: v / received * 1000 for k, v in cpu.items()} if received else None,
+        "server_cpu_ms_per_analysed_frame": {k: v / analysed * 1000 for k, v in cpu.items()} if analysed else None,
+    }
+
+
+def time_to_verdict(
+    stack: Stack,
+    clip: dict[str, Any],
+    daphne_url: str,
+    worker: ServerProcess,
+    *,
+    viewers: int,
+    pace_ms_per_frame: float | None,
+    timeout_s: float,
+) -> dict[str, Any]:
+    """Seconds from ``video_ready`` (sent as the transcoder sends it) to a verdict covering every sample."""
+    from videos.models import Video
+    from videos.signals import video_ready
+
+    slug = make_videos(1, clip, stack.media_root)[0]
+    video = Video.objects.get(slug=slug)
+    config = LoadConfig(
+        urls=[daphne_url],
+        slugs=[slug],
+        times=clip["times"],
+        codes_path=clip["codes_path"],
+        clients=viewers,
+        deadline_s=timeout_s,
+        run_tag=uuid.uuid4().hex[:8],
+        address_prefix=f"10.2{viewers % 10}",
+        pace_ms_per_frame=pace_ms_per_frame or 0.0,
+    )
+    started = time.perf_counter()
+    video_ready.send(sender=Video, video=video)
+    _close_db()
+    load = (
+        subprocess.Popen(
+            [sys.executable, "-m", "bench.load", json.dumps(asdict(config))],
+            cwd=REPO_ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        if viewers
+        else None
+    )
+    seconds = None
+    while time.perf_counter() - started < timeout_s:
+        worker.check_alive()
+        if _analysed_samples([slug])[1]:
+            seconds = time.perf_counter() - started
+            break
+        time.sleep(0.1)
+    if load is not None:
+        load.wait(timeout=timeout_s)
+    pace = f"each viewer computing one frame per {pace_ms_per_frame:.0f} ms" if pace_ms_per_frame else "unpaced viewers"
+    return {
+        "seconds": seconds,
+        "viewers": viewers,
+        "how": f"{len(clip['times'])} samples; {viewers} simulated viewers start at video_ready, {pace}"
+        if viewers
+        else "no viewers: waits for the server's own fallback",
+    }
+
+
+def measure(
+    clip_seconds: int = 12,
+    clip_width: int = 1280,
+    clip_height: int = 720,
+    cost_videos: int = 10,
+    cost_repeats: int = 3,
+    ingest_clients: tuple[int, ...] = (100,),
+    daphne_counts: tuple[int, ...] = (1,),
+    ingest_videos: int = 10,
+    deadline_s: float = 60.0,
+    settle_timeout_s: float = 120.0,
+    verdict_viewers: tuple[int, ...] = (),
+    pace_ms_per_frame: float | None = None,
+    verdict_timeout_s: float = 120.0,
+) -> dict[str, Any]:
+    """(1b) per-frame server cost with one viewer per video, repeated; (2) ingest runs per client count."""
+    clip = run_isolated(
+        "bench.server_only:rendition_codes", timeout=600, seconds=clip_seconds, width=clip_width, height=clip_height
+    )
+    stack = new_stack(
+        os.environ["DATABASE_URL"], os.environ["REDIS_URL"], HYDRA_CELERY_QUEUE=f"bench-{uuid.uuid4().hex[:8]}"
+    )
+    _setup_site(stack)
+    try:
+        daphnes = [stack.start_daphne() for _ in range(max(daphne_counts))]
+        worker = stack.start_worker()
+        common = {"deadline_s": deadline_s, "settle_timeout_s": settle_timeout_s}
+        # Warm-up (not reported): first requests import code paths, the worker loads what its tasks need.
+        measured_run(stack, clip, daphnes[:1], worker, clients=2, videos=2, require_verdicts=True, **common)
+        cost_runs = [
+            measured_run(
+                stack,
+                clip,
+                daphnes[:1],
+                worker,
+                clients=cost_videos,
+                videos=cost_videos,
+                require_verdicts=True,
+                **common,
+            )
+            for _ in range(cost_repeats)
+        ]
+        ingest_runs = [
+            measured_run(
+                stack,
+                clip,
+                daphnes[:count],
+                worker,
+                clients=clients,
+                videos=ingest_videos,
+                require_verdicts=False,
+                **common,
+            )
+            for count in daphne_counts
+            for clients in ingest_clients
+        ]
+        verdicts = {
+            str(viewers): time_to_verdict(
+                stack,
+                clip,
+                daphnes[0][1],
+                worker,
+                viewers=viewers,
+                pace_ms_per_frame=pace_ms_per_frame,
+                timeout_s=verdict_timeout_s,
+            )
+            for viewers in verdict_viewers
+        }
+        peaks = {server.name: server.peak_rss_mb() for server in stack.servers}
+    finally:
+        stack.stop()
+    return {
+        "clip": {k: clip[k] for k in ("width", "height", "fps", "duration_ms")} | {"samples": len(clip["times"])},
+        "cost_runs": cost_runs,
+        "ingest_runs": ingest_runs,
+        "time_to_verdict": verdicts,
+        "peak_rss_mb": peaks,
+        "database": stack.database_url.rsplit("/", 1)[-1],
+    }
