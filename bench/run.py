@@ -45,13 +45,13 @@ class Profile:
 
 QUICK = Profile(
     name="quick",
-    clip_seconds=30,
+    clip_seconds=20,
     repeats=3,
     cost_videos=5,
     cost_repeats=2,
     ingest_clients=(100,),
     daphne_counts=(1,),
-    ingest_deadline_s=15,
+    ingest_deadline_s=10,
     verdict_viewers=(),
     browser_frames=4,
     browser_backends=("wasm",),
