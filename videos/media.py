@@ -30,8 +30,13 @@ POSTER_QUALITY = 85
 _BT709 = 1
 _LIMITED_RANGE = 1
 
-# Containers that hold still pictures, which PyAV opens as one-frame "videos".
-_STILL_IMAGE_FORMATS = {"image2", "mjpeg", "gif_pipe", "webp"}
+# The demuxers FFmpeg may use on uploads: video containers, plus a few audio and picture formats
+# that are only opened so that the person is told precisely why their file is not a video.
+ALLOWED_DEMUXERS = (
+    *("mov", "matroska", "avi", "flv", "mpegts", "mpeg", "ogg", "asf", "gif", "mxf", "dv", "m4v", "h264", "hevc"),
+    *("mp3", "wav", "flac", "aac"),
+    *("jpeg_pipe", "png_pipe", "webp_pipe", "bmp_pipe"),
+)
 _EXTENSIONS = {
     "mov,mp4,m4a,3gp,3g2,mj2": "mp4",
     "matroska,webm": "mkv",
@@ -90,7 +95,7 @@ def probe(source: str | Path | IO[bytes], *, max_duration_seconds: float) -> Pro
     even when its header promises more.
     """
     try:
-        container = av.open(str(source) if isinstance(source, Path) else source, mode="r")
+        container = open_input(source)
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
         if _is_empty(source):
             raise MediaRejected("empty", "The file is empty (0 bytes).") from exc
@@ -99,6 +104,28 @@ def probe(source: str | Path | IO[bytes], *, max_duration_seconds: float) -> Pro
         ) from exc
     with container:
         return _probe_open_container(container, max_duration_seconds)
+
+
+def open_input(source: str | Path | IO[bytes]) -> av.container.InputContainer:
+    """Open a user's file with only the demuxers listed in ``ALLOWED_DEMUXERS``.
+
+    FFmpeg picks a demuxer from the content and also from the file name, and some of its
+    demuxers read other files: a playlist (hls, concat) would make the server open any
+    path or URL it names, and ``.txt`` selects the "tty" demuxer, which renders text as video.
+    """
+    return av.open(
+        str(source) if isinstance(source, Path) else source,
+        mode="r",
+        options={"format_whitelist": ",".join(ALLOWED_DEMUXERS)},
+    )
+
+
+def main_video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream | None:
+    """The first real video stream: cover art attached to music files does not count."""
+    for stream in container.streams.video:
+        if not stream.disposition & av.stream.Disposition.attached_pic:
+            return stream
+    return None
 
 
 def _is_empty(source: str | Path | IO[bytes]) -> bool:
@@ -113,13 +140,13 @@ def _is_empty(source: str | Path | IO[bytes]) -> bool:
 
 def _probe_open_container(container: av.container.InputContainer, max_duration_seconds: float) -> ProbeResult:
     format_name = container.format.name
-    if not container.streams.video:
+    stream = main_video_stream(container)
+    if stream is None:
         if container.streams.audio:
             raise MediaRejected("audio_only", "This file has sound but no picture. Upload a video file.")
         raise MediaRejected("not_video", "This file has no video in it.")
-    if format_name in _STILL_IMAGE_FORMATS or format_name.endswith("_pipe"):
+    if format_name.endswith("_pipe"):
         raise MediaRejected("still_image", "This is a still picture, not a video.")
-    stream = container.streams.video[0]
     codec = stream.codec_context
     if not codec.width or not codec.height:
         raise MediaRejected("not_video", "This file's video has no picture size; it may be damaged.")
@@ -150,7 +177,7 @@ def _probe_open_container(container: av.container.InputContainer, max_duration_s
             f"This video is {_format_duration(end_seconds)} long; "
             f"the limit is {_format_duration(max_duration_seconds)}.",
         )
-    _decode_first_frame(container)
+    _decode_first_frame(container, stream)
     rate = stream.average_rate or stream.guessed_rate or stream.base_rate
     return ProbeResult(
         container=format_name,
@@ -193,10 +220,10 @@ def _demux_span(container: av.container.InputContainer, stream: av.video.stream.
     return count, max(0.0, end - (first or 0.0))
 
 
-def _decode_first_frame(container: av.container.InputContainer) -> None:
+def _decode_first_frame(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> None:
     container.seek(0)
     try:
-        next(container.decode(video=0))
+        next(container.decode(stream))
     except (av.error.FFmpegError, StopIteration) as exc:
         raise MediaRejected("undecodable", "The video in this file cannot be decoded; it may be damaged.") from exc
 
@@ -240,8 +267,8 @@ def transcode(
     keyframe_seconds: float,
 ) -> RenditionInfo:
     """Write the web rendition of ``source`` to ``destination`` (an MP4, whatever its name ends with)."""
-    with av.open(str(source)) as src:
-        in_video = src.streams.video[0]
+    with open_input(source) as src:
+        in_video = main_video_stream(src)
         in_audio = src.streams.audio[0] if src.streams.audio else None
         codec = in_video.codec_context
         rate = rendition_rate(float(in_video.average_rate or in_video.guessed_rate or 0))
@@ -253,7 +280,7 @@ def transcode(
             streams = [in_video] + ([in_audio] if in_audio is not None else [])
             for packet in src.demux(*streams):
                 for frame in packet.decode():
-                    if packet.stream is in_video:
+                    if packet.stream.index == in_video.index:
                         video.add(frame)
                     elif audio is not None:
                         audio.add(frame)

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.files import File
 from django.core.files.storage import default_storage
-from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -50,7 +50,7 @@ def _initial_visibility() -> tuple[str, str]:
     return Video.Visibility.PUBLISHED, ""
 
 
-def _probe_upload(upload: UploadedFile) -> media.ProbeResult:
+def _probe_upload(upload: File) -> media.ProbeResult:
     if upload.size == 0:
         raise UploadRejected("empty", "The file is empty (0 bytes).")
     if upload.size > settings.HYDRA_MAX_UPLOAD_BYTES:
@@ -67,7 +67,7 @@ def _probe_upload(upload: UploadedFile) -> media.ProbeResult:
             upload.seek(0)
 
 
-def ingest_upload(*, owner: AbstractBaseUser, upload: UploadedFile, title: str = "", description: str = "") -> Video:
+def ingest_upload(*, owner: AbstractBaseUser, upload: File, title: str = "", description: str = "") -> Video:
     """Probe ``upload`` and store it as a new video of ``owner``, then queue its transcoding.
 
     Raises ``UploadRejected`` (nothing stored) unless the file is a whole, readable video
@@ -104,6 +104,7 @@ def ingest_upload(*, owner: AbstractBaseUser, upload: UploadedFile, title: str =
             default_storage.delete(video.original.name)
         raise
     logger.info("Ingested video %s (%s, %s bytes)", video.slug, probed.video_codec, upload.size)
+    video.refresh_from_db()  # tasks running in-process may already have transcoded it
     return video
 
 
@@ -126,8 +127,10 @@ def _temporary_path(final_name: str) -> Path:
 
 
 def _mark_failed(video: Video, reason: str) -> None:
+    """Record the failure (a no-op if the video was deleted meanwhile) and reflect it on ``video``."""
+    video.status, video.failure_reason, video.processed_at = Video.Status.FAILED, reason, timezone.now()
     Video.objects.filter(pk=video.pk).update(
-        status=Video.Status.FAILED, failure_reason=reason, processed_at=timezone.now(), updated_at=timezone.now()
+        status=video.status, failure_reason=reason, processed_at=video.processed_at, updated_at=video.processed_at
     )
 
 

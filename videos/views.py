@@ -18,7 +18,7 @@ from videos import selectors, services
 from videos.forms import UploadForm
 from videos.models import Video
 from videos.streaming import file_response
-from videos.templatetags.video_format import clock
+from videos.templatetags.video_format import spoken_duration
 from videos.uploads import format_limit, too_large_message, upload_was_too_large
 
 HOME_PAGE_SIZE = 24
@@ -50,7 +50,7 @@ def my_videos(request: HttpRequest) -> HttpResponse:
 def _upload_page(request: HttpRequest, form: UploadForm, status: int = 200) -> HttpResponse:
     limits = {
         "max_upload": format_limit(settings.HYDRA_MAX_UPLOAD_BYTES),
-        "max_duration": clock(settings.HYDRA_MAX_DURATION_SECONDS * 1000),
+        "max_duration": spoken_duration(settings.HYDRA_MAX_DURATION_SECONDS),
     }
     return render(request, "videos/upload.html", {"form": form, **limits}, status=status)
 
@@ -112,6 +112,7 @@ def player(request: HttpRequest, slug: str) -> HttpResponse:
     if selectors.can_view(request.user, video):
         if video.is_playable:
             services.record_view(video)
+            video.view_count += 1  # what the database now holds, without reading it back
         context = {
             "video": video,
             "is_owner": selectors.is_owner(request.user, video),

@@ -80,6 +80,7 @@
     progress.hidden = true;
     progress.classList.remove("is-processing");
     submit.disabled = false;
+    submit.textContent = "Upload";
     const message = body && body.error ? body.error.message : "The upload failed (HTTP " + xhr.status + "). Please try again.";
     showError(message);
   }
@@ -106,9 +107,11 @@
     xhr.addEventListener("error", function () {
       progress.hidden = true;
       submit.disabled = false;
+      submit.textContent = "Upload";
       showError("The connection was lost during the upload. Please try again.");
     });
     submit.disabled = true;
+    submit.textContent = "Uploading…";
     progress.hidden = false;
     setProgress(0, "Starting upload…");
     if (titleInput && !titleInput.value.trim()) titleInput.placeholder = fileInput.files[0].name;

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from fractions import Fraction
 from pathlib import Path
 
@@ -189,3 +191,39 @@ def test_write_video_helper_makes_distinct_frames(tmp_path):
     with av.open(str(path)) as container:
         frames = [frame.to_ndarray(format="gray") for frame in container.decode(video=0)]
     assert abs(int(frames[0].sum()) - int(frames[-1].sum())) > 0
+
+
+def test_a_playlist_is_refused_without_opening_what_it_names(tmp_path, make_video):
+    secret = make_video("secret.ts", seconds=1, container_format="mpegts")
+    playlist = tmp_path / "upload.m3u8"  # uploads keep their extension in Django's temporary file names
+    playlist.write_text(f"#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:1.0,\n{secret}\n#EXT-X-ENDLIST\n")
+    with pytest.raises(media.MediaRejected) as caught:
+        media.probe(playlist, max_duration_seconds=60)
+    assert caught.value.code == "not_video"
+
+
+def test_a_text_file_is_not_rendered_as_a_video(tmp_path):
+    text = tmp_path / "notes.upload.txt"
+    text.write_text("hello world\n" * 200)  # FFmpeg's "tty" demuxer would turn this into ANSI-art video
+    with pytest.raises(media.MediaRejected) as caught:
+        media.probe(text, max_duration_seconds=60)
+    assert caught.value.code == "not_video"
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs the ffmpeg command to attach cover art")
+def test_music_with_cover_art_is_audio_only(tmp_path):
+    song = write_audio_only(tmp_path / "song.m4a", seconds=1)
+    cover = tmp_path / "cover.jpg"
+    Image.new("RGB", (64, 64), "navy").save(cover)
+    with_art = tmp_path / "song-with-art.m4a"
+    # Written with PyAV the cover came back as a plain video track, so the file is made as taggers make it.
+    subprocess.run(
+        ["ffmpeg", "-loglevel", "error", "-i", song, "-i", cover, "-map", "0", "-map", "1", "-c", "copy",
+         "-disposition:v:0", "attached_pic", with_art],
+        check=True,
+    )  # fmt: skip
+    with av.open(str(with_art)) as check:
+        assert check.streams.video, "the cover is stored as a video stream"
+    with pytest.raises(media.MediaRejected) as caught:
+        media.probe(with_art, max_duration_seconds=60)
+    assert caught.value.code == "audio_only"

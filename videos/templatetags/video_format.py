@@ -28,6 +28,16 @@ def clock(duration_ms: int | None) -> str:
 
 
 @register.filter
+def spoken_duration(seconds: int) -> str:
+    """14400 -> "4 hours", 90 -> "90 seconds": limits as a person says them."""
+    for unit, size in (("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds} second{'s' if seconds != 1 else ''}"
+
+
+@register.filter
 def status_tone(video: Video) -> str:
     """The badge colour for the state that ``Video.status_label`` puts in words."""
     return _TONES.get(video.visibility if video.status == Video.Status.READY else video.status, "muted")

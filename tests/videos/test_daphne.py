@@ -1,0 +1,93 @@
+"""Streaming through a real daphne process: the ASGI path reads the file chunk by chunk, ranges intact."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.urls import reverse
+
+from tests.videos.test_worker import database_url
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_listening(process: subprocess.Popen, port: int, log: Path) -> None:
+    """Wait for daphne's "Listening" line (its own readiness event) by following its log."""
+    with log.open() as handle:
+        while process.poll() is None:
+            line = handle.readline()
+            if "Listening on TCP address" in line:
+                return
+            if not line:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(timeout=0.2)
+    raise AssertionError(f"daphne exited:\n{log.read_text()}")
+
+
+@pytest.fixture
+def daphne_url(transactional_db, media_root: Path, tmp_path: Path):
+    if connection.vendor != "postgresql":
+        pytest.skip("the daphne process needs the PostgreSQL test database (DATABASE_URL)")
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": database_url(), "HYDRA_MEDIA_ROOT": str(media_root)}
+    log = tmp_path / "daphne.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "hydra_site.asgi:application"],
+            cwd=settings.BASE_DIR, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        wait_until_listening(process, port, log)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def fetch(url: str, headers: dict[str, str] | None = None):
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=60) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+def test_daphne_serves_ranges_of_a_rendition_larger_than_one_chunk(daphne_url, owner, ready_video):
+    video = ready_video(owner, seconds=4, fps=24, width=640, height=360, pattern="noise")
+    data = Path(video.rendition.path).read_bytes()
+    assert len(data) > 3 * 256 * 1024, "several read chunks"
+    url = daphne_url + reverse("videos:stream", args=[video.slug])
+
+    status, headers, body = fetch(url)
+    assert (status, body) == (200, data)
+    status, headers, body = fetch(url, {"Range": f"bytes=1000-{len(data) - 1000}"})
+    assert status == 206 and headers["Content-Range"] == f"bytes 1000-{len(data) - 1000}/{len(data)}"
+    assert body == data[1000 : len(data) - 999]
+    status, headers, body = fetch(url, {"Range": "bytes=-10"})
+    assert (status, body) == (206, data[-10:])
+    status, headers, _ = fetch(url, {"Range": f"bytes={len(data) + 5}-"})
+    assert status == 416 and headers["Content-Range"] == f"bytes */{len(data)}"
+
+
+def test_daphne_player_page_is_cross_origin_isolated(daphne_url, owner, ready_video):
+    video = ready_video(owner)
+    status, headers, body = fetch(daphne_url + reverse("videos:player", args=[video.slug]))
+    assert status == 200 and b'<video id="player"' in body
+    assert headers["Cross-Origin-Opener-Policy"] == "same-origin"
+    assert headers["Cross-Origin-Embedder-Policy"] == "require-corp"

@@ -1,0 +1,113 @@
+"""The web pages a person uses: accounts, upload form, My videos, deleting, the demo data."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.management import call_command
+from django.urls import reverse
+
+from tests.videos.conftest import files_under
+from videos.models import Video
+
+
+def test_sign_up_logs_in_and_leads_to_upload(client, db):
+    response = client.post(
+        reverse("signup"), {"username": "newbie", "password1": "a-good-long-pass-7", "password2": "a-good-long-pass-7"}
+    )
+    assert response.status_code == 302 and response["Location"] == reverse("videos:upload")
+    assert client.get(reverse("videos:mine")).status_code == 200
+    assert User.objects.filter(username="newbie").exists()
+
+
+def test_sign_up_explains_a_bad_password(client, db):
+    response = client.post(reverse("signup"), {"username": "x", "password1": "123", "password2": "123"})
+    assert response.status_code == 400
+    assert "too short" in response.content.decode()
+
+
+def test_log_in_and_out(client, owner):
+    response = client.post(reverse("login"), {"username": "uploader", "password": "pw-uploader-1"})
+    assert response.status_code == 302 and response["Location"] == reverse("videos:mine")
+    assert client.post(reverse("logout")).status_code == 302
+    assert client.get(reverse("videos:mine")).status_code == 302
+
+
+def test_wrong_password_is_explained(client, owner):
+    response = client.post(reverse("login"), {"username": "uploader", "password": "nope"})
+    assert response.status_code == 200
+    assert "Please enter a correct username and password" in response.content.decode()
+
+
+def test_upload_and_my_videos_need_an_account(client, db):
+    for name in ("videos:upload", "videos:mine"):
+        response = client.get(reverse(name))
+        assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
+
+
+def test_upload_page_states_the_limits(client_for, owner, settings):
+    settings.HYDRA_MAX_UPLOAD_BYTES = 512 * 1024**2
+    settings.HYDRA_MAX_DURATION_SECONDS = 2 * 3600
+    page = client_for(owner).get(reverse("videos:upload")).content.decode()
+    assert "up to 512 MiB and 2 hours long" in page and 'id="upload-progress"' in page and "js/upload.js" in page
+
+
+def test_a_page_upload_without_javascript_redirects_to_my_videos(client_for, owner, media_root, make_video):
+    with make_video(seconds=1, fps=10).open("rb") as handle:
+        response = client_for(owner).post(reverse("videos:upload"), {"title": "Plain form", "file": handle})
+    assert response.status_code == 302 and response["Location"] == reverse("videos:mine")
+
+
+def test_my_videos_shows_each_state_in_words(client_for, owner, stranger, ready_video):
+    ready_video(owner, title="Out there")
+    ready_video(owner, title="Waiting", visibility=Video.Visibility.HELD)
+    Video.objects.create(owner=owner, title="Converting", status=Video.Status.PROCESSING)
+    Video.objects.create(owner=owner, title="Broken", status=Video.Status.FAILED, failure_reason="It broke.")
+    Video.objects.create(owner=stranger, title="Someone else's")
+    page = client_for(owner).get(reverse("videos:mine")).content.decode()
+    for words in ("Published", "Held for review", "Processing", "Failed", "It broke.", "Converting"):
+        assert words in page
+    assert "Someone else" not in page
+    assert 'http-equiv="refresh"' in page  # keeps itself up to date while something is processing
+
+
+def test_my_videos_empty_state_is_honest(client_for, owner):
+    page = client_for(owner).get(reverse("videos:mine")).content.decode()
+    assert "You have not uploaded anything yet" in page
+
+
+def test_home_empty_state(client, db):
+    assert "No videos yet" in client.get(reverse("videos:home")).content.decode()
+
+
+def test_owner_deletes_from_the_page(client_for, owner, stranger, ready_video, media_root,
+                                     django_capture_on_commit_callbacks):  # fmt: skip
+    video = ready_video(owner)
+    assert client_for(stranger).post(reverse("videos:delete", args=[video.slug])).status_code == 404
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client_for(owner).post(reverse("videos:delete", args=[video.slug]))
+    assert response.status_code == 302
+    assert not Video.objects.exists() and files_under(media_root) == []
+
+
+def test_player_counts_views(client, owner, ready_video):
+    video = ready_video(owner)
+    client.get(reverse("videos:player", args=[video.slug]))
+    page = client.get(reverse("videos:player", args=[video.slug])).content.decode()
+    video.refresh_from_db()
+    assert video.view_count == 2 and "2 views" in page
+
+
+@pytest.mark.slow
+def test_seed_demo_creates_the_account_and_ready_samples_once(db, media_root, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("seed_demo")
+    demo = User.objects.get(username="demo")
+    assert demo.check_password("hydra-demo-2026")
+    samples = Video.objects.filter(owner=demo)
+    assert samples.count() == 3
+    assert set(samples.values_list("status", flat=True)) == {Video.Status.READY}
+    files = files_under(media_root)
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("seed_demo")
+    assert Video.objects.filter(owner=demo).count() == 3 and files_under(media_root) == files
