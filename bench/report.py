@@ -158,15 +158,15 @@ def markdown(results: dict[str, Any], images: list[Path]) -> str:
     return "\n".join(lines)
 
 
-def write_docs(results: dict[str, Any]) -> list[Path]:
-    """Write docs/bench-results.json, the PNG plots, and the results section of docs/benchmarks.md."""
+def write_docs(results: dict[str, Any], docs: Path = DOCS) -> list[Path]:
+    """Write bench-results.json, the PNG plots, and the results section of benchmarks.md into ``docs``."""
     from bench import plots
 
-    written = [DOCS / "bench-results.json"]
+    written = [docs / "bench-results.json"]
     written[0].write_text(json.dumps(results, indent=1, default=str) + "\n")
-    images = plots.write_all(results, DOCS)
+    images = plots.write_all(results, docs)
     written += images
-    document = DOCS / "benchmarks.md"
+    document = docs / "benchmarks.md"
     text = document.read_text()
     section = markdown(results, images)
     pattern = re.compile(re.escape(RESULTS_START) + ".*?" + re.escape(RESULTS_END), re.DOTALL)

@@ -70,6 +70,15 @@ FULL = Profile(
     browser_backends=("wasm", "webgl", "cpu"),
 )
 CLIP = {"width": 1280, "height": 720}
+# The last line of `make bench-quick` carries at least these; scripts and the issue read them by name.
+HEADLINE_KEYS = (
+    "offload_ratio",
+    "ingest_fps_100_clients",
+    "ack_p99_ms_100_clients",
+    "browser_wasm_ms_per_frame",
+    "keras_ms_per_frame",
+    "bytes_per_frame",
+)
 
 
 def _section(name: str, target: str, timeout: float, **kwargs) -> dict[str, Any]:
