@@ -269,6 +269,39 @@ def time_to_verdict(
     }
 
 
+def idle_cpu_per_s(stack: Stack, daphnes: list[ServerProcess], worker: ServerProcess, seconds: float) -> dict:
+    """What the servers burn doing nothing (polling the broker, timers): included in every figure, not subtracted."""
+    clock = ServerClock(stack, daphnes, worker)
+    clock.begin()
+    time.sleep(seconds)
+    return {name: value / seconds for name, value in clock.elapsed().items()}
+
+
+class Servers:
+    """The daphne processes and the worker of one configuration, with their peak memory kept after they stop."""
+
+    def __init__(self, stack: Stack, daphne_count: int) -> None:
+        self.stack = stack
+        self.daphnes = [stack.start_daphne() for _ in range(daphne_count)]
+        self.worker = stack.start_worker()
+
+    def peaks(self) -> dict[str, float]:
+        return {
+            "daphne": max(server.peak_rss_mb() for server, _ in self.daphnes),
+            "celery_worker": self.worker.peak_rss_mb(),
+        }
+
+
+def cost_runs(stack: Stack, clip: dict, servers: Servers, *, videos: int, repeats: int, common: dict) -> list[dict]:
+    """(1b): one viewer per video, each sample received once; after a warm-up run that is not reported."""
+    first = servers.daphnes[:1]
+    measured_run(stack, clip, first, servers.worker, clients=2, videos=2, require_verdicts=True, **common)
+    return [
+        measured_run(stack, clip, first, servers.worker, clients=videos, videos=videos, require_verdicts=True, **common)
+        for _ in range(repeats)
+    ]
+
+
 def measure(
     clip_seconds: int = 12,
     clip_width: int = 1280,
@@ -283,8 +316,13 @@ def measure(
     verdict_viewers: tuple[int, ...] = (),
     pace_ms_per_frame: float | None = None,
     verdict_timeout_s: float = 120.0,
+    variants: dict[str, dict[str, str]] | None = None,
 ) -> dict[str, Any]:
-    """(1b) per-frame server cost with one viewer per video, repeated; (2) ingest runs per client count."""
+    """(1b) per-frame server cost, (2) ingest runs per client count, (5) time to verdict.
+
+    ``variants``: other settings (name -> environment) under which the (1b) runs are repeated,
+    on freshly started servers, to show what the figure depends on.
+    """
     clip = run_isolated(
         "bench.server_only:rendition_codes", timeout=600, seconds=clip_seconds, width=clip_width, height=clip_height
     )
@@ -292,31 +330,18 @@ def measure(
         os.environ["DATABASE_URL"], os.environ["REDIS_URL"], HYDRA_CELERY_QUEUE=f"bench-{uuid.uuid4().hex[:8]}"
     )
     _setup_site(stack)
+    common = {"deadline_s": deadline_s, "settle_timeout_s": settle_timeout_s}
+    peaks: dict[str, float] = {}
     try:
-        daphnes = [stack.start_daphne() for _ in range(max(daphne_counts))]
-        worker = stack.start_worker()
-        common = {"deadline_s": deadline_s, "settle_timeout_s": settle_timeout_s}
-        # Warm-up (not reported): first requests import code paths, the worker loads what its tasks need.
-        measured_run(stack, clip, daphnes[:1], worker, clients=2, videos=2, require_verdicts=True, **common)
-        cost_runs = [
-            measured_run(
-                stack,
-                clip,
-                daphnes[:1],
-                worker,
-                clients=cost_videos,
-                videos=cost_videos,
-                require_verdicts=True,
-                **common,
-            )
-            for _ in range(cost_repeats)
-        ]
+        servers = Servers(stack, max(daphne_counts))
+        idle = idle_cpu_per_s(stack, [d for d, _ in servers.daphnes], servers.worker, seconds=2.0)
+        costs = cost_runs(stack, clip, servers, videos=cost_videos, repeats=cost_repeats, common=common)
         ingest_runs = [
             measured_run(
                 stack,
                 clip,
-                daphnes[:count],
-                worker,
+                servers.daphnes[:count],
+                servers.worker,
                 clients=clients,
                 videos=ingest_videos,
                 require_verdicts=False,
@@ -329,20 +354,34 @@ def measure(
             str(viewers): time_to_verdict(
                 stack,
                 clip,
-                daphnes[0][1],
-                worker,
+                servers.daphnes[0][1],
+                servers.worker,
                 viewers=viewers,
                 pace_ms_per_frame=pace_ms_per_frame,
                 timeout_s=verdict_timeout_s,
             )
             for viewers in verdict_viewers
         }
-        peaks = {server.name: server.peak_rss_mb() for server in stack.servers}
+        peaks = servers.peaks()
+        variant_runs = {}
+        for name, overrides in (variants or {}).items():
+            stack.stop()
+            stack.overrides.update(overrides)
+            servers = Servers(stack, 1)
+            variant_runs[name] = {
+                "settings": overrides,
+                "cost_runs": cost_runs(stack, clip, servers, videos=cost_videos, repeats=cost_repeats, common=common),
+            }
+            for key in overrides:
+                stack.overrides.pop(key)
     finally:
         stack.stop()
     return {
         "clip": {k: clip[k] for k in ("width", "height", "fps", "duration_ms")} | {"samples": len(clip["times"])},
-        "cost_runs": cost_runs,
+        "server_settings": {k: v for k, v in stack.env.items() if k.startswith(("HYDRA_", "DATABASE_CONN", "DJANGO_"))},
+        "idle_cpu_s_per_s": idle,
+        "cost_runs": costs,
+        "variants": variant_runs,
         "ingest_runs": ingest_runs,
         "time_to_verdict": verdicts,
         "peak_rss_mb": peaks,

@@ -62,6 +62,25 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
         )
     else:
         table.append(("(1b) Hydra path CPU ms/frame", "null", lookup(hydra, "error") or "no settled run"))
+    for name, variant in (hydra.get("variants") or {}).items():
+        runs = [run["server_cpu_ms_per_analysed_frame"]["total"] for run in variant["cost_runs"] if run.get("settled")]
+        table.append(
+            (
+                f"(1b) Hydra path, {name}",
+                fmt(sorted(runs)[len(runs) // 2], 3) if runs else "null",
+                f"settings {variant['settings']}; offload ratio "
+                f"{fmt(lookup(summary, 'offload_ratio_variants', name), 1)}",
+            )
+        )
+    idle = hydra.get("idle_cpu_s_per_s")
+    if idle:
+        table.append(
+            (
+                "idle server CPU s/s",
+                ", ".join(f"{k} {fmt(v, 4)}" for k, v in idle.items()),
+                "included in the (1b) figures, not subtracted",
+            )
+        )
     table.append(("offload ratio (1a)/(1b)", fmt(summary["offload_ratio"], 1), "same run, medians"))
     peaks = summary.get("peak_rss_mb_hydra") or {}
     table.append(

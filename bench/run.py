@@ -41,6 +41,7 @@ class Profile:
     verdict_viewers: tuple[int, ...]
     browser_frames: int
     browser_backends: tuple[str, ...]
+    variants: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
 
 
 QUICK = Profile(
@@ -68,6 +69,7 @@ FULL = Profile(
     verdict_viewers=(0, 1, 5),
     browser_frames=8,
     browser_backends=("wasm", "webgl", "cpu"),
+    variants=(("analyses only at 100% coverage", (("HYDRA_ANALYSIS_COVERAGE_STEPS", "1.0"),)),),
 )
 CLIP = {"width": 1280, "height": 720}
 # The last line of `make bench-quick` carries at least these; scripts and the issue read them by name.
@@ -126,6 +128,7 @@ def measure(profile: Profile) -> dict[str, Any]:
         deadline_s=profile.ingest_deadline_s,
         verdict_viewers=list(profile.verdict_viewers),
         pace_ms_per_frame=lookup(results, "browser", "backends", "wasm", "ms_per_frame"),
+        variants={name: dict(settings) for name, settings in profile.variants},
     )
     results["machine"]["load_average_at_end"] = machine.load_average()
     results["summary"] = summarise(results)
@@ -139,13 +142,18 @@ def _ingest(results: dict, clients: int, daphnes: int = 1) -> dict | None:
     return None
 
 
+def hydra_cpu_ms_per_frame(cost_runs: list[dict]) -> float | None:
+    """Median server CPU per analysed frame over the runs that settled."""
+    per_frame = [run["server_cpu_ms_per_analysed_frame"]["total"] for run in cost_runs if run.get("settled")]
+    return median(per_frame) if per_frame else None
+
+
 def summarise(results: dict[str, Any]) -> dict[str, Any]:
     """The stable, flat figures (their names are a contract: scripts and the issue read them)."""
     notes = [f"{name}: {section['error']}" for name, section in results.items() if lookup(section, "error")]
     server_only = lookup(results, "server_only", "cpu_ms_per_frame", "total")
     cost_runs = lookup(results, "hydra_path", "cost_runs") or []
-    per_frame = [run["server_cpu_ms_per_analysed_frame"]["total"] for run in cost_runs if run.get("settled")]
-    hydra = median(per_frame) if per_frame else None
+    hydra = hydra_cpu_ms_per_frame(cost_runs)
     verification = lookup(results, "hydra_path", "verification")
     if verification is None and cost_runs:
         notes.append(
@@ -153,8 +161,15 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
         )
     ingest_100 = _ingest(results, 100)
     browser = lookup(results, "browser", "backends", "wasm")
+    variants = {
+        name: hydra_cpu_ms_per_frame(variant["cost_runs"])
+        for name, variant in (lookup(results, "hydra_path", "variants") or {}).items()
+    }
     return {
         "offload_ratio": server_only / hydra if server_only and hydra else None,
+        "offload_ratio_variants": {
+            name: server_only / cost if server_only and cost else None for name, cost in variants.items()
+        },
         "server_only_cpu_ms_per_frame": server_only,
         "hydra_cpu_ms_per_frame": hydra,
         "verification_included": verification is not None,

@@ -116,6 +116,7 @@ class Stack:
             "HYDRA_MEDIA_ROOT": str(self.media_root),
             "HYDRA_TASKS_EAGER": "0",
             "DATABASE_CONN_MAX_AGE": "600",
+            "DJANGO_DEBUG": "0",
             "TF_CPP_MIN_LOG_LEVEL": "2",
             **self.overrides,
         }
