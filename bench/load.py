@@ -47,8 +47,19 @@ class LoadConfig:
 @dataclass
 class Timings:
     latencies_s: list[float] = field(default_factory=list)
+    connected_at: list[float] = field(default_factory=list)
+    acked: list[tuple[float, int]] = field(default_factory=list)
     first_send: float = float("inf")
     last_answer: float = 0.0
+
+    def steady_frames_per_s(self, clients: int) -> float | None:
+        """Frames acked per second once every viewer had its handshake (None if they never all connected)."""
+        if len(self.connected_at) < clients or not self.acked:
+            return None
+        since = max(self.connected_at)
+        frames = sum(count for at, count in self.acked if at > since)
+        duration = self.last_answer - since
+        return frames / duration if frames and duration > 0 else None
 
 
 class TimedTransport:
@@ -81,8 +92,12 @@ class TimedTransport:
 
     async def receive(self, timeout: float) -> dict[str, Any] | None:
         message = await self.inner.receive(timeout)
+        now = time.perf_counter()
+        if message is not None and message.get("type") == "handshake":
+            self.timings.connected_at.append(now)
+        if message is not None and message.get("type") == "ack":
+            self.timings.acked.append((now, len(message.get("accepted", [])) + len(message.get("duplicates", []))))
         if self.sent_at is not None and message is not None:
-            now = time.perf_counter()
             self.timings.latencies_s.append(now - self.sent_at)
             self.timings.last_answer = max(self.timings.last_answer, now)
             self.sent_at = None
@@ -127,6 +142,7 @@ async def _run(config: LoadConfig) -> dict[str, Any]:
         return connect
 
     viewers = _viewers(config)
+    started = time.perf_counter()
     jobs = [
         asyncio.ensure_future(
             run_viewer(
@@ -141,15 +157,17 @@ async def _run(config: LoadConfig) -> dict[str, Any]:
         )
         for index, viewer in enumerate(viewers)
     ]
-    started = time.perf_counter()
     done, pending = await asyncio.wait(jobs, timeout=config.deadline_s)
     for job in pending:
         job.cancel()
     await asyncio.gather(*pending, return_exceptions=True)
-    failures = collections.Counter(type(job.exception()).__name__ for job in done if job.exception() is not None)
+    exceptions = [job.exception() for job in done if job.exception() is not None]
+    failures = collections.Counter(type(exc).__name__ for exc in exceptions)
+    examples = {type(exc).__name__: str(exc)[:200] for exc in exceptions}
     errors = collections.Counter(error for viewer in viewers for error in viewer.errors)
     accepted = sum(len(viewer.accepted) for viewer in viewers)
     window = timings.last_answer - timings.first_send if timings.latencies_s else float("nan")
+    connect_ms = [(at - started) * 1000 for at in timings.connected_at]
     latencies_ms = [latency * 1000 for latency in timings.latencies_s]
     return {
         "clients": config.clients,
@@ -161,10 +179,14 @@ async def _run(config: LoadConfig) -> dict[str, Any]:
         "window_s": window,
         "elapsed_s": time.perf_counter() - started,
         "frames_per_s": accepted / window if window and window > 0 else 0.0,
+        "steady_frames_per_s": timings.steady_frames_per_s(config.clients),
+        "connected_clients": len(connect_ms),
+        "handshake_ms": {q: percentile(connect_ms, float(q[1:])) for q in ("p50", "p99")},
         "ack_ms": {q: percentile(latencies_ms, float(q[1:])) for q in ("p50", "p90", "p99")}
         | {"max": max(latencies_ms, default=float("nan"))},
         "timed_out_clients": len(pending),
         "failed_clients": dict(failures),
+        "failure_examples": examples,
         "errors": dict(errors),
     }
 

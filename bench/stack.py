@@ -184,6 +184,15 @@ class Stack:
             time.sleep(0.2)
         raise BenchError("the Celery worker did not become ready")
 
+    def redis_cpu_s(self) -> float | None:
+        """CPU seconds of the redis-server process (None if it is not on this machine or not readable)."""
+        import redis
+
+        try:
+            return process_cpu_s(int(redis.Redis.from_url(self.redis_url).info("server")["process_id"]))
+        except (FileNotFoundError, PermissionError, redis.RedisError):
+            return None
+
     def queue_length(self) -> int:
         import redis
 
@@ -197,11 +206,10 @@ class Stack:
 
 
 def new_stack(base_database_url: str, redis_url: str, **overrides: str) -> Stack:
-    """A fresh scratch database and media folder; a flushed Redis database."""
-    import redis
-
+    """A fresh scratch database, media folder and server logs (under var/bench/)."""
     media_root = REPO_ROOT / "var" / "bench" / "media"
     shutil.rmtree(media_root, ignore_errors=True)
     media_root.mkdir(parents=True)
-    redis.Redis.from_url(redis_url).flushdb()
+    for old_log in media_root.parent.glob("*.log"):
+        old_log.unlink()
     return Stack(scratch_database(base_database_url), redis_url, media_root, dict(overrides))
