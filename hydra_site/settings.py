@@ -202,6 +202,9 @@ HYDRA_RENDITION_KEYFRAME_SECONDS = env_float("HYDRA_RENDITION_KEYFRAME_SECONDS",
 # Publication policy: "immediate" or "hold" (held until analysis clears the video).
 HYDRA_PUBLICATION_POLICY = env_str("HYDRA_PUBLICATION_POLICY", "immediate")
 
+# Moderation: how many reports one user (or one IP address) may file per hour.
+HYDRA_REPORTS_PER_HOUR = env_int("HYDRA_REPORTS_PER_HOUR", 10)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",

@@ -9,5 +9,6 @@ urlpatterns = [
     path("api/", include("videos.api.urls")),
     path("accounts/", include("videos.account_urls")),
     path("models/", include("inference.urls")),
+    path("moderation/", include("moderation.urls")),
     path("", include("videos.urls")),
 ]

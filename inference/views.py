@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseNotModified
+from django.utils.http import parse_etags
 from django.views.decorators.http import require_safe
 
 from inference import selectors
@@ -18,7 +19,8 @@ def model_artefact(request: HttpRequest, content_hash: str, name: str) -> HttpRe
     if path is None:
         raise Http404("no such model artefact")
     etag = f'"{content_hash}"'
-    if etag in request.headers.get("If-None-Match", ""):
+    if_none_match = parse_etags(request.headers.get("If-None-Match", ""))
+    if etag in if_none_match or "*" in if_none_match:
         response: HttpResponse = HttpResponseNotModified()
     else:
         try:

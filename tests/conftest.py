@@ -27,3 +27,19 @@ def make_video(tmp_path: Path) -> Callable[..., Path]:
         return write_video(tmp_path / "inputs" / name, **kwargs)
 
     return _make
+
+
+@pytest.fixture(scope="session")
+def media_url_for_live_server():
+    """Media is never served by URL (MEDIA_URL is None: every file goes through a view that checks who may see it),
+    but Django's live server wraps a media handler that needs a string; give it a prefix no view uses."""
+    from django.test.utils import override_settings
+
+    with override_settings(MEDIA_URL="/_live-server-media-is-not-served/"):
+        yield
+
+
+@pytest.fixture(scope="session")
+def live_server(django_db_setup, media_url_for_live_server, live_server):
+    """The live server, started after (so stopped before) the test database, with a usable MEDIA_URL."""
+    return live_server

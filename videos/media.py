@@ -240,11 +240,20 @@ def rendition_size(width: int, height: int, sample_aspect_ratio: Fraction, max_h
     return max(2, int(out_width)), max(2, out_height)
 
 
+STANDARD_RATES = tuple(
+    Fraction(rate) for rate in ("24000/1001", "24", "25", "30000/1001", "30", "48", "50", "60000/1001", "60")
+)
+
+
 def rendition_rate(source_fps: float) -> Fraction:
-    """A constant frame rate close to the source's, never above ``MAX_RENDITION_FPS``."""
+    """A constant frame rate for the rendition: the standard rate nearest the source's average (phones record
+    at a slightly variable rate), else the whole number nearest it; never above ``MAX_RENDITION_FPS``."""
     if not source_fps or not math.isfinite(source_fps) or source_fps <= 0:
         return Fraction(30)
-    return Fraction(min(source_fps, MAX_RENDITION_FPS)).limit_denominator(1001)
+    nearest = min(STANDARD_RATES, key=lambda rate: abs(float(rate) - source_fps))
+    if abs(float(nearest) - source_fps) <= 0.02 * source_fps:
+        return nearest
+    return Fraction(max(1, min(round(source_fps), MAX_RENDITION_FPS)))
 
 
 def is_keyframe_index(index: int, fps: Fraction, keyframe_seconds: float) -> bool:

@@ -17,7 +17,7 @@ from django.db.models import QuerySet
 
 from videos.models import Video
 
-MODERATOR_PERMISSIONS = ("moderation.review_case", "videos.view_hidden_video")
+MODERATOR_PERMISSIONS = ("moderation.view_case", "videos.view_hidden_video")
 
 
 def is_moderator(user: AbstractBaseUser | AnonymousUser) -> bool:

@@ -110,8 +110,11 @@ def build_artefacts(model_root: Path, nsfwjs_dir: Path) -> Artefacts:
         }
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
         final = model_root / browser.content_hash
-        if not final.exists():
+        try:
             staging.rename(final)
+        except OSError:
+            if not final.is_dir():  # another process may have finished the same build first
+                raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return read_artefacts(final)

@@ -24,6 +24,7 @@ _AVCOL_SPC_SMPTE170M = 6
 _AVCOL_SPC_BT2020_NCL = 9
 _AVCOL_SPC_BT2020_CL = 10
 _AVCOL_RANGE_JPEG = 2
+_UNSPECIFIED = (0, 2)  # AVCOL_*_RESERVED0 / AVCOL_*_UNSPECIFIED
 UNTAGGED_HD_MIN_HEIGHT = 720
 
 
@@ -50,16 +51,22 @@ class FrameDecodeError(ValueError):
     """The file has no decodable video stream."""
 
 
-def yuv_constants(colorspace: int, color_range: int, height: int) -> YuvConstants:
-    """The matrix Chromium picks: the stream's tag, or for untagged video BT.709 from 720 lines up."""
+def yuv_constants(matrix: int, color_range: int, height: int, primaries: int, transfer: int) -> YuvConstants:
+    """The matrix Chromium picks for a frame (arguments are FFmpeg's AVCOL_* values).
+
+    Chromium trusts the tags only when primaries, transfer and matrix are all specified
+    (measured: a BT.709 matrix tag alone is ignored); otherwise it guesses from the height:
+    BT.709 from 720 lines up, BT.601 below.
+    """
     full = color_range == _AVCOL_RANGE_JPEG
-    if colorspace in (_AVCOL_SPC_BT470BG, _AVCOL_SPC_SMPTE170M):
+    tagged = primaries not in _UNSPECIFIED and transfer not in _UNSPECIFIED and matrix not in _UNSPECIFIED
+    if not tagged:
+        matrix = _AVCOL_SPC_BT709 if height >= UNTAGGED_HD_MIN_HEIGHT else _AVCOL_SPC_SMPTE170M
+    if matrix in (_AVCOL_SPC_BT470BG, _AVCOL_SPC_SMPTE170M):
         return JPEG if full else BT601
-    if colorspace in (_AVCOL_SPC_BT2020_NCL, _AVCOL_SPC_BT2020_CL):
+    if matrix in (_AVCOL_SPC_BT2020_NCL, _AVCOL_SPC_BT2020_CL):
         return F2020 if full else BT2020
-    if colorspace == _AVCOL_SPC_BT709 or height >= UNTAGGED_HD_MIN_HEIGHT:
-        return F709 if full else BT709
-    return JPEG if full else BT601
+    return F709 if full else BT709
 
 
 def i420_to_rgb(y: np.ndarray, u: np.ndarray, v: np.ndarray, constants: YuvConstants) -> np.ndarray:
@@ -83,7 +90,13 @@ def _plane(frame: av.VideoFrame, index: int, height: int, width: int) -> np.ndar
 
 def frame_to_rgb(frame: av.VideoFrame) -> np.ndarray:
     """RGB of a decoded frame as headless Chromium paints it."""
-    constants = yuv_constants(int(frame.colorspace), int(frame.color_range), frame.height)
+    constants = yuv_constants(
+        int(frame.colorspace),
+        int(frame.color_range),
+        frame.height,
+        primaries=int(frame.color_primaries),
+        transfer=int(frame.color_trc),
+    )
     if frame.format.name not in ("yuv420p", "yuvj420p"):
         frame = frame.reformat(format="yuv420p")
     height, width = frame.height, frame.width

@@ -136,7 +136,9 @@ def test_browser_files_are_served_immutable(client, model_root, model_version):
     assert int(shard["Content-Length"]) == 2_257_984
 
     assert client.head(url).status_code == 200
-    assert client.get(url, HTTP_IF_NONE_MATCH=f'"{model_version.content_hash}"').status_code == 304
+    not_modified = client.get(url, HTTP_IF_NONE_MATCH=f'"other", "{model_version.content_hash}"')
+    assert not_modified.status_code == 304 and not_modified["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert client.get(url, HTTP_IF_NONE_MATCH='"other"').status_code == 200
     assert client.post(url).status_code == 405
 
 
@@ -206,3 +208,14 @@ def test_compute_server_features_decodes_and_runs_the_cnn(
     ModelVersion.objects.update(is_active=False)
     with pytest.raises(ValueError, match="build_models"):
         compute_server_features(video, samples)
+
+
+@pytest.mark.django_db
+def test_admin_shows_versions_read_only(admin_client, model_root, model_version):
+    changelist = admin_client.get("/admin/inference/modelversion/")
+    assert changelist.status_code == 200
+    assert model_version.content_hash in changelist.content.decode()
+    change = admin_client.get(f"/admin/inference/modelversion/{model_version.pk}/change/")
+    assert change.status_code == 200
+    assert 'name="content_hash"' not in change.content.decode()  # shown, not editable
+    assert admin_client.get("/admin/inference/modelversion/add/").status_code == 403

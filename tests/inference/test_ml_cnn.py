@@ -10,6 +10,7 @@ import pytest
 from inference.ml import cnn
 from inference.ml.nsfw_head import load_nsfw_head
 from inference.ml.nsfwjs import dequantise_weights
+from inference.ml.tfjs import run_tfjs
 from videos.synthetic import iter_frames
 
 
@@ -28,7 +29,7 @@ def frames() -> np.ndarray:
 
 
 @pytest.mark.slow
-def test_keras_and_numpy_head_match_nsfwjs_run_by_tfjs(frames, feature_extractor, model_artefacts, run_tfjs, settings):
+def test_keras_and_numpy_head_match_nsfwjs_run_by_tfjs(frames, feature_extractor, model_artefacts, settings):
     tfjs = run_tfjs(frames, ["flatten_1", "dense_3"], nsfwjs_dir=settings.HYDRA_NSFWJS_DIR)
     features = cnn.compute_features(feature_extractor, frames)
     probabilities = load_nsfw_head(model_artefacts.directory / "nsfw_head.npz").predict(features)
@@ -39,9 +40,7 @@ def test_keras_and_numpy_head_match_nsfwjs_run_by_tfjs(frames, feature_extractor
 
 
 @pytest.mark.slow
-def test_browser_export_loads_in_tfjs_and_computes_the_keras_features(
-    frames, feature_extractor, model_artefacts, run_tfjs
-):
+def test_browser_export_loads_in_tfjs_and_computes_the_keras_features(frames, feature_extractor, model_artefacts):
     tfjs = run_tfjs(frames, ["features"], model_dir=model_artefacts.directory)
     features = cnn.compute_features(feature_extractor, frames)
     assert cosine(features, tfjs["features"]).min() >= 0.9999

@@ -28,10 +28,18 @@ from inference.sampling import sample_times_ms
 from videos.synthetic import iter_frames
 
 
-def encode(path: Path, frames_rgb, fps: int = 24, keyint: int | None = None, colorspace: int | None = None) -> Path:
+def encode(
+    path: Path,
+    frames_rgb,
+    fps: int = 24,
+    keyint: int | None = None,
+    colorspace: int | None = None,
+    matrix_tag_only: bool = False,
+) -> Path:
     """Encode RGB frames with x264 at near-lossless quality; optionally tag the colour space and fix the GOP.
 
-    A tagged clip is tagged like Hydra's renditions: primaries, transfer and matrix, limited range.
+    A tagged clip is tagged like Hydra's renditions: primaries, transfer and matrix, limited range
+    (``matrix_tag_only``: the matrix alone, which Chromium ignores).
     """
     frames_rgb = list(frames_rgb)
     height, width = frames_rgb[0].shape[:2]
@@ -43,17 +51,22 @@ def encode(path: Path, frames_rgb, fps: int = 24, keyint: int | None = None, col
             params += f":keyint={keyint}:min-keyint={keyint}:scenecut=0"
         if colorspace is not None:
             name = {Colorspace.ITU709: "bt709", Colorspace.ITU601: "smpte170m"}[colorspace]
-            params += f":colorprim={name}:transfer={name}:colormatrix={name}:range=tv"
+            tags = f"colormatrix={name}" if matrix_tag_only else f"colorprim={name}:transfer={name}:colormatrix={name}"
+            params += f":{tags}:range=tv"
         stream.options = {"preset": "ultrafast", "x264-params": params}
         if colorspace is not None:
             context = stream.codec_context
-            context.colorspace = context.color_primaries = context.color_trc = colorspace
+            context.colorspace = colorspace
+            if not matrix_tag_only:
+                context.color_primaries = context.color_trc = colorspace
             context.color_range = ColorRange.MPEG
         for index, rgb in enumerate(frames_rgb):
             frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
             if colorspace is not None:
                 frame = frame.reformat(format="yuv420p", dst_colorspace=colorspace, dst_color_range=ColorRange.MPEG)
-                frame.colorspace = frame.color_primaries = frame.color_trc = colorspace
+                frame.colorspace = colorspace
+                if not matrix_tag_only:
+                    frame.color_primaries = frame.color_trc = colorspace
                 frame.color_range = ColorRange.MPEG
             frame.pts = index
             frame.time_base = Fraction(1, fps)
@@ -141,15 +154,19 @@ def test_odd_sizes_are_converted():
     assert rgb.shape == (3, 5, 3)
 
 
-def test_matrix_choice_follows_tag_then_height():
-    assert yuv_constants(Colorspace.ITU709, 0, 240) is BT709
-    assert yuv_constants(Colorspace.ITU601, 0, 1080) is BT601
-    assert yuv_constants(6, 1, 1080) is BT601  # SMPTE 170M
-    assert yuv_constants(2, 0, 719) is BT601  # untagged SD
-    assert yuv_constants(2, 0, 720) is BT709  # untagged HD
-    assert yuv_constants(Colorspace.ITU709, ColorRange.JPEG, 240) is F709
-    assert yuv_constants(2, ColorRange.JPEG, 240) is JPEG
-    assert yuv_constants(Colorspace.BT2020, 1, 2160) is BT2020
+def test_matrix_choice_follows_complete_tags_then_height():
+    bt709, smpte170m, unspecified = 1, 6, 2
+    assert yuv_constants(bt709, 1, 240, primaries=bt709, transfer=bt709) is BT709
+    assert yuv_constants(smpte170m, 1, 1080, primaries=smpte170m, transfer=smpte170m) is BT601
+    assert yuv_constants(Colorspace.ITU601, 1, 1080, primaries=bt709, transfer=bt709) is BT601
+    assert yuv_constants(Colorspace.BT2020, 1, 2160, primaries=9, transfer=14) is BT2020
+    assert yuv_constants(bt709, ColorRange.JPEG, 240, primaries=bt709, transfer=bt709) is F709
+    # Incomplete tags are ignored, as Chromium does: the height decides.
+    assert yuv_constants(bt709, 1, 240, primaries=unspecified, transfer=unspecified) is BT601
+    assert yuv_constants(bt709, 1, 240, primaries=bt709, transfer=unspecified) is BT601
+    assert yuv_constants(unspecified, 0, 719, primaries=unspecified, transfer=unspecified) is BT601
+    assert yuv_constants(unspecified, 0, 720, primaries=unspecified, transfer=unspecified) is BT709
+    assert yuv_constants(unspecified, ColorRange.JPEG, 240, primaries=unspecified, transfer=unspecified) is JPEG
 
 
 # --- decoding real files ---------------------------------------------------------------------

@@ -41,9 +41,16 @@ async ({videoBase64, times}) => {
   canvas.width = video.videoWidth;
   canvas.height = video.videoHeight;
   const ctx = canvas.getContext("2d", {willReadFrequently: true});
+  // The callback fires once the seeked-to frame is presented; its mediaTime is that frame's pts.
+  const seek = (t) => new Promise((resolve) => {
+    video.requestVideoFrameCallback((now, metadata) => resolve(metadata.mediaTime));
+    video.currentTime = t;
+  });
+  await seek(video.duration);  // leave the first frame, so that every seek below presents a new one
   const frames = [];
+  const mediaTimes = [];
   for (const t of times) {
-    await new Promise((resolve) => { video.addEventListener("seeked", resolve, {once: true}); video.currentTime = t; });
+    mediaTimes.push(await seek(t));
     ctx.drawImage(video, 0, 0, canvas.width, canvas.height);
     const rgba = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
     let binary = "";
@@ -52,7 +59,7 @@ async ({videoBase64, times}) => {
     }
     frames.push(btoa(binary));
   }
-  return {width: canvas.width, height: canvas.height, frames};
+  return {width: canvas.width, height: canvas.height, frames, mediaTimes};
 }
 """
 
@@ -69,32 +76,42 @@ def chromium_page():
         browser.close()
 
 
-def browser_frames(page, path: Path, sample_ms: list[int], fps: int) -> np.ndarray:
+def browser_frames(page, path: Path, sample_ms: list[int], fps: int) -> tuple[np.ndarray, list[float]]:
+    """RGB of the frames Chromium presents after seeking to each sample's centre, and their mediaTime in ms."""
     times = [seek_time_seconds(ms, fps) for ms in sample_ms]
     result = page.evaluate(
         PAINT_FRAMES_JS, {"videoBase64": base64.b64encode(path.read_bytes()).decode(), "times": times}
     )
     shape = (result["height"], result["width"], 4)
-    return np.stack([np.frombuffer(base64.b64decode(f), np.uint8).reshape(shape)[..., :3] for f in result["frames"]])
+    rgb = np.stack([np.frombuffer(base64.b64decode(f), np.uint8).reshape(shape)[..., :3] for f in result["frames"]])
+    return rgb, [t * 1000 for t in result["mediaTimes"]]
 
 
 @pytest.mark.browser
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "width,height,colorspace,pattern",
+    "width,height,colorspace,matrix_tag_only,pattern",
     [
-        (320, 240, None, "calm"),  # untagged SD: Chromium picks BT.601
-        (176, 144, Colorspace.ITU709, "erratic"),  # tagged BT.709, as Hydra's renditions are
-        (1280, 720, None, "bars"),  # untagged HD: Chromium picks BT.709
+        (320, 240, None, False, "calm"),  # untagged SD: Chromium picks BT.601
+        (176, 144, Colorspace.ITU709, False, "erratic"),  # tagged BT.709, as Hydra's renditions are
+        (176, 144, Colorspace.ITU709, True, "erratic"),  # a matrix tag alone is ignored: BT.601 again
+        (1280, 720, None, False, "bars"),  # untagged HD: Chromium picks BT.709
     ],
 )
-def test_server_frames_equal_chromium_canvas_pixels(chromium_page, tmp_path, width, height, colorspace, pattern):
+def test_server_frames_equal_chromium_canvas_pixels(
+    chromium_page, tmp_path, width, height, colorspace, matrix_tag_only, pattern
+):
     fps = 24
     path = encode(
-        tmp_path / "clip.mp4", iter_frames(pattern, 3, fps, width, height, seed=2), fps=fps, colorspace=colorspace
+        tmp_path / "clip.mp4",
+        iter_frames(pattern, 3, fps, width, height, seed=2),
+        fps=fps,
+        colorspace=colorspace,
+        matrix_tag_only=matrix_tag_only,
     )
     samples = [*sample_times_ms(3000, fps, 1000), 1042]
-    painted = browser_frames(chromium_page, path, samples, fps)
+    painted, media_times_ms = browser_frames(chromium_page, path, samples, fps)
+    assert media_times_ms == pytest.approx([round(ms / (1000 / fps)) * 1000 / fps for ms in samples], abs=0.5)
     decoded = decode_frames_at(path, samples)
     assert painted.shape == decoded.shape
     difference = np.abs(painted.astype(np.int16) - decoded.astype(np.int16))
@@ -102,6 +119,8 @@ def test_server_frames_equal_chromium_canvas_pixels(chromium_page, tmp_path, wid
     side_by_side = np.concatenate(
         [painted[-1], decoded[-1], (difference[-1] * 50).clip(0, 255).astype(np.uint8)], axis=1
     )
-    Image.fromarray(side_by_side).save(ARTIFACTS / f"frames-chromium-vs-server-{width}x{height}.png")
+    Image.fromarray(side_by_side).save(
+        ARTIFACTS / f"frames-chromium-vs-server-{width}x{height}-{colorspace}-{matrix_tag_only}.png"
+    )
     # Measured here: identical pixels (difference 0) for all three cases.
     assert difference.max() == 0, f"max pixel difference {difference.max()}, mean {difference.mean():.4f}"

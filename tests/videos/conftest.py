@@ -72,19 +72,3 @@ def ready_video(media_root: Path, make_video, django_capture_on_commit_callbacks
         return video
 
     return _make
-
-
-@pytest.fixture(scope="session")
-def media_url_for_live_server():
-    """Media is never served by URL (MEDIA_URL is None), but Django's live server wraps a media handler that
-    needs a string; give it a prefix no view uses."""
-    from django.test.utils import override_settings
-
-    with override_settings(MEDIA_URL="/_live-server-media-is-not-served/"):
-        yield
-
-
-@pytest.fixture(scope="session")
-def live_server(django_db_setup, media_url_for_live_server, live_server):
-    """The live server, started after (so stopped before) the test database, with a usable MEDIA_URL."""
-    return live_server

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
+from django.core.management import call_command
 from django.urls import reverse
 from drf_spectacular.validation import validate_schema
 from rest_framework.authtoken.models import Token
@@ -91,3 +92,8 @@ def test_schema_is_valid_and_documents_the_multipart_upload(client, db):
 
 def test_api_docs_page_loads(client, db):
     assert client.get("/api/docs/").status_code == 200
+
+
+def test_schema_generation_has_no_warnings(db, tmp_path):
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yml"))
+    assert "/api/videos/{slug}/" in (tmp_path / "schema.yml").read_text()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import subprocess
 from fractions import Fraction
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -227,3 +229,46 @@ def test_music_with_cover_art_is_audio_only(tmp_path):
     with pytest.raises(media.MediaRejected) as caught:
         media.probe(with_art, max_duration_seconds=60)
     assert caught.value.code == "audio_only"
+
+
+@pytest.mark.parametrize(
+    ("source_fps", "expected"),
+    [
+        (25.0, Fraction(25)),
+        (29.97002997, Fraction(30000, 1001)),
+        (29.87, Fraction(30000, 1001)),  # a phone's slightly variable rate
+        (23.976, Fraction(24000, 1001)),
+        (15.0, Fraction(15)),
+        (12.4, Fraction(12)),
+        (120.0, Fraction(60)),
+        (0.0, Fraction(30)),
+        (float("nan"), Fraction(30)),
+    ],
+)
+def test_rendition_rate_is_constant_and_standard(source_fps, expected):
+    assert media.rendition_rate(source_fps) == expected
+
+
+def test_a_variable_frame_rate_source_becomes_constant(tmp_path):
+    source = tmp_path / "phone.mkv"
+    rng = np.random.default_rng(3)
+    with av.open(str(source), "w") as container:
+        stream = container.add_stream("mpeg4", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        pts = 0
+        for index in range(90):  # about 3 s with gaps of 20 to 47 ms between frames
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), index * 2, dtype=np.uint8), format="rgb24")
+            frame.pts, frame.time_base = pts, Fraction(1, 1000)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+            pts += int(rng.integers(20, 48))
+        for packet in stream.encode():
+            container.mux(packet)
+    info = media.transcode(source, tmp_path / "out.part", max_height=720, keyframe_seconds=1.0)
+    with av.open(str(tmp_path / "out.part")) as rendition:
+        times = [frame.time for frame in rendition.decode(video=0)]
+    steps = {round(later - earlier, 6) for earlier, later in itertools.pairwise(times)}
+    assert steps == {round(1 / info.fps, 6)}, "every frame lasts exactly one frame period"
+    assert info.frame_count == len(times)
+    assert abs(info.duration_ms - pts) <= 1000 / info.fps + 1

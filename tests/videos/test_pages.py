@@ -111,3 +111,7 @@ def test_seed_demo_creates_the_account_and_ready_samples_once(db, media_root, dj
     with django_capture_on_commit_callbacks(execute=True):
         call_command("seed_demo")
     assert Video.objects.filter(owner=demo).count() == 3 and files_under(media_root) == files
+    moderator = User.objects.get(username="moderator")
+    assert moderator.check_password("hydra-moderator-2026") and moderator.is_staff
+    assert moderator.has_perm("moderation.view_case") and moderator.has_perm("videos.view_hidden_video")
+    assert not moderator.has_perm("moderation.reverse_decision")

@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.files import File
 from django.core.management.base import BaseCommand
 
@@ -19,6 +20,8 @@ from videos.synthetic import write_video
 
 DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "hydra-demo-2026"
+MODERATOR_USERNAME = "moderator"
+MODERATOR_PASSWORD = "hydra-moderator-2026"
 
 # (title, pattern, description) of each sample, drawn at 640x360, 24 fps, 8 seconds, with a tone.
 SAMPLES = [
@@ -29,7 +32,10 @@ SAMPLES = [
 
 
 class Command(BaseCommand):
-    help = f"Create the demo account ({DEMO_USERNAME} / {DEMO_PASSWORD}) and its sample videos, if missing."
+    help = (
+        f"Create the demo account ({DEMO_USERNAME} / {DEMO_PASSWORD}), a moderator "
+        f"({MODERATOR_USERNAME} / {MODERATOR_PASSWORD}) and the sample videos, if missing."
+    )
 
     def handle(self, *args, **options) -> None:
         user_model = get_user_model()
@@ -38,8 +44,18 @@ class Command(BaseCommand):
             demo.set_password(DEMO_PASSWORD)
             demo.save(update_fields=["password"])
             self.stdout.write(f"Created the demo account {DEMO_USERNAME} / {DEMO_PASSWORD}")
+        self._ensure_moderator(user_model)
         for seed, (title, pattern, description) in enumerate(SAMPLES):
             self._ensure_sample(demo, title, pattern, description, seed)
+
+    def _ensure_moderator(self, user_model) -> None:
+        """A staff account in the Moderators group, so the review queue in the admin can be tried at once."""
+        moderator, created = user_model.objects.get_or_create(username=MODERATOR_USERNAME, defaults={"is_staff": True})
+        if created:
+            moderator.set_password(MODERATOR_PASSWORD)
+            moderator.save(update_fields=["password"])
+            self.stdout.write(f"Created the moderator account {MODERATOR_USERNAME} / {MODERATOR_PASSWORD}")
+        moderator.groups.add(Group.objects.get(name="Moderators"))
 
     def _ensure_sample(self, demo, title: str, pattern: str, description: str, seed: int) -> None:
         existing = Video.objects.filter(owner=demo, title=title).first()

@@ -1,0 +1,30 @@
+"""Moderation's reactions to other apps' signals (connected in ModerationConfig.ready).
+
+Receivers are idempotent, as inference's signals require: an analysis may run again and
+send the same signal again.
+"""
+
+from __future__ import annotations
+
+from django.dispatch import receiver
+
+from inference import signals as inference_signals
+from videos import signals as video_signals
+
+from . import services
+
+
+@receiver(video_signals.video_ready, dispatch_uid="moderation.apply_publication_policy")
+def apply_publication_policy(sender, video, **kwargs) -> None:
+    """A video became playable: hold it if HYDRA_PUBLICATION_POLICY is "hold"."""
+    services.on_video_ready(video)
+
+
+@receiver(inference_signals.verdict_flagged, dispatch_uid="moderation.open_case_for_verdict")
+def queue_flagged_verdict(sender, verdict, **kwargs) -> None:
+    services.open_case_for_verdict(verdict)
+
+
+@receiver(inference_signals.video_cleared, dispatch_uid="moderation.clear_held_video")
+def publish_cleared_video(sender, video, **kwargs) -> None:
+    services.clear_held_video(video)

@@ -1,0 +1,618 @@
+"""Moderation use cases: one function per state change, each in one transaction with its audit events.
+
+Every function that changes a case or a video writes an ``AuditEvent`` in the same
+transaction, so the log and the state never disagree. Permission checks are made here
+as well as in the views and the admin, because the admin's bulk actions, the case page
+and other apps' code all come through these functions.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from inference.models import Head, Verdict
+from videos.models import Video
+
+from .models import (
+    REPORT_REASON_CATEGORY,
+    REPORT_REASON_SEVERITY,
+    Appeal,
+    AuditEvent,
+    Case,
+    Decision,
+    PolicyReason,
+    Report,
+    ReportReason,
+)
+
+logger = logging.getLogger(__name__)
+
+User = AbstractBaseUser | AnonymousUser
+
+REPORT_TEXT_MAX = 1000
+APPEAL_TEXT_MAX = 2000
+UNKNOWN_SCORE = 0.5  # score of a report case when no model has scored its category
+
+ACTION_VISIBILITY = {
+    Decision.Action.APPROVE: Video.Visibility.PUBLISHED,
+    Decision.Action.REMOVE: Video.Visibility.REMOVED,
+    Decision.Action.RESTRICT: Video.Visibility.RESTRICTED,
+}
+
+
+class ModerationError(Exception):
+    """A use case refused; the message is written for the person who tried."""
+
+    status_code = 400
+
+
+class NotAllowed(ModerationError):
+    status_code = 403
+
+
+class Conflict(ModerationError):
+    status_code = 409
+
+
+class RateLimited(ModerationError):
+    status_code = 429
+
+
+# --- audit and enforcement ---------------------------------------------------------------
+
+
+def record_event(
+    *,
+    actor: User | None,
+    action: str,
+    video: Video | None = None,
+    case: Case | None = None,
+    from_state: str = "",
+    to_state: str = "",
+    reason: str = "",
+) -> AuditEvent:
+    """Append one line to the audit log (the caller's transaction makes it atomic with the change)."""
+    return AuditEvent.objects.create(
+        actor=actor if actor is not None and actor.is_authenticated else None,
+        video=video,
+        case=case,
+        action=action,
+        from_state=from_state,
+        to_state=to_state,
+        reason=reason,
+    )
+
+
+def _set_visibility(video: Video, visibility: str, visibility_reason: str, *, actor: User | None, case=None) -> None:
+    """Enforce a visibility on the video at once, and audit it if anything changed."""
+    before = video.visibility
+    if before == visibility and video.visibility_reason == visibility_reason:
+        return
+    video.visibility = visibility
+    video.visibility_reason = visibility_reason
+    video.save(update_fields=["visibility", "visibility_reason", "updated_at"])
+    record_event(
+        actor=actor,
+        action="video_visibility",
+        video=video,
+        case=case,
+        from_state=before,
+        to_state=visibility,
+        reason=visibility_reason,
+    )
+
+
+def _set_case_status(case: Case, status: str, *, actor: User | None, reason: str = "", assignee=...) -> None:
+    before = case.status
+    case.status = status
+    fields = ["status", "updated_at"]
+    if assignee is not ...:
+        case.assignee = assignee
+        fields.append("assignee")
+    if status in (Case.Status.DECIDED, Case.Status.CLOSED):
+        case.closed_at = timezone.now()
+        fields.append("closed_at")
+    case.save(update_fields=fields)
+    record_event(
+        actor=actor,
+        action="case_status",
+        video=case.video,
+        case=case,
+        from_state=before,
+        to_state=status,
+        reason=reason,
+    )
+
+
+def _visibility_reason_text(action: str, policy_reason: PolicyReason) -> str:
+    """What viewers and the uploader read on the player page (the public statement of reasons)."""
+    if action == Decision.Action.REMOVE:
+        return f"Removed for violating the policy “{policy_reason.title}”. {policy_reason.public_explanation}"
+    if action == Decision.Action.RESTRICT:
+        return f"Restricted under the policy “{policy_reason.title}”. {policy_reason.public_explanation}"
+    return ""
+
+
+def _lock_video(video: Video) -> Video:
+    return Video.objects.select_for_update().get(pk=video.pk)
+
+
+def _lock_case(case: Case) -> Case:
+    return Case.objects.select_for_update().select_related("video").get(pk=case.pk)
+
+
+def _open_case(video: Video, source: str, category: str, *, severity: int, score: float, verdict=None) -> Case:
+    """Create an active case (the caller holds the video's row lock, so no second one can race in)."""
+    return Case.objects.create(
+        video=video,
+        source=source,
+        category=category,
+        severity=max(1, min(5, severity)),
+        score=max(0.0, min(1.0, score)),
+        verdict=verdict,
+        views_at_open=video.view_count,
+    )
+
+
+def _active_case(video: Video, source: str, category: str) -> Case | None:
+    return (
+        Case.objects.select_for_update()
+        .filter(video=video, source=source, category=category, status__in=Case.ACTIVE_STATUSES)
+        .first()
+    )
+
+
+# --- cases from automatic flags and the publication policy ------------------------------
+
+
+@transaction.atomic
+def open_case_for_verdict(verdict: Verdict) -> Case | None:
+    """Put a flagged verdict in the queue (or refresh its active case); called by analysis.
+
+    Nothing is opened for a verdict below threshold, for a removed video, or when a
+    moderator already decided a flag case of this category at this score or higher
+    (verdicts are recomputed as coverage grows; only a more confident model reopens it).
+    """
+    if not verdict.flagged:
+        return None
+    head: Head = verdict.head_version.head
+    video = _lock_video(verdict.video)
+    if video.visibility == Video.Visibility.REMOVED:
+        return None
+    case = _active_case(video, Case.Source.FLAG, head.category)
+    if case is not None:
+        case.verdict, case.score, case.severity = verdict, verdict.score, head.severity
+        case.save(update_fields=["verdict", "score", "severity", "updated_at"])
+        return case
+    already_reviewed = Case.objects.filter(
+        video=video, source=Case.Source.FLAG, category=head.category, score__gte=verdict.score
+    ).exclude(status__in=Case.ACTIVE_STATUSES)
+    if already_reviewed.exists():
+        return None
+    case = _open_case(
+        video, Case.Source.FLAG, head.category, severity=head.severity, score=verdict.score, verdict=verdict
+    )
+    record_event(
+        actor=None,
+        action="case_opened",
+        video=video,
+        case=case,
+        to_state=Case.Status.OPEN,
+        reason=f"{head.label}: score {verdict.score:.2f} ≥ threshold {verdict.threshold:.2f} "
+        f"(coverage {verdict.coverage:.0%}).",
+    )
+    return case
+
+
+HELD_REASON = "Held for review: new uploads are checked by automatic analysis before they are public."
+
+
+@transaction.atomic
+def on_video_ready(video: Video) -> bool:
+    """Apply the publication policy to a video that just became playable; True if it was held."""
+    if settings.HYDRA_PUBLICATION_POLICY != "hold":
+        return False
+    video = _lock_video(video)
+    if video.visibility != Video.Visibility.PUBLISHED or _analysis_cleared(video):
+        return False
+    _set_visibility(video, Video.Visibility.HELD, HELD_REASON, actor=None)
+    return True
+
+
+def _analysis_cleared(video: Video) -> bool:
+    """Analysis may already have cleared the video (its receiver can run before this one, with eager tasks)."""
+    verdicts = list(Verdict.objects.filter(video=video).values_list("flagged", "coverage"))
+    return bool(verdicts) and not any(flagged for flagged, _ in verdicts) and all(c >= 1.0 for _, c in verdicts)
+
+
+@transaction.atomic
+def clear_held_video(video: Video) -> bool:
+    """Publish a held video once analysis has cleared it; it stays held while a flag case is active."""
+    video = _lock_video(video)
+    if video.visibility != Video.Visibility.HELD:
+        return False
+    if video.moderation_cases.filter(source=Case.Source.FLAG, status__in=Case.ACTIVE_STATUSES).exists():
+        return False
+    _set_visibility(video, Video.Visibility.PUBLISHED, "", actor=None)
+    return True
+
+
+# --- viewers' reports ------------------------------------------------------------------------
+
+
+def report_category(reason: str) -> str:
+    return REPORT_REASON_CATEGORY.get(reason, reason)
+
+
+def _report_case_weight(video: Video, category: str, reason: str) -> tuple[int, float]:
+    """Severity and score of a report case: from the category's head and verdict when there is one."""
+    head = Head.objects.filter(category=category).first()
+    severity = head.severity if head else REPORT_REASON_SEVERITY[reason]
+    verdict = (
+        Verdict.objects.filter(video=video, head_version__head__category=category).order_by("-computed_at").first()
+    )
+    return severity, (verdict.score if verdict else UNKNOWN_SCORE)
+
+
+def _check_report_rate(reporter, ip_address: str | None) -> None:
+    limit = settings.HYDRA_REPORTS_PER_HOUR
+    since = timezone.now() - timedelta(hours=1)
+    recent = Report.objects.filter(created_at__gte=since)
+    if recent.filter(reporter=reporter).count() >= limit or (
+        ip_address and recent.filter(ip_address=ip_address).count() >= limit
+    ):
+        raise RateLimited(f"You can send at most {limit} reports an hour. Please try again later.")
+
+
+@transaction.atomic
+def report_video(video: Video, reporter: User, reason: str, text: str = "", ip_address: str | None = None) -> Report:
+    """A viewer reports a video: validated, rate-limited per user and per IP, one open report per video."""
+    if not reporter.is_authenticated:
+        raise NotAllowed("Log in to report a video.")
+    if reason not in ReportReason.values:
+        raise ModerationError("Choose a reason from the list.")
+    text = (text or "").strip()
+    if len(text) > REPORT_TEXT_MAX:
+        raise ModerationError(f"Keep the description under {REPORT_TEXT_MAX} characters.")
+    video = _lock_video(video)
+    if video.owner_id == reporter.pk:
+        raise NotAllowed("You cannot report your own video.")
+    if video.visibility == Video.Visibility.REMOVED or video.status != Video.Status.READY:
+        raise Conflict("This video cannot be reported.")
+    if Report.objects.filter(video=video, reporter=reporter, status=Report.Status.OPEN).exists():
+        raise Conflict("You have already reported this video; we will let you know what happens.")
+    _check_report_rate(reporter, ip_address)
+
+    category = report_category(reason)
+    case = _active_case(video, Case.Source.REPORT, category)
+    if case is None:
+        severity, score = _report_case_weight(video, category, reason)
+        case = _open_case(video, Case.Source.REPORT, category, severity=severity, score=score)
+        record_event(
+            actor=reporter,
+            action="case_opened",
+            video=video,
+            case=case,
+            to_state=Case.Status.OPEN,
+            reason=f"Reported: {ReportReason(reason).label}.",
+        )
+    try:
+        with transaction.atomic():
+            report = Report.objects.create(
+                video=video, reporter=reporter, reason=reason, text=text, ip_address=ip_address, case=case
+            )
+    except IntegrityError as exc:  # a concurrent duplicate from the same viewer
+        raise Conflict("You have already reported this video.") from exc
+    Case.objects.filter(pk=case.pk).update(report_count=F("report_count") + 1)
+    record_event(
+        actor=reporter,
+        action="report_filed",
+        video=video,
+        case=case,
+        reason=f"{ReportReason(reason).label}" + (f": {text}" if text else ""),
+    )
+    return report
+
+
+def _resolve_reports(case: Case, outcome: str) -> None:
+    case.reports.filter(status=Report.Status.OPEN).update(
+        status=Report.Status.HANDLED, outcome=outcome, handled_at=timezone.now()
+    )
+
+
+def _report_outcome(action: str, policy_reason: PolicyReason) -> str:
+    if action == Decision.Action.APPROVE:
+        return "Reviewed: no violation was found and the video stays up."
+    verb = "removed" if action == Decision.Action.REMOVE else "restricted"
+    return f"Action taken: the video was {verb} under the policy “{policy_reason.title}”."
+
+
+# --- moderators' work on cases ---------------------------------------------------------------
+
+
+def _is_staff_with(user: User, permission: str) -> bool:
+    return user.is_authenticated and user.is_staff and user.has_perm(permission)
+
+
+def _check_can_work_on(case: Case, moderator: User) -> None:
+    if not _is_staff_with(moderator, "moderation.decide_case"):
+        raise NotAllowed("Only moderators can work on cases.")
+    if not case.is_active:
+        raise Conflict(f"Case #{case.pk} is already {case.get_status_display().lower()}.")
+    if case.status == Case.Status.ESCALATED and not moderator.has_perm("moderation.decide_escalated"):
+        raise NotAllowed("This case was escalated: a senior moderator decides it.")
+    if case.assignee_id and case.assignee_id != moderator.pk:
+        raise Conflict(f"Case #{case.pk} is claimed by {case.assignee}.")
+    if case.source == Case.Source.APPEAL and case.appeal.decision.moderator_id == moderator.pk:
+        raise NotAllowed("An appeal is reviewed by a different moderator than the one who decided.")
+
+
+@transaction.atomic
+def claim_case(case: Case, moderator: User) -> Case:
+    """Take a case so no one else works on it at the same time."""
+    case = _lock_case(case)
+    _check_can_work_on(case, moderator)
+    if case.assignee_id == moderator.pk:
+        return case
+    status = Case.Status.ESCALATED if case.status == Case.Status.ESCALATED else Case.Status.CLAIMED
+    _set_case_status(case, status, actor=moderator, reason=f"Claimed by {moderator}.", assignee=moderator)
+    return case
+
+
+@transaction.atomic
+def release_case(case: Case, moderator: User) -> Case:
+    """Give a claimed case back to the queue."""
+    case = _lock_case(case)
+    _check_can_work_on(case, moderator)
+    if not case.assignee_id:
+        return case
+    status = Case.Status.ESCALATED if case.status == Case.Status.ESCALATED else Case.Status.OPEN
+    _set_case_status(case, status, actor=moderator, reason=f"Released by {moderator}.", assignee=None)
+    return case
+
+
+def _check_reason_fits(action: str, policy_reason: PolicyReason) -> None:
+    if not policy_reason.is_active:
+        raise ModerationError(f"The policy “{policy_reason.title}” is no longer in use.")
+    if action == Decision.Action.APPROVE and policy_reason.is_violation:
+        raise ModerationError("Approve with a reason that clears the video (e.g. “No violation”).")
+    if action in (Decision.Action.REMOVE, Decision.Action.RESTRICT) and not policy_reason.is_violation:
+        raise ModerationError("Remove or restrict under the policy the video violates.")
+
+
+def _label_for(action: str, case: Case, policy_reason: PolicyReason) -> tuple[str, bool | None]:
+    """The training label a decision yields: a clearance labels the case's category 0, a violation its policy's 1."""
+    if action == Decision.Action.APPROVE:
+        return case.category, False
+    if action in (Decision.Action.REMOVE, Decision.Action.RESTRICT):
+        return policy_reason.category, True
+    return "", None
+
+
+def _visibility_after(action: str, case: Case, video: Video) -> str:
+    """Approving one case does not lift another case's restriction; only appeals and reversals do that."""
+    current = video.visibility
+    if action == Decision.Action.APPROVE:
+        if case.source == Case.Source.APPEAL or current in (Video.Visibility.PUBLISHED, Video.Visibility.HELD):
+            return Video.Visibility.PUBLISHED
+        return current
+    if action == Decision.Action.RESTRICT and current == Video.Visibility.REMOVED:
+        return current
+    return ACTION_VISIBILITY[action]
+
+
+@transaction.atomic
+def decide_case(case: Case, moderator: User, action: str, policy_reason: PolicyReason, note: str = "") -> Decision:
+    """Approve, remove, restrict or escalate a case; enforced on the video in the same transaction."""
+    case = _lock_case(case)
+    _check_can_work_on(case, moderator)
+    if action == Decision.Action.ESCALATE:
+        return _escalate(case, moderator, policy_reason, note)
+    if action not in ACTION_VISIBILITY:
+        raise ModerationError(f"Unknown decision “{action}”.")
+    _check_reason_fits(action, policy_reason)
+    video = _lock_video(case.video)
+    after = _visibility_after(action, case, video)
+    label_category, violation = _label_for(action, case, policy_reason)
+    decision = Decision.objects.create(
+        case=case,
+        action=action,
+        policy_reason=policy_reason,
+        note=(note or "").strip(),
+        moderator=moderator,
+        visibility_before=video.visibility,
+        visibility_after=after,
+        label_category=label_category,
+        violation=violation,
+    )
+    enforced_as_decided = after == ACTION_VISIBILITY[action]
+    reason_text = _visibility_reason_text(action, policy_reason) if enforced_as_decided else video.visibility_reason
+    _set_visibility(video, after, reason_text, actor=moderator, case=case)
+    _set_case_status(case, Case.Status.DECIDED, actor=moderator, reason=_decision_summary(decision), assignee=None)
+    _resolve_reports(case, _report_outcome(action, policy_reason))
+    if case.source == Case.Source.APPEAL:
+        _resolve_appeal(case.appeal, decision, moderator)
+    if after == Video.Visibility.REMOVED:
+        _close_moot_cases(video, decision, moderator)
+    return decision
+
+
+def _decision_summary(decision: Decision) -> str:
+    summary = f"{decision.get_action_display()} under “{decision.policy_reason.title}”."
+    return f"{summary} {decision.note}" if decision.note else summary
+
+
+def _escalate(case: Case, moderator: User, policy_reason: PolicyReason, note: str) -> Decision:
+    if case.status == Case.Status.ESCALATED:
+        raise Conflict("This case is already escalated.")
+    decision = Decision.objects.create(
+        case=case,
+        action=Decision.Action.ESCALATE,
+        policy_reason=policy_reason,
+        note=(note or "").strip(),
+        moderator=moderator,
+        visibility_before=case.video.visibility,
+        visibility_after=case.video.visibility,
+    )
+    _set_case_status(case, Case.Status.ESCALATED, actor=moderator, reason=_decision_summary(decision), assignee=None)
+    return decision
+
+
+def escalate_case(case: Case, moderator: User, policy_reason: PolicyReason, note: str = "") -> Decision:
+    """Pass a case to senior moderators."""
+    return decide_case(case, moderator, Decision.Action.ESCALATE, policy_reason, note)
+
+
+def _close_moot_cases(video: Video, decision: Decision, moderator: User) -> None:
+    """A takedown answers every other active case about the video, except appeals."""
+    others = video.moderation_cases.select_for_update().filter(status__in=Case.ACTIVE_STATUSES)
+    for other in others.exclude(source=Case.Source.APPEAL).exclude(pk=decision.case_id):
+        _set_case_status(
+            other,
+            Case.Status.CLOSED,
+            actor=moderator,
+            reason=f"Video removed by decision on case #{decision.case_id}.",
+            assignee=None,
+        )
+        _resolve_reports(other, _report_outcome(Decision.Action.REMOVE, decision.policy_reason))
+
+
+def _resolve_appeal(appeal: Appeal, decision: Decision, moderator: User) -> None:
+    upheld = decision.visibility_after == appeal.decision.visibility_after
+    appeal.status = Appeal.Status.UPHELD if upheld else Appeal.Status.OVERTURNED
+    appeal.resolved_at = timezone.now()
+    appeal.save(update_fields=["status", "resolved_at"])
+    record_event(
+        actor=moderator,
+        action="appeal_resolved",
+        video=appeal.case.video,
+        case=appeal.case,
+        from_state=Appeal.Status.OPEN,
+        to_state=appeal.status,
+        reason=_decision_summary(decision),
+    )
+
+
+def bulk_decide(
+    cases: Iterable[Case], moderator: User, action: str, policy_reason: PolicyReason, note: str = ""
+) -> tuple[list[Decision], list[tuple[Case, str]]]:
+    """Approve or remove many clear cases; each is its own transaction, refused ones are returned with why."""
+    if action not in (Decision.Action.APPROVE, Decision.Action.REMOVE):
+        raise ModerationError("Only approve and remove can be applied in bulk.")
+    decided: list[Decision] = []
+    skipped: list[tuple[Case, str]] = []
+    for case in cases:
+        if case.source == Case.Source.APPEAL:
+            skipped.append((case, "appeals are reviewed one at a time"))
+            continue
+        try:
+            decided.append(decide_case(case, moderator, action, policy_reason, note))
+        except ModerationError as exc:
+            skipped.append((case, str(exc)))
+    return decided, skipped
+
+
+@transaction.atomic
+def reverse_decision(decision: Decision, moderator: User, policy_reason: PolicyReason, note: str = "") -> Decision:
+    """A senior undoes a final decision: a takedown or restriction is lifted, an approval becomes a removal."""
+    if not _is_staff_with(moderator, "moderation.reverse_decision"):
+        raise NotAllowed("Only senior moderators can reverse decisions.")
+    decision = Decision.objects.select_for_update().select_related("case__video").get(pk=decision.pk)
+    if decision.action not in ACTION_VISIBILITY:
+        raise Conflict("Only approvals, removals and restrictions can be reversed.")
+    if Decision.objects.filter(reverses=decision).exists():
+        raise Conflict("This decision was already reversed.")
+    lifted = decision.action != Decision.Action.APPROVE
+    replacement = Decision.Action.APPROVE if lifted else Decision.Action.REMOVE
+    _check_reason_fits(replacement, policy_reason)
+    case = _lock_case(decision.case)
+    video = _lock_video(case.video)
+    after = Video.Visibility.PUBLISHED if lifted else Video.Visibility.REMOVED
+    reversal = Decision.objects.create(
+        case=case,
+        action=Decision.Action.REVERSE,
+        policy_reason=policy_reason,
+        note=(note or "").strip(),
+        moderator=moderator,
+        reverses=decision,
+        visibility_before=video.visibility,
+        visibility_after=after,
+        label_category=decision.label_category if lifted else policy_reason.category,
+        violation=not lifted,
+    )
+    _set_visibility(
+        video,
+        after,
+        "" if lifted else _visibility_reason_text(Decision.Action.REMOVE, policy_reason),
+        actor=moderator,
+        case=case,
+    )
+    record_event(
+        actor=moderator,
+        action="decision_reversed",
+        video=video,
+        case=case,
+        from_state=decision.action,
+        to_state=replacement,
+        reason=_decision_summary(reversal),
+    )
+    open_appeal = Appeal.objects.filter(decision=decision, status=Appeal.Status.OPEN).select_related("case").first()
+    if open_appeal is not None:
+        _resolve_appeal(open_appeal, reversal, moderator)
+        _set_case_status(
+            open_appeal.case,
+            Case.Status.CLOSED,
+            actor=moderator,
+            reason="The appealed decision was reversed.",
+            assignee=None,
+        )
+    return reversal
+
+
+# --- uploaders' appeals ------------------------------------------------------------------------
+
+
+@transaction.atomic
+def appeal_decision(decision: Decision, appellant: User, text: str) -> Appeal:
+    """The uploader appeals a removal or restriction once; a different moderator reviews it."""
+    decision = Decision.objects.select_for_update().select_related("case__video").get(pk=decision.pk)
+    video = decision.case.video
+    if not appellant.is_authenticated or appellant.pk != video.owner_id:
+        raise NotAllowed("Only the uploader can appeal this decision.")
+    if decision.case.source == Case.Source.APPEAL:
+        raise Conflict("The decision on an appeal is final.")
+    if decision.action not in (Decision.Action.REMOVE, Decision.Action.RESTRICT):
+        raise Conflict("Only removals and restrictions can be appealed.")
+    if Decision.objects.filter(reverses=decision).exists():
+        raise Conflict("This decision was already reversed.")
+    if Appeal.objects.filter(decision=decision).exists():
+        raise Conflict("You have already appealed this decision.")
+    text = (text or "").strip()
+    if not text:
+        raise ModerationError("Tell us why the decision is wrong.")
+    if len(text) > APPEAL_TEXT_MAX:
+        raise ModerationError(f"Keep the appeal under {APPEAL_TEXT_MAX} characters.")
+    video = _lock_video(video)
+    if _active_case(video, Case.Source.APPEAL, decision.case.category) is not None:
+        raise Conflict("An appeal about this video is already under review.")
+    case = _open_case(
+        video, Case.Source.APPEAL, decision.case.category, severity=decision.case.severity, score=decision.case.score
+    )
+    appeal = Appeal.objects.create(decision=decision, appellant=appellant, text=text, case=case)
+    record_event(
+        actor=appellant,
+        action="case_opened",
+        video=video,
+        case=case,
+        to_state=Case.Status.OPEN,
+        reason=f"Appeal against decision #{decision.pk}: {text}",
+    )
+    return appeal
