@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from bench.measure import median
 from bench.report import lookup
 
 
@@ -74,7 +75,10 @@ def cost_per_frame(results: dict[str, Any], path: Path) -> Path | None:
     runs = [r for r in lookup(results, "hydra_path", "cost_runs") or [] if r.get("settled")]
     if not stages or not runs:
         return None
-    hydra = runs[len(runs) // 2]["server_cpu_ms_per_analysed_frame"]
+    hydra = {
+        name: median(run["server_cpu_ms_per_analysed_frame"][name] for run in runs)
+        for name in ("daphne", "worker", "postgres")
+    }
     bars = {
         "server-only": [
             ("decode + RGB", stages["decode_convert"]),

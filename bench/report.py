@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from bench.measure import REPO_ROOT
+from bench.measure import REPO_ROOT, median
 
 DOCS = REPO_ROOT / "docs"
 RESULTS_START = "<!-- bench:results:start -->"
@@ -51,7 +51,7 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
     ]
     cost = [run["server_cpu_ms_per_analysed_frame"] for run in hydra.get("cost_runs", []) if run.get("settled")]
     if cost:
-        parts = ", ".join(f"{k} {fmt(sorted(r[k] for r in cost)[len(cost) // 2], 3)}" for k in cost[0] if k != "total")
+        parts = ", ".join(f"{k} {fmt(median(r[k] for r in cost), 3)}" for k in cost[0] if k != "total")
         table.append(
             (
                 "(1b) Hydra path CPU ms/frame",
@@ -67,7 +67,7 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
         table.append(
             (
                 f"(1b) Hydra path, {name}",
-                fmt(sorted(runs)[len(runs) // 2], 3) if runs else "null",
+                fmt(median(runs), 3) if runs else "null",
                 f"settings {variant['settings']}; offload ratio "
                 f"{fmt(lookup(summary, 'offload_ratio_variants', name), 1)}",
             )
