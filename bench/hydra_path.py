@@ -16,6 +16,7 @@ work, which the per-received-frame figure shows.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -31,6 +32,8 @@ from bench.measure import REPO_ROOT, BenchError, run_isolated
 from bench.stack import ORIGIN, ServerProcess, Stack, new_stack, postgres_backends, postgres_cpu_s
 
 SETTLE_QUIET_S = 1.0
+# Each run's viewers come from fresh networks, so per-address rate limits never carry over between runs.
+NETWORKS = itertools.cycle(range(11, 224))
 
 
 def _setup_site(stack: Stack) -> None:
@@ -209,7 +212,7 @@ def measured_run(
         deadline_s=deadline_s,
         origin=ORIGIN,
         run_tag=uuid.uuid4().hex[:8],
-        address_prefix=f"10.{len(daphnes)}{clients % 100}",
+        network_octet=next(NETWORKS),
     )
     load = run_load(config, timeout_s=deadline_s + 120)
     settled = settle(stack, [*(d for d, _ in daphnes), worker], slugs, settle_timeout_s, require_verdicts)
@@ -250,7 +253,7 @@ def time_to_verdict(
         clients=viewers,
         deadline_s=timeout_s,
         run_tag=uuid.uuid4().hex[:8],
-        address_prefix=f"10.2{viewers % 10}",
+        network_octet=next(NETWORKS),
         pace_ms_per_frame=pace_ms_per_frame or 0.0,
     )
     started = time.perf_counter()

@@ -6,8 +6,8 @@ Each viewer is ``tests.trust.harness.run_viewer`` over a real websocket: handsha
 then every assigned sample in batches of ``batch``, one batch in flight, as the player's
 client does. The features sent are the server's own (uint8 codes of the rendition's
 samples, computed once), so verification finds them honest. A wrapper around the harness's
-transport times each batch from send to its answer. Viewers get distinct addresses (via
-X-Forwarded-For; daphne runs with ``--proxy-headers``) and device ids, as real viewers do.
+transport times each batch from send to its answer. Viewers get distinct networks (a /24 each,
+via X-Forwarded-For; daphne runs with ``--proxy-headers``) and device ids, as real viewers do.
 
 Runs in its own process: the load generator's CPU is reported, and never counted as server CPU.
 """
@@ -40,7 +40,7 @@ class LoadConfig:
     deadline_s: float = 60.0
     origin: str = "http://127.0.0.1"
     run_tag: str = "run"
-    address_prefix: str = "10.1"
+    network_octet: int = 10
     pace_ms_per_frame: float = 0.0
 
 
@@ -107,6 +107,11 @@ class TimedTransport:
         await self.inner.close()
 
 
+def viewer_address(first_octet: int, index: int) -> str:
+    """Every viewer in its own /24, so that the trust layer counts any two of them as independent."""
+    return f"{first_octet}.{index // 256 % 256}.{index % 256}.1"
+
+
 def _viewers(config: LoadConfig):
     from tests.trust.harness import Behaviour, Viewer
 
@@ -115,7 +120,7 @@ def _viewers(config: LoadConfig):
             name=f"{config.run_tag}-{index}",
             behaviour=Behaviour.HONEST,
             device_id=f"bench-{config.run_tag}-{index:05d}",
-            ip=f"{config.address_prefix}.{index // 250}.{index % 250 + 1}",
+            ip=viewer_address(config.network_octet, index),
         )
         for index in range(config.clients)
     ]

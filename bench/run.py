@@ -16,6 +16,7 @@ Needs DATABASE_URL (PostgreSQL; a scratch database <name>_bench is created) and 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sys
@@ -142,6 +143,15 @@ def _ingest(results: dict, clients: int, daphnes: int = 1) -> dict | None:
     return None
 
 
+def ingest_knee(runs: list[dict], growth: float = 1.1) -> int | None:
+    """The client count after which throughput grows by less than ``growth``x: the saturation point."""
+    ordered = sorted(runs, key=lambda run: run["clients"])
+    for before, after in itertools.pairwise(ordered):
+        if after["frames_per_s"] < growth * before["frames_per_s"]:
+            return before["clients"]
+    return None
+
+
 def hydra_cpu_ms_per_frame(cost_runs: list[dict]) -> float | None:
     """Median server CPU per analysed frame over the runs that settled."""
     per_frame = [run["server_cpu_ms_per_analysed_frame"]["total"] for run in cost_runs if run.get("settled")]
@@ -160,6 +170,9 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
             "verification: the trust layer is not installed, so the Hydra path figure has no verification in it"
         )
     ingest_100 = _ingest(results, 100)
+    by_daphnes: dict[int, list[dict]] = {}
+    for run in lookup(results, "hydra_path", "ingest_runs") or []:
+        by_daphnes.setdefault(run["daphne_processes"], []).append(run)
     browser = lookup(results, "browser", "backends", "wasm")
     variants = {
         name: hydra_cpu_ms_per_frame(variant["cost_runs"])
@@ -176,6 +189,8 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
         "ingest_fps_100_clients": lookup(ingest_100, "frames_per_s"),
         "ack_p50_ms_100_clients": lookup(ingest_100, "ack_ms", "p50"),
         "ack_p99_ms_100_clients": lookup(ingest_100, "ack_ms", "p99"),
+        "ingest_fps_100_clients_2_daphne": lookup(_ingest(results, 100, daphnes=2), "frames_per_s"),
+        "ingest_knee_clients": {str(count): ingest_knee(runs) for count, runs in sorted(by_daphnes.items())},
         "browser_wasm_ms_per_frame": lookup(browser, "ms_per_frame"),
         "keras_ms_per_frame": lookup(results, "server_only", "keras_batch1", "wall_ms_per_frame"),
         "keras_batch32_ms_per_frame": lookup(results, "server_only", "keras_batch32", "wall_ms_per_frame"),

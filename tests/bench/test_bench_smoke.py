@@ -108,6 +108,17 @@ def test_timed_transport_times_each_batch_and_paces_like_a_browser() -> None:
     assert elapsed >= 6 * 0.005  # six frames at 5 ms each had to be "computed" before the last answer
 
 
+def test_every_viewer_has_its_own_network() -> None:
+    addresses = [load.viewer_address(12, index) for index in range(600)]
+    assert len({address.rsplit(".", 1)[0] for address in addresses}) == 600
+
+
+def test_knee_is_where_throughput_stops_growing() -> None:
+    runs = [{"clients": c, "frames_per_s": f} for c, f in ((10, 100.0), (50, 300.0), (100, 310.0), (500, 200.0))]
+    assert run.ingest_knee(runs) == 50
+    assert run.ingest_knee(runs[:2]) is None
+
+
 def results_fixture() -> dict:
     """The shape of a run's results, with a failed section, as bench.run builds it."""
     ingest = [
@@ -167,6 +178,8 @@ def test_summary_has_the_headline_keys_and_nulls_what_failed() -> None:
     assert summary["offload_ratio"] == pytest.approx(30.1 / 3.5)
     assert summary["ingest_fps_100_clients"] == 100.0
     assert summary["ack_p99_ms_100_clients"] == 3000.0
+    assert summary["ingest_fps_100_clients_2_daphne"] == 200.0
+    assert summary["ingest_knee_clients"] == {"1": None, "2": None}
     assert summary["browser_wasm_ms_per_frame"] is None
     assert any("no browser here" in note for note in summary["notes"])
     json.loads(json.dumps(summary))  # the last line of bench-quick must be one JSON object
