@@ -181,6 +181,17 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = not PRODUCTION
 WHITENOISE_AUTOREFRESH = DEBUG
 
+
+def _static_isolation_headers(headers, path: str, url: str) -> None:
+    """Static files load into cross-origin-isolated player pages (COEP require-corp); a worker script must
+    carry COEP itself or the browser refuses to start it."""
+    headers["Cross-Origin-Resource-Policy"] = "same-origin"
+    headers["Cross-Origin-Embedder-Policy"] = "require-corp"
+
+
+WHITENOISE_ADD_HEADERS_FUNCTION = _static_isolation_headers
+
+
 # Media is never exposed under a public URL: every file goes through a view that checks who may see it.
 MEDIA_ROOT = Path(env_str("HYDRA_MEDIA_ROOT", str(BASE_DIR / "var" / "media")))
 MEDIA_URL = None
@@ -250,3 +261,10 @@ HYDRA_SAMPLE_INTERVAL_MS = env_int("HYDRA_SAMPLE_INTERVAL_MS", 1000)
 HYDRA_ANALYSIS_COVERAGE_STEPS = sorted(
     float(step) for step in env_list("HYDRA_ANALYSIS_COVERAGE_STEPS", ["0.25", "0.5", "0.75", "1.0"])
 )
+
+# Analysis websocket (inference.consumers): limits on what one client session may send.
+HYDRA_WS_MAX_MESSAGE_BYTES = env_int("HYDRA_WS_MAX_MESSAGE_BYTES", 64 * 1024)
+HYDRA_WS_MAX_BATCH = env_int("HYDRA_WS_MAX_BATCH", 16)
+HYDRA_WS_RATE_PER_SECOND = env_float("HYDRA_WS_RATE_PER_SECOND", 4.0)
+HYDRA_WS_RATE_BURST = env_int("HYDRA_WS_RATE_BURST", 16)
+HYDRA_WS_MAX_ERRORS = env_int("HYDRA_WS_MAX_ERRORS", 20)

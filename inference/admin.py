@@ -1,6 +1,8 @@
+from django import forms
 from django.contrib import admin
 
-from inference.models import ModelVersion
+from inference import selectors
+from inference.models import Head, HeadVersion, ModelVersion
 
 
 @admin.register(ModelVersion)
@@ -26,3 +28,69 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+class HeadVersionInline(admin.TabularInline):
+    model = HeadVersion
+    extra = 0
+    fields = ("version", "is_active", "model_version", "weights_path", "held_out_accuracy", "created_at")
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="Held-out accuracy")
+    def held_out_accuracy(self, version: HeadVersion) -> str:
+        clips = version.metrics.get("test_clips")
+        return f"{clips['accuracy']:.3f} on {clips['n']} clips" if clips else "shipped weights"
+
+
+class HeadForm(forms.ModelForm):
+    """Thresholds are probabilities and severities a 1-5 scale; the admin refuses anything else."""
+
+    class Meta:
+        model = Head
+        fields = ("label", "threshold", "severity", "enabled", "description")
+
+    def clean_threshold(self) -> float:
+        threshold = self.cleaned_data["threshold"]
+        if not 0.0 <= threshold <= 1.0:
+            raise forms.ValidationError("A threshold is a score between 0 and 1.")
+        return threshold
+
+    def clean_severity(self) -> int:
+        severity = self.cleaned_data["severity"]
+        if not 1 <= severity <= 5:
+            raise forms.ValidationError("Severity goes from 1 (low) to 5 (critical).")
+        return severity
+
+
+@admin.register(Head)
+class HeadAdmin(admin.ModelAdmin):
+    """Categories and their versions. Versions are added by ``train_head`` and switched by ``rollback_head``."""
+
+    list_display = ("category", "label", "kind", "threshold", "severity", "enabled", "status")
+    list_editable = ("threshold", "severity", "enabled")
+    readonly_fields = ("category", "kind", "status")
+    fields = ("category", "label", "kind", "threshold", "severity", "enabled", "description", "status")
+    inlines = [HeadVersionInline]
+    form = HeadForm
+
+    def get_changelist_form(self, request, **kwargs):
+        return super().get_changelist_form(request, form=HeadForm, **kwargs)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="Status")
+    def status(self, head: Head) -> str:
+        active = head.versions.filter(is_active=True).first()
+        if active is None:
+            return "Untrained: produces no score (train it with manage.py train_head)"
+        if active.model_version != selectors.active_model_version():
+            return f"v{active.version} was trained on an earlier CNN: produces no score (retrain it)"
+        return f"v{active.version} active"

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import numpy as np
 from django.conf import settings
+from django.urls import reverse
 
 from inference.ml.artefacts import ArtefactError, Artefacts, read_artefacts
-from inference.models import FrameFeature, Head, HeadVersion, ModelVersion, Verdict
+from inference.ml.export import MODEL_JSON
+from inference.models import ClientSession, FrameFeature, Head, HeadVersion, ModelVersion, Verdict
 from inference.sampling import sample_times_ms
 from videos.models import Video
 
@@ -57,11 +59,18 @@ def _browser_files(directory: Path) -> tuple[str, ...]:
 # --- Heads, features and verdicts (analysis helper) ---------------------------------------------
 
 
+def rendition_timing(video: Video) -> tuple[float | None, int | None]:
+    """Frame rate and duration of what browsers play and the server decodes: the rendition's, once known
+    (it may differ from the original's, e.g. a 120 fps upload plays at 60), else the probed original's."""
+    return video.rendition_fps or video.fps, video.rendition_duration_ms or video.duration_ms
+
+
 def expected_sample_times(video: Video) -> list[int]:
     """Every sample time of the video's rendition (empty until its duration and frame rate are known)."""
-    if not video.duration_ms or not video.fps:
+    fps, duration_ms = rendition_timing(video)
+    if not duration_ms or not fps:
         return []
-    return sample_times_ms(video.duration_ms, video.fps, settings.HYDRA_SAMPLE_INTERVAL_MS)
+    return sample_times_ms(duration_ms, fps, settings.HYDRA_SAMPLE_INTERVAL_MS)
 
 
 def accepted_sample_count(video: Video, model_version: ModelVersion) -> int:
@@ -123,8 +132,13 @@ def active_head_versions(model_version: ModelVersion) -> list[HeadVersion]:
 
 
 def untrained_heads() -> list[Head]:
-    """Enabled heads with no active version: these categories produce no score at all (e.g. violence out of the box)."""
-    return list(Head.objects.filter(enabled=True).exclude(versions__is_active=True).order_by("category"))
+    """Enabled heads that produce no score at all: no active version for the active CNN version.
+
+    Violence out of the box; also a head trained on an earlier CNN's features after the CNN changed.
+    """
+    model_version = active_model_version()
+    ready = HeadVersion.objects.filter(is_active=True, model_version=model_version)
+    return list(Head.objects.filter(enabled=True).exclude(versions__in=ready).order_by("category"))
 
 
 def analysed_coverage(video: Video, head_versions: list[HeadVersion]) -> float:
@@ -142,3 +156,55 @@ def verdicts_for(video: Video) -> list[Verdict]:
         .filter(video=video, head_version__is_active=True)
         .order_by("head_version__head__category")
     )
+
+
+# --- Feature streaming (client helper): sample assignment and coverage -------------------------
+
+
+def assigned_sample_times(session: ClientSession) -> list[int]:
+    """The sample times this session is asked to compute.
+
+    Today every session gets every sample time of its video. This is the single place to
+    change when the server starts spreading samples across sessions to compare clients.
+    """
+    return expected_sample_times(session.video)
+
+
+def session_sample_times(session: ClientSession) -> list[int]:
+    """Sample times this session has already delivered, so a reconnecting client resumes after them."""
+    return list(session.frame_features.order_by("sample_ms").values_list("sample_ms", flat=True))
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """Which of a video's sample times have accepted features for one model version."""
+
+    covered_ms: tuple[int, ...]
+    total: int
+
+    @property
+    def fraction(self) -> float:
+        return len(self.covered_ms) / self.total if self.total else 0.0
+
+
+def coverage(video: Video, model_version: ModelVersion) -> Coverage:
+    """One index-only query on (video, model_version, sample_ms) plus the sample grid."""
+    expected = set(expected_sample_times(video))
+    covered = (
+        FrameFeature.objects.filter(video=video, model_version=model_version, status=FrameFeature.Status.ACCEPTED)
+        .order_by("sample_ms")
+        .values_list("sample_ms", flat=True)
+        .distinct()
+    )
+    return Coverage(covered_ms=tuple(ms for ms in covered if ms in expected), total=len(expected))
+
+
+def browser_model_spec(model_version: ModelVersion) -> dict:
+    """What a browser needs to fetch, verify and run a model version (the handshake's ``model``)."""
+    return {
+        "hash": model_version.content_hash,
+        "url": reverse("inference:artefact", kwargs={"content_hash": model_version.content_hash, "name": MODEL_JSON}),
+        "feature_size": model_version.feature_size,
+        "preprocessing": model_version.preprocessing,
+        "quantisation": model_version.quantisation,
+    }

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from inference import heads, selectors, signals
 from inference.ml.artefacts import Artefacts, ensure_artefacts
@@ -20,7 +21,17 @@ from inference.ml.quantise import dequantise, quantise
 from inference.ml.segments import SegmentPolicy, flagged_segments, top_frames
 from inference.ml.temporal import TemporalConfig
 from inference.ml.training import LabelledSequence, TrainingOptions, find_labelled_videos, train_temporal_head
-from inference.models import FrameScore, Head, HeadVersion, ModelVersion, TrainingClip, Verdict
+from inference.models import (
+    ClientSession,
+    FrameFeature,
+    FrameScore,
+    Head,
+    HeadVersion,
+    ModelVersion,
+    TrainingClip,
+    Verdict,
+)
+from inference.protocol import FrameSample
 from inference.sampling import sample_times_ms
 from videos.models import Video
 
@@ -259,10 +270,17 @@ def analyse_video(video: Video) -> list[Verdict]:
     if not accepted.sample_ms:
         return []
     features = dequantise(accepted.codes)
-    results = [
-        (head_version, heads.load_runner(head_version).score(features, accepted.positions))
-        for head_version in selectors.active_head_versions(model_version)
-    ]
+    head_versions = selectors.active_head_versions(model_version)
+    for head_version in head_versions:
+        trained_interval = head_version.config.get("sample_interval_ms", settings.HYDRA_SAMPLE_INTERVAL_MS)
+        if trained_interval != settings.HYDRA_SAMPLE_INTERVAL_MS:
+            logger.warning(
+                "%s was trained on samples every %s ms but the site samples every %s ms; its windows span other times",
+                head_version,
+                trained_interval,
+                settings.HYDRA_SAMPLE_INTERVAL_MS,
+            )
+    results = [(hv, heads.load_runner(hv).score(features, accepted.positions)) for hv in head_versions]
     with transaction.atomic():
         Video.objects.select_for_update(nowait=True).filter(pk=video.pk).first()
         verdicts = [
@@ -474,4 +492,115 @@ def train_temporal_head_version(
         metrics=report,
         activate=activate,
         version=version,
+    )
+
+
+# --- Feature streaming (client helper): browser sessions and their features ---------------------
+
+
+class SessionMismatch(Exception):
+    """A client asked to resume a session it may not continue (other video, other user, quarantined)."""
+
+
+@dataclass(frozen=True)
+class RecordedFeatures:
+    accepted: tuple[int, ...]
+    duplicates: tuple[int, ...]
+
+
+def start_client_session(
+    *,
+    video: Video,
+    model_version: ModelVersion,
+    user_id: int | None = None,
+    ip_address: str | None = None,
+    user_agent: str = "",
+    resume_id: str | None = None,
+) -> ClientSession:
+    """Open a contributor session for one video and model version, or reopen the caller's earlier one.
+
+    A resumed session keeps its model version: a page that loaded an older CNN chunk may finish
+    its work with it, and its features are stored under that version.
+    """
+    if resume_id is None:
+        return ClientSession.objects.create(
+            video=video,
+            model_version=model_version,
+            user_id=user_id,
+            ip_address=ip_address,
+            user_agent=user_agent[:300],
+        )
+    with transaction.atomic():
+        try:
+            session = ClientSession.objects.select_for_update().get(pk=uuid.UUID(resume_id), is_server=False)
+        except (ValueError, ClientSession.DoesNotExist):
+            raise SessionMismatch("no such session") from None
+        if session.video_id != video.pk:
+            raise SessionMismatch("the session belongs to another video")
+        if session.user_id is not None and session.user_id != user_id:
+            raise SessionMismatch("the session belongs to another user")
+        if session.state == ClientSession.State.QUARANTINED:
+            raise SessionMismatch("the session is quarantined")
+        session.state = ClientSession.State.ACTIVE
+        session.ip_address = ip_address
+        session.save(update_fields=["state", "ip_address", "last_seen_at"])
+    return session
+
+
+def identify_client_session(session: ClientSession, *, backend: str, device_id: str) -> None:
+    """Record what the client said it runs on (its ``hello``)."""
+    session.backend = backend
+    session.device_id = device_id
+    session.save(update_fields=["backend", "device_id", "last_seen_at"])
+
+
+def record_frame_features(session: ClientSession, samples: Sequence[FrameSample]) -> RecordedFeatures:
+    """Store a validated batch in one insert; a sample the session already sent is reported as duplicate.
+
+    One row per (session, sample_ms): the unique constraint makes a replay a no-op even when two
+    copies of a batch race each other.
+    """
+    feature_size = session.model_version.feature_size
+    wrong = [s.sample_ms for s in samples if len(s.vector) != feature_size]
+    if wrong:
+        raise ValueError(f"vectors of samples {wrong} are not {feature_size} bytes long")
+    with transaction.atomic():
+        stored = set(
+            FrameFeature.objects.filter(session=session, sample_ms__in=[s.sample_ms for s in samples]).values_list(
+                "sample_ms", flat=True
+            )
+        )
+        new = [s for s in samples if s.sample_ms not in stored]
+        FrameFeature.objects.bulk_create(
+            [
+                FrameFeature(
+                    video_id=session.video_id,
+                    model_version_id=session.model_version_id,
+                    session=session,
+                    sample_ms=s.sample_ms,
+                    vector=s.vector,
+                    backend=session.backend,
+                    inference_ms=s.inference_ms,
+                )
+                for s in new
+            ],
+            ignore_conflicts=True,
+        )
+        ClientSession.objects.filter(pk=session.pk).update(last_seen_at=timezone.now())
+        if new:
+            transaction.on_commit(
+                lambda: signals.features_recorded.send(
+                    sender=FrameFeature, video=session.video, model_version=session.model_version
+                )
+            )
+    return RecordedFeatures(
+        accepted=tuple(s.sample_ms for s in new),
+        duplicates=tuple(s.sample_ms for s in samples if s.sample_ms in stored),
+    )
+
+
+def close_client_session(session: ClientSession) -> None:
+    """The client went away; it may come back and resume."""
+    ClientSession.objects.filter(pk=session.pk, state=ClientSession.State.ACTIVE).update(
+        state=ClientSession.State.CLOSED
     )

@@ -6,9 +6,10 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
+from inference import selectors
 from inference.ml.artefacts import ArtefactError
 from inference.ml.nsfwjs import NsfwjsError
-from inference.services import ensure_model_version
+from inference.services import ensure_default_heads, ensure_model_version
 
 
 class Command(BaseCommand):
@@ -18,6 +19,7 @@ class Command(BaseCommand):
         started = time.monotonic()
         try:
             model_version = ensure_model_version()
+            ensure_default_heads(model_version)
         except (NsfwjsError, ArtefactError) as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(
@@ -26,3 +28,9 @@ class Command(BaseCommand):
                 f"({time.monotonic() - started:.1f} s)"
             )
         )
+        for head in selectors.untrained_heads():
+            self.stdout.write(
+                self.style.WARNING(
+                    f"{head.category}: untrained, produces no score until `manage.py train_head {head.category} ...`"
+                )
+            )

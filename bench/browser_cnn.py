@@ -1,0 +1,291 @@
+"""The browser's CNN chunk against the server's, on the same frames, in one run.
+
+    .venv/bin/python -m bench.browser_cnn [--frames 8] [--backends wasm,webgl,cpu] [--cpu-frames 2]
+
+Prints:
+- per-frame time of the CNN chunk in headless Chromium by TF.js backend (the production worker
+  and engine from static/js/build, fed the frames as ImageBitmaps) against Keras at batch 1 and
+  batch N on the same RGB frames, and the cosine between their features;
+- bytes per frame on the websocket (a uint8 feature vector in a batch) against a JPEG of the same
+  frame at the CNN's 224x224 input size (what shipping pixels instead of features would cost);
+- what a viewer downloads: the model files (raw and gzip), the TF.js bundle and the wasm binary.
+
+Frames: crops of a real photograph (matplotlib's ``grace_hopper.jpg``, from a pinned dependency)
+and frames of the synthetic clips the tests use, all 640x360. Needs the browser build
+(``node static/js/build.mjs``) and Debian's chromium. No database: artefacts are read from disk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import io
+import os
+import statistics
+import threading
+import time
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hydra_site.settings")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILD = ROOT / "static" / "js" / "build"
+WIDTH, HEIGHT = 640, 360
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+BENCH_PAGE = """<!doctype html><meta charset="utf-8"><title>browser CNN bench</title>
+<script type="module">
+let worker = null;
+let reply = null;
+function call(message, transfer = []) {
+  return new Promise((resolve) => { reply = resolve; worker.postMessage(message, transfer); });
+}
+window.runBench = async (options, count) => {
+  worker = new Worker('/build/worker.js', { type: 'module' });
+  worker.onmessage = ({ data }) => reply(data);
+  const loaded = await call({ type: 'load', options });
+  if (loaded.type !== 'loaded') return { error: loaded.message };
+  const frames = [];
+  for (let i = 0; i < count; i += 1) {
+    const bitmap = await createImageBitmap(await (await fetch(`/frames/${i}.png`)).blob());
+    const started = performance.now();
+    const result = await call({ type: 'infer', id: i, frame: bitmap }, [bitmap]);
+    frames.push({ ms: result.inferenceMs, roundTripMs: performance.now() - started, codes: Array.from(result.codes) });
+  }
+  worker.terminate();
+  return { report: loaded.report, frames, isolated: self.crossOriginIsolated };
+};
+window.benchReady = true;
+</script>"""
+
+
+def photo_frames(count: int, rng: np.random.Generator) -> list[np.ndarray]:
+    import matplotlib
+    from PIL import Image
+
+    photo = Image.open(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg").convert("RGB")
+    frames = []
+    for _ in range(count):
+        scale = float(rng.uniform(0.5, 1.0))
+        width, height = int(photo.width * scale), int(photo.width * scale * HEIGHT / WIDTH)
+        left, top = int(rng.integers(0, photo.width - width + 1)), int(rng.integers(0, photo.height - height + 1))
+        crop = photo.crop((left, top, left + width, top + height)).resize((WIDTH, HEIGHT), Image.BILINEAR)
+        frames.append(np.asarray(crop))
+    return frames
+
+
+def synthetic_frames(count: int) -> list[np.ndarray]:
+    from videos.synthetic import PATTERNS, iter_frames
+
+    frames = []
+    for pattern in PATTERNS:
+        frames.extend(iter_frames(pattern, seconds=max(1, count), fps=1, width=WIDTH, height=HEIGHT, seed=3))
+    return frames[:: max(1, len(frames) // count)][:count]
+
+
+def png_bytes(frame: np.ndarray) -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(frame).save(out, format="PNG")
+    return out.getvalue()
+
+
+def jpeg_224_bytes(frame: np.ndarray, quality: int) -> int:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(frame).resize((224, 224), Image.BILINEAR).save(out, format="JPEG", quality=quality)
+    return len(out.getvalue())
+
+
+class BenchHandler(SimpleHTTPRequestHandler):
+    """Serves the build, the model files and the frames, cross-origin isolated like the player page."""
+
+    def __init__(self, *args, routes: dict[str, Path], frames: list[bytes], **kwargs) -> None:
+        self.routes = routes
+        self.frames = frames
+        super().__init__(*args, directory=str(BUILD), **kwargs)
+
+    def end_headers(self) -> None:
+        self.send_header("Cross-Origin-Opener-Policy", "same-origin")
+        self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
+        self.send_header("Cross-Origin-Resource-Policy", "same-origin")
+        super().end_headers()
+
+    def do_GET(self) -> None:
+        if self.path == "/":
+            return self.reply(BENCH_PAGE.encode(), "text/html")
+        if self.path.startswith("/frames/"):
+            return self.reply(self.frames[int(self.path.split("/")[-1].removesuffix(".png"))], "image/png")
+        for prefix, directory in self.routes.items():
+            if self.path.startswith(prefix):
+                return self.reply((directory / self.path.removeprefix(prefix)).read_bytes(), self.guess_type(self.path))
+        self.send_error(404)
+        return None
+
+    def reply(self, body: bytes, content_type: str) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def browser_runs(base_url: str, backends: list[str], count_for: dict[str, int], options: dict) -> dict[str, dict]:
+    from playwright.sync_api import sync_playwright
+
+    results = {}
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            for backend in backends:
+                page = browser.new_page()
+                page.goto(base_url)
+                page.wait_for_function("window.benchReady === true")
+                started = time.perf_counter()
+                result = page.evaluate(
+                    "([options, count]) => window.runBench(options, count)",
+                    [{**options, "forced": backend}, count_for[backend]],
+                )
+                result["wallS"] = time.perf_counter() - started
+                results[backend] = result
+                page.close()
+        finally:
+            browser.close()
+    return results
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=int, default=8, help="frames per backend (half photo, half synthetic)")
+    parser.add_argument("--backends", default="wasm,webgl,cpu", help="TF.js backends to time, comma-separated")
+    parser.add_argument("--cpu-frames", type=int, default=2, help="frames for the slow cpu backend")
+    args = parser.parse_args()
+    if not (BUILD / "worker.js").exists():
+        raise SystemExit("no browser build: run `node static/js/build.mjs` first")
+
+    import django
+
+    django.setup()
+    from django.conf import settings
+
+    from inference import protocol
+    from inference.ml import cnn
+    from inference.ml.artefacts import ensure_artefacts
+    from inference.ml.quantise import dequantise, quantise
+
+    artefacts = ensure_artefacts(settings.HYDRA_MODEL_ROOT, settings.HYDRA_NSFWJS_DIR)
+    manifest = artefacts.manifest
+    rng = np.random.default_rng(7)
+    frames = photo_frames(args.frames - args.frames // 2, rng) + synthetic_frames(args.frames // 2)
+    batch = np.stack(frames)
+
+    # Keras, the server's path, on the same RGB frames.
+    model = cnn.load_feature_extractor(artefacts.directory)
+    cnn.compute_features(model, batch[:1])  # warm-up
+    keras_batch1 = []
+    for frame in batch:
+        started = time.perf_counter()
+        cnn.compute_features(model, frame[None])
+        keras_batch1.append((time.perf_counter() - started) * 1000)
+    cnn.compute_features(model, batch)  # warm-up at this batch size (a new shape compiles a new graph)
+    started = time.perf_counter()
+    keras_features = cnn.compute_features(model, batch)
+    keras_batch_n = (time.perf_counter() - started) * 1000 / len(batch)
+
+    # The browser, through the production worker and engine.
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    server = ThreadingHTTPServer(
+        ("127.0.0.1", 0),
+        partial(
+            BenchHandler,
+            routes={"/build/": BUILD, f"/models/{artefacts.content_hash}/": artefacts.directory},
+            frames=[png_bytes(frame) for frame in frames],
+        ),
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base_url = f"http://127.0.0.1:{server.server_port}/"
+    try:
+        results = browser_runs(
+            base_url,
+            backends,
+            {b: (min(args.cpu_frames, len(frames)) if b == "cpu" else len(frames)) for b in backends},
+            {
+                "modelUrl": f"{base_url}models/{artefacts.content_hash}/model.json",
+                "hash": artefacts.content_hash,
+                "preprocessing": manifest["preprocessing"],
+                "quantisation": manifest["quantisation"],
+                "featureSize": manifest["feature_size"],
+                "wasmBase": f"{base_url}build/tfjs/",
+            },
+        )
+    finally:
+        server.shutdown()
+
+    print(f"Frames: {len(frames)} at {WIDTH}x{HEIGHT} (photo crops and synthetic), model {artefacts.content_hash[:12]}")
+    print("\nCNN chunk, ms per frame (median; browser = fromPixels + preprocessing + predict + readback, in a worker)")
+    print(f"  {'Keras batch 1':<26}{statistics.median(keras_batch1):>9.1f}")
+    print(f"  {f'Keras batch {len(batch)}':<26}{keras_batch_n:>9.1f}")
+    floor = cosine(dequantise(quantise(keras_features)), keras_features).min()
+    print(f"  (uint8 quantisation alone: min cosine {floor:.6f} between Keras features and their wire form)")
+    for backend, result in results.items():
+        if "error" in result:
+            print(f"  {'TF.js ' + backend:<26}{'unavailable':>9}  ({result['error']})")
+            continue
+        times = [frame["ms"] for frame in result["frames"]]
+        codes = np.array([frame["codes"] for frame in result["frames"]], dtype=np.uint8)
+        similarity = cosine(dequantise(codes), keras_features[: len(codes)])
+        same_codes = float((codes == quantise(keras_features[: len(codes)])).mean())
+        ratio = statistics.median(times) / statistics.median(keras_batch1)
+        print(
+            f"  {'TF.js ' + backend:<26}{statistics.median(times):>9.1f}  = {ratio:.1f}x Keras batch 1; "
+            f"min cosine to Keras {similarity.min():.6f}, same uint8 codes {same_codes:.2%}; "
+            f"model load {result['report']['loadMs']:.0f} ms; "
+            f"cross-origin isolated {result['isolated']}; frames {len(times)}"
+        )
+
+    feature_size = manifest["feature_size"]
+    jpeg75 = statistics.median(jpeg_224_bytes(frame, 75) for frame in frames)
+    jpeg90 = statistics.median(jpeg_224_bytes(frame, 90) for frame in frames)
+    per_frame_batched = protocol.batch_size_bytes(8, feature_size) / 8
+    per_frame_single = protocol.batch_size_bytes(1, feature_size)
+    print("\nBytes per frame on the wire (websocket payload)")
+    print(f"  features, batch of 8      {per_frame_batched:>9.0f}")
+    print(f"  features, batch of 1      {per_frame_single:>9.0f}")
+    print(f"  JPEG 224x224 quality 75   {jpeg75:>9.0f}  ({jpeg75 / per_frame_batched:.1f}x the features)")
+    print(f"  JPEG 224x224 quality 90   {jpeg90:>9.0f}  ({jpeg90 / per_frame_batched:.1f}x the features)")
+
+    model_files = [artefacts.directory / name for name in artefacts.browser_files]
+    raw = sum(path.stat().st_size for path in model_files)
+    gzipped = sum(len(gzip.compress(path.read_bytes(), 9)) for path in model_files)
+    scripts = [BUILD / "analysis.js", BUILD / "worker.js", *sorted((BUILD / "chunks").glob("*.js"))]
+    script_raw = sum(path.stat().st_size for path in scripts)
+    script_gz = sum(len(gzip.compress(path.read_bytes(), 9)) for path in scripts)
+    wasm = BUILD / "tfjs" / "tfjs-backend-wasm-threaded-simd.wasm"
+    print("\nWhat a viewer downloads once (cached immutably)")
+    print(f"  model ({', '.join(artefacts.browser_files)}): {raw / 1e6:.2f} MB, {gzipped / 1e6:.2f} MB gzip")
+    print(f"  scripts (TF.js + client): {script_raw / 1e6:.2f} MB, {script_gz / 1e6:.2f} MB gzip")
+    print(f"  wasm binary (threaded SIMD): {wasm.stat().st_size / 1e6:.2f} MB")
+
+
+if __name__ == "__main__":
+    main()

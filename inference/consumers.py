@@ -1,0 +1,159 @@
+"""The analysis websocket: a player page streams CNN features for the video it shows.
+
+Thin: it translates websocket frames into protocol objects (inference.protocol) and calls
+services. Nothing is stored before the whole message has been validated. The protocol is
+described in docs/protocol.md.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from inference import protocol, selectors, services
+from inference.models import ClientSession
+from inference.protocol import BatchLimits, CloseCode, ErrorCode, ProtocolError
+from videos.models import Video
+from videos.selectors import can_view
+
+
+class ConnectRefused(Exception):
+    def __init__(self, close_code: CloseCode, error_code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.close_code = close_code
+        self.error_code = error_code
+        self.message = message
+
+
+@dataclass
+class OpenedSession:
+    session: ClientSession
+    assigned: frozenset[int]
+    handshake: dict[str, Any]
+
+
+def current_limits() -> BatchLimits:
+    return BatchLimits(
+        max_batch=settings.HYDRA_WS_MAX_BATCH,
+        max_message_bytes=settings.HYDRA_WS_MAX_MESSAGE_BYTES,
+        rate_per_second=settings.HYDRA_WS_RATE_PER_SECOND,
+        burst=settings.HYDRA_WS_RATE_BURST,
+    )
+
+
+def open_session(scope: dict[str, Any], slug: str, resume_id: str | None) -> OpenedSession:
+    """Check the viewer may watch the video, then start (or resume) a session and describe its work."""
+    user = scope.get("user")
+    video = Video.objects.filter(slug=slug).first()
+    if video is None or not video.is_playable or not can_view(user, video):
+        raise ConnectRefused(CloseCode.VIDEO_UNAVAILABLE, ErrorCode.VIDEO_UNAVAILABLE, "no playable video here")
+    model_version = selectors.active_model_version()
+    if model_version is None:
+        raise ConnectRefused(CloseCode.NO_MODEL, ErrorCode.NO_MODEL, "no model version is active")
+    headers = dict(scope.get("headers", []))
+    try:
+        session = services.start_client_session(
+            video=video,
+            model_version=model_version,
+            user_id=user.pk if user is not None and user.is_authenticated else None,
+            ip_address=(scope.get("client") or [None])[0],
+            user_agent=headers.get(b"user-agent", b"").decode("latin-1"),
+            resume_id=resume_id,
+        )
+    except services.SessionMismatch as exc:
+        raise ConnectRefused(CloseCode.SESSION_MISMATCH, ErrorCode.SESSION_MISMATCH, str(exc)) from None
+    assigned = selectors.assigned_sample_times(session)
+    handshake = protocol.handshake_message(
+        session_id=str(session.pk),
+        video_slug=video.slug,
+        model=selectors.browser_model_spec(session.model_version),
+        fps=selectors.rendition_timing(video)[0],
+        sample_ms=assigned,
+        done_ms=selectors.session_sample_times(session),
+        limits=current_limits(),
+    )
+    return OpenedSession(session=session, assigned=frozenset(assigned), handshake=handshake)
+
+
+class AnalysisConsumer(AsyncWebsocketConsumer):
+    """One connection = one ClientSession; see docs/protocol.md for the conversation."""
+
+    session: ClientSession | None = None
+    closing = False
+
+    async def connect(self) -> None:
+        # Accept first so that a refusal can carry an error message and a documented close code.
+        await self.accept()
+        self.limits = current_limits()
+        self.bucket = protocol.TokenBucket(self.limits.rate_per_second, self.limits.burst, time.monotonic())
+        self.errors = 0
+        self.hello: protocol.Hello | None = None
+        resume = parse_qs(self.scope.get("query_string", b"").decode("latin-1")).get("resume", [None])[0]
+        try:
+            opened = await database_sync_to_async(open_session)(
+                self.scope, self.scope["url_route"]["kwargs"]["slug"], resume
+            )
+        except ConnectRefused as refused:
+            await self.send_json(protocol.error_message(refused.error_code, refused.message, fatal=True))
+            await self.close(code=refused.close_code)
+            return
+        self.session = opened.session
+        self.assigned = opened.assigned
+        await self.send_json(opened.handshake)
+
+    async def disconnect(self, code: int) -> None:
+        if self.session is not None:
+            await database_sync_to_async(services.close_client_session)(self.session)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.session is None or self.closing:
+            return
+        try:
+            if not self.bucket.take(time.monotonic()):
+                raise ProtocolError(ErrorCode.RATE_LIMITED, f"more than {self.limits.rate_per_second:g} messages/s")
+            if text_data is not None:
+                await self.receive_hello(text_data)
+            else:
+                await self.receive_batch(bytes_data or b"")
+        except ProtocolError as error:
+            await self.refuse(error.code, error.message, error.seq)
+
+    async def receive_hello(self, text: str) -> None:
+        hello = protocol.parse_text_message(text)
+        await database_sync_to_async(services.identify_client_session)(
+            self.session, backend=hello.backend, device_id=hello.device_id
+        )
+        self.hello = hello
+        await self.send_json({"type": "ready", "session": str(self.session.pk), "backend": hello.backend})
+
+    async def receive_batch(self, data: bytes) -> None:
+        if self.hello is None:
+            raise ProtocolError(ErrorCode.HELLO_REQUIRED, "send hello before feature batches")
+        batch = protocol.decode_feature_batch(
+            data, feature_size=self.session.model_version.feature_size, limits=self.limits
+        )
+        protocol.check_assigned(batch, self.assigned)
+        recorded = await database_sync_to_async(services.record_frame_features)(self.session, batch.samples)
+        await self.send_json(protocol.ack_message(batch.seq, recorded.accepted, recorded.duplicates))
+
+    async def refuse(self, code: ErrorCode, message: str, seq: int | None) -> None:
+        """Answer a rejected message; too many of them end the connection."""
+        self.errors += 1
+        if self.errors > settings.HYDRA_WS_MAX_ERRORS:
+            await self.send_json(
+                protocol.error_message(ErrorCode.TOO_MANY_ERRORS, f"{self.errors} rejected messages", seq, fatal=True)
+            )
+            await self.close(code=CloseCode.TOO_MANY_ERRORS)
+            self.closing = True
+            return
+        await self.send_json(protocol.error_message(code, message, seq))
+
+    async def send_json(self, content: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps(content, separators=(",", ":")))

@@ -1,0 +1,14 @@
+"""``{% untrained_heads_notice %}``: says plainly which categories are not analysed because no model is trained."""
+
+from __future__ import annotations
+
+from django import template
+
+from inference import selectors
+
+register = template.Library()
+
+
+@register.inclusion_tag("inference/_untrained_heads.html")
+def untrained_heads_notice() -> dict:
+    return {"untrained_heads": selectors.untrained_heads()}

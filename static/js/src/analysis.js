@@ -1,0 +1,135 @@
+// Entry point on the player page (templates/inference/_analysis.html): shows the notice, honours
+// the opt-out, and runs an AnalysisClient for the page's video.
+
+import { AnalysisClient } from './client.js';
+import { BACKENDS } from './backends.js';
+
+const OPT_OUT_KEY = 'hydra.analysis.optOut';
+const DEVICE_KEY = 'hydra.deviceId';
+const BACKEND_KEY = 'hydra.analysis.backend';
+
+const storage = {
+  get(key) {
+    try {
+      return window.localStorage.getItem(key);
+    } catch {
+      return null; // storage disabled: behave as a first visit
+    }
+  },
+  set(key, value) {
+    try {
+      if (value === null) window.localStorage.removeItem(key);
+      else window.localStorage.setItem(key, value);
+    } catch {
+      // storage disabled: the choice lasts for this page only
+    }
+  },
+};
+
+function deviceId() {
+  let id = storage.get(DEVICE_KEY);
+  if (!id || !/^[A-Za-z0-9_-]{8,64}$/.test(id)) {
+    const bytes = crypto.getRandomValues(new Uint8Array(16));
+    id = Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+    storage.set(DEVICE_KEY, id);
+  }
+  return id;
+}
+
+function forcedBackend() {
+  const requested = new URLSearchParams(window.location.search).get('hydra_backend');
+  return BACKENDS.includes(requested) ? requested : null;
+}
+
+function describe({ state, backend, done, total, detail }) {
+  switch (state) {
+    case 'loading':
+      return 'Preparing…';
+    case 'running':
+      return `${done} of ${total} frames${backend ? ` · ${backend}` : ''}`;
+    case 'done':
+      return 'Done, thank you.';
+    case 'reconnecting':
+      return 'Reconnecting…';
+    case 'error':
+      return detail ? `Stopped: ${detail}` : 'Stopped.';
+    default:
+      return '';
+  }
+}
+
+function setUp(root) {
+  const video = document.querySelector(root.dataset.player);
+  if (!video) return;
+  const notice = root.querySelector('[data-role="notice"]');
+  const off = root.querySelector('[data-role="off"]');
+  const progress = root.querySelector('[data-role="status"]');
+  const wsUrl = new URL(root.dataset.wsPath, window.location.href);
+  wsUrl.protocol = window.location.protocol === 'https:' ? 'wss:' : 'ws:';
+  // The build's own folder (worker.js and tfjs/ sit next to this script, whatever name it is served under).
+  const buildUrl = new URL('.', import.meta.url);
+
+  const client = new AnalysisClient({
+    video,
+    wsUrl: wsUrl.href,
+    workerUrl: new URL('worker.js', buildUrl).href,
+    wasmBase: new URL('tfjs/', buildUrl).href,
+    forcedBackend: forcedBackend(),
+    preferredBackend: storage.get(BACKEND_KEY),
+    deviceId: deviceId(),
+    onModelLoaded: (report) => {
+      if (!root.dataset.forced) storage.set(BACKEND_KEY, report.backend);
+      root.dataset.mode = report.mode;
+      root.dataset.modelBytes = String(report.modelBytes);
+    },
+    onStatus: (status) => {
+      root.dataset.state = status.state;
+      root.dataset.backend = status.backend ?? '';
+      root.dataset.done = String(status.done);
+      root.dataset.total = String(status.total);
+      root.dataset.detail = status.detail;
+      root.dataset.capturedPlayback = String(status.captured?.playback ?? 0);
+      root.dataset.capturedSeek = String(status.captured?.seek ?? 0);
+      progress.textContent = describe(status);
+    },
+  });
+  if (client.forcedBackend) root.dataset.forced = client.forcedBackend;
+
+  function show(optedOut) {
+    notice.hidden = optedOut;
+    off.hidden = !optedOut;
+    root.hidden = false;
+  }
+
+  root.querySelector('[data-action="opt-out"]').addEventListener('click', () => {
+    storage.set(OPT_OUT_KEY, '1');
+    client.stop('off');
+    show(true);
+  });
+  root.querySelector('[data-action="opt-in"]').addEventListener('click', () => {
+    storage.set(OPT_OUT_KEY, null);
+    show(false);
+    client.start();
+  });
+  // Another tab turned analysis off (or on): follow it at once.
+  window.addEventListener('storage', (event) => {
+    if (event.key !== OPT_OUT_KEY) return;
+    const optedOut = event.newValue === '1';
+    show(optedOut);
+    if (optedOut) client.stop('off');
+    else if (client.stopped) client.start();
+  });
+  window.addEventListener('pagehide', () => client.stop('off'));
+  // Back/forward cache: the page comes back without reloading, so start again unless opted out.
+  window.addEventListener('pageshow', (event) => {
+    if (event.persisted && storage.get(OPT_OUT_KEY) !== '1') client.start();
+  });
+
+  const optedOut = storage.get(OPT_OUT_KEY) === '1';
+  show(optedOut);
+  if (optedOut) root.dataset.state = 'off';
+  else client.start();
+}
+
+const root = document.getElementById('hydra-analysis');
+if (root) setUp(root);
