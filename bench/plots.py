@@ -88,7 +88,7 @@ def cost_per_frame(results: dict[str, Any], path: Path) -> Path | None:
         "Hydra": [("daphne", hydra["daphne"]), ("Celery worker", hydra["worker"]), ("PostgreSQL", hydra["postgres"])],
     }
     plt = _pyplot()
-    figure, axes = plt.subplots(figsize=(6.4, 3.2))
+    figure, axes = plt.subplots(figsize=(6.4, 3.6))
     for row, (name, parts) in enumerate(bars.items()):
         left = 0.0
         for label, value in parts:
@@ -97,8 +97,8 @@ def cost_per_frame(results: dict[str, Any], path: Path) -> Path | None:
         axes.text(left, row, f"  {left:.2f} ms", va="center")
     axes.set_yticks(range(len(bars)), list(bars))
     axes.set_xlabel("server CPU ms per analysed frame")
-    axes.set_title("Server cost per frame by path")
-    axes.legend(fontsize=7, loc="lower right")
+    axes.set_title("Server CPU per analysed frame by path (medians)")
+    axes.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.28), ncol=3)
     axes.set_xlim(0, max(sum(v for _, v in parts) for parts in bars.values()) * 1.3)
     figure.tight_layout()
     figure.savefig(path, dpi=110)

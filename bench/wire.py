@@ -4,14 +4,14 @@ Features: the actual binary batch (``inference.protocol.encode_feature_batch``, 
 of the client's usual batch of 8, plus the websocket frame header a browser adds to each message
 (client frames are masked: 2 + 2 length + 4 mask bytes for 126..65535 bytes), per frame; the
 server's JSON ack is counted separately. The alternatives are the same frame at the CNN's input
-size, 224x224: as JPEG at quality 85 (PIL) and as raw RGB. JPEG size depends on the picture, so
-it is measured on rendition frames and on crops of a real photograph, medians reported.
+size, 224x224: as JPEG at quality 85 (PIL, ``bench.browser_cnn.jpeg_224_bytes``) and as raw RGB.
+JPEG size depends on the picture, so it is measured on rendition frames and on crops of a real
+photograph, medians reported.
 """
 
 from __future__ import annotations
 
 import json
-import statistics
 
 import numpy as np
 
@@ -19,7 +19,7 @@ from bench.measure import median
 
 CLIENT_BATCH = 8
 JPEG_QUALITY = 85
-INPUT_SIZE = 224
+INPUT_SIZE = 224  # the CNN input the JPEG and raw alternatives are sized to
 
 
 def websocket_frame_overhead(payload_bytes: int, masked: bool) -> int:
@@ -44,26 +44,21 @@ def feature_bytes_per_frame(feature_size: int, batch: int = CLIENT_BATCH) -> dic
     }
 
 
-def jpeg_bytes(frame: np.ndarray, quality: int = JPEG_QUALITY) -> int:
-    import io
-
-    from PIL import Image
-
-    out = io.BytesIO()
-    Image.fromarray(frame).resize((INPUT_SIZE, INPUT_SIZE), Image.BILINEAR).save(out, format="JPEG", quality=quality)
-    return len(out.getvalue())
-
-
 def measure(frames_by_source: dict[str, np.ndarray], feature_size: int) -> dict:
+    from bench.browser_cnn import jpeg_224_bytes
+
     features = feature_bytes_per_frame(feature_size)
-    jpeg = {name: median(jpeg_bytes(frame) for frame in frames) for name, frames in frames_by_source.items()}
+    jpeg = {
+        name: median(jpeg_224_bytes(frame, JPEG_QUALITY) for frame in frames)
+        for name, frames in frames_by_source.items()
+    }
     raw = INPUT_SIZE * INPUT_SIZE * 3
     per_frame = features["websocket_bytes_per_frame"]
     return {
         "features": features,
         "bytes_per_frame": per_frame,
         "jpeg_q85_224_bytes": jpeg,
-        "jpeg_q85_224_bytes_median": statistics.median(jpeg.values()),
+        "jpeg_q85_224_bytes_median": median(jpeg.values()),
         "raw_rgb_224_bytes": raw,
         "jpeg_over_features": {name: size / per_frame for name, size in jpeg.items()},
         "raw_over_features": raw / per_frame,

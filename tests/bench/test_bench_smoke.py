@@ -45,11 +45,16 @@ def test_websocket_frame_overhead_follows_rfc6455() -> None:
     assert wire.websocket_frame_overhead(70_000, masked=True) == 14
 
 
-def test_jpeg_bytes_of_a_frame_at_the_cnn_input_size() -> None:
+def test_wire_sizes_of_the_real_batch_format_against_jpeg_and_raw() -> None:
     rng = np.random.default_rng(1)
-    noisy = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
-    flat = np.full((48, 64, 3), 128, dtype=np.uint8)
-    assert wire.jpeg_bytes(noisy) > wire.jpeg_bytes(flat) > 0
+    noisy = rng.integers(0, 256, (2, 48, 64, 3), dtype=np.uint8)
+    flat = np.full((2, 48, 64, 3), 128, dtype=np.uint8)
+    sizes = wire.measure({"noisy": noisy, "flat": flat}, feature_size=1280)
+    assert sizes["features"]["payload_bytes_per_frame"] == (12 + 8 * (8 + 1280)) / 8  # docs/protocol.md
+    assert sizes["bytes_per_frame"] == sizes["features"]["payload_bytes_per_frame"] + 8 / 8
+    assert sizes["raw_rgb_224_bytes"] == 224 * 224 * 3
+    assert sizes["jpeg_q85_224_bytes"]["noisy"] > sizes["jpeg_q85_224_bytes"]["flat"] > 0
+    assert sizes["features"]["ack_bytes_per_frame"] > 0
 
 
 def test_quantisation_error_of_a_small_head() -> None:
