@@ -32,6 +32,7 @@ from bench.measure import REPO_ROOT, BenchError, run_isolated
 from bench.stack import ORIGIN, ServerProcess, Stack, new_stack, postgres_backends, postgres_cpu_s
 
 SETTLE_QUIET_S = 1.0
+RETURNING_RECORD = 1_000_000  # server-verified results: far past the point where spot checks reach their floor
 # Each run's viewers come from fresh networks, so per-address rate limits never carry over between runs.
 NETWORKS = itertools.cycle(range(11, 224))
 
@@ -56,8 +57,8 @@ def _close_db() -> None:
     connections.close_all()
 
 
-def make_videos(count: int, clip: dict[str, Any], media_root: Path) -> list[str]:
-    """``count`` ready, published videos sharing the bench rendition (hard links); returns their slugs."""
+def make_videos(count: int, clip: dict[str, Any], media_root: Path, visibility: str = "published") -> list[str]:
+    """``count`` ready videos sharing the bench rendition (hard links); returns their slugs."""
     from django.contrib.auth import get_user_model
 
     from videos.models import Video
@@ -69,6 +70,7 @@ def make_videos(count: int, clip: dict[str, Any], media_root: Path) -> list[str]
             owner=owner,
             title=f"bench {index}",
             status=Video.Status.READY,
+            visibility=visibility,
             fps=clip["fps"],
             duration_ms=clip["duration_ms"],
             width=clip["width"],
@@ -105,6 +107,39 @@ def _analysed_samples(slugs: list[str]) -> tuple[int, bool]:
     complete = verdicts["videos"] == len(slugs) and lowest is not None and lowest >= 1.0 - 1e-9
     _close_db()
     return stored, complete
+
+
+def recomputed_samples(slugs: list[str]) -> dict[str, int]:
+    """Samples the server computed itself for these videos (the trust layer's share), by reason."""
+    from django.db.models import Count
+
+    from inference.models import Recomputation
+
+    rows = (
+        Recomputation.objects.filter(video__slug__in=slugs, done_at__isnull=False)
+        .values("reason")
+        .annotate(samples=Count("id"))
+    )
+    counts = {row["reason"]: row["samples"] for row in rows}
+    _close_db()
+    return counts
+
+
+def seed_returning_devices(prefix: str, count: int) -> None:
+    """Give these devices a long record of server-verified results: their spot-check rate is at the floor.
+
+    This is the steady state of viewers who come back; a first-time device is checked on
+    every result of its probation instead.
+    """
+    from bench.load import device_id
+    from inference.models import Contributor
+
+    for index in range(count):
+        Contributor.objects.update_or_create(
+            key=f"device:{device_id(prefix, index)}",
+            defaults={"consecutive_valid": RETURNING_RECORD, "valid_total": RETURNING_RECORD},
+        )
+    _close_db()
 
 
 def settle(
@@ -198,6 +233,7 @@ def measured_run(
     deadline_s: float,
     settle_timeout_s: float,
     require_verdicts: bool,
+    device_prefix: str = "",
 ) -> dict[str, Any]:
     """One load run on fresh videos: throughput, latencies, and server CPU per frame once settled."""
     slugs = make_videos(videos, clip, stack.media_root)
@@ -212,6 +248,7 @@ def measured_run(
         deadline_s=deadline_s,
         origin=ORIGIN,
         run_tag=uuid.uuid4().hex[:8],
+        device_prefix=device_prefix,
         network_octet=next(NETWORKS),
     )
     load = run_load(config, timeout_s=deadline_s + 120)
@@ -219,10 +256,13 @@ def measured_run(
     cpu = clock.elapsed()
     received = load["frames_accepted"]
     analysed = settled["analysed_samples"]
+    recomputed = recomputed_samples(slugs)
     return {
         **load,
         **settled,
         "videos": videos,
+        "recomputed_samples": recomputed,
+        "server_share": sum(recomputed.values()) / analysed if analysed else None,
         "server_cpu_s": cpu,
         "server_cpu_ms_per_received_frame": per_frame(cpu, received),
         "server_cpu_ms_per_analysed_frame": per_frame(cpu, analysed),
@@ -239,16 +279,19 @@ def time_to_verdict(
     pace_ms_per_frame: float | None,
     timeout_s: float,
 ) -> dict[str, Any]:
-    """Seconds from ``video_ready`` (sent as the transcoder sends it) to a verdict covering every sample."""
-    import importlib.util
+    """Seconds from ``video_ready`` (sent as the transcoder sends it) to a verdict covering every sample.
+
+    With no viewers the video is held (no viewer can reach it), so the trust layer's coverage
+    deadline starts the server's own analysis at once; a published video that nobody watches
+    waits for its countdown first, which is added (configured, not measured) in ``published_s``.
+    """
+    from inference.trust.services import coverage_countdown_seconds
 
     from videos.models import Video
     from videos.signals import video_ready
 
-    if not viewers and importlib.util.find_spec("inference.trust") is None:
-        return {"seconds": None, "viewers": 0, "how": "not measurable: no server fallback installed (trust layer)"}
-
-    slug = make_videos(1, clip, stack.media_root)[0]
+    visibility = Video.Visibility.PUBLISHED if viewers else Video.Visibility.HELD
+    slug = make_videos(1, clip, stack.media_root, visibility=visibility)[0]
     video = Video.objects.get(slug=slug)
     config = LoadConfig(
         urls=[daphne_url],
@@ -283,13 +326,15 @@ def time_to_verdict(
         time.sleep(0.1)
     if load is not None:
         load.wait(timeout=timeout_s)
-    pace = f"each viewer computing one frame per {pace_ms_per_frame:.0f} ms" if pace_ms_per_frame else "unpaced viewers"
-    return {
-        "seconds": seconds,
-        "viewers": viewers,
-        "how": f"{len(clip['times'])} samples; {viewers} simulated viewers start at video_ready, {pace}"
-        if viewers
-        else "no viewers: waits for the server's own fallback",
+    result = {"seconds": seconds, "viewers": viewers, "recomputed_samples": recomputed_samples([slug])}
+    if viewers:
+        pace = f"each computing one frame per {pace_ms_per_frame:.0f} ms" if pace_ms_per_frame else "unpaced"
+        return result | {"how": f"{len(clip['times'])} samples; {viewers} simulated viewers from video_ready, {pace}"}
+    countdown = coverage_countdown_seconds(Video(visibility=Video.Visibility.PUBLISHED), len(clip["times"]))
+    return result | {
+        "published_s": seconds + countdown if seconds is not None else None,
+        "how": f"{len(clip['times'])} samples, server only (held video); published and unwatched: "
+        f"+{countdown} s countdown at the default deadline",
     }
 
 
@@ -316,14 +361,38 @@ class Servers:
         }
 
 
-def cost_runs(stack: Stack, clip: dict, servers: Servers, *, videos: int, repeats: int, common: dict) -> list[dict]:
-    """(1b): one viewer per video, each sample received once; after a warm-up run that is not reported."""
+def cost_runs(
+    stack: Stack, clip: dict, servers: Servers, *, videos: int, repeats: int, returning: bool, common: dict
+) -> list[dict]:
+    """(1b): as many viewers per video as the trust layer wants independent replicas, after an unreported warm-up.
+
+    ``returning``: the viewers' devices have long records (spot checks at their floor), else first-time devices.
+    """
+    from django.conf import settings
+
+    per_video = settings.HYDRA_TRUST_REPLICAS
     first = servers.daphnes[:1]
-    measured_run(stack, clip, first, servers.worker, clients=2, videos=2, require_verdicts=True, **common)
-    return [
-        measured_run(stack, clip, first, servers.worker, clients=videos, videos=videos, require_verdicts=True, **common)
-        for _ in range(repeats)
-    ]
+    measured_run(stack, clip, first, servers.worker, clients=2 * per_video, videos=2, require_verdicts=True, **common)
+    runs = []
+    for _ in range(repeats):
+        prefix = uuid.uuid4().hex[:8]
+        if returning:
+            seed_returning_devices(prefix, videos * per_video)
+        runs.append(
+            measured_run(
+                stack,
+                clip,
+                first,
+                servers.worker,
+                clients=videos * per_video,
+                videos=videos,
+                require_verdicts=True,
+                device_prefix=prefix,
+                **common,
+            )
+            | {"viewers_per_video": per_video, "returning_viewers": returning}
+        )
+    return runs
 
 
 def measure(
@@ -341,9 +410,12 @@ def measure(
     pace_ms_per_frame: float | None = None,
     verdict_timeout_s: float = 120.0,
     variants: dict[str, dict[str, str]] | None = None,
+    first_time_viewers: bool = False,
 ) -> dict[str, Any]:
     """(1b) per-frame server cost, (2) ingest runs per client count, (5) time to verdict.
 
+    (1b) is measured with returning viewers (the trust layer's steady state) and, with
+    ``first_time_viewers``, again with devices on their probation.
     ``variants``: other settings (name -> environment) under which the (1b) runs are repeated,
     on freshly started servers, to show what the figure depends on.
     """
@@ -359,7 +431,12 @@ def measure(
     try:
         servers = Servers(stack, max(daphne_counts))
         idle = idle_cpu_per_s(stack, [d for d, _ in servers.daphnes], servers.worker, seconds=2.0)
-        costs = cost_runs(stack, clip, servers, videos=cost_videos, repeats=cost_repeats, common=common)
+        costs = cost_runs(stack, clip, servers, videos=cost_videos, repeats=cost_repeats, returning=True, common=common)
+        first_time = (
+            cost_runs(stack, clip, servers, videos=cost_videos, repeats=cost_repeats, returning=False, common=common)
+            if first_time_viewers
+            else []
+        )
         ingest_runs = [
             measured_run(
                 stack,
@@ -394,7 +471,9 @@ def measure(
             servers = Servers(stack, 1)
             variant_runs[name] = {
                 "settings": overrides,
-                "cost_runs": cost_runs(stack, clip, servers, videos=cost_videos, repeats=cost_repeats, common=common),
+                "cost_runs": cost_runs(
+                    stack, clip, servers, videos=cost_videos, repeats=cost_repeats, returning=True, common=common
+                ),
             }
             for key in overrides:
                 stack.overrides.pop(key)
@@ -405,6 +484,7 @@ def measure(
         "server_settings": {k: v for k, v in stack.env.items() if k.startswith(("HYDRA_", "DATABASE_CONN", "DJANGO_"))},
         "idle_cpu_s_per_s": idle,
         "cost_runs": costs,
+        "cost_runs_first_time_viewers": first_time,
         "variants": variant_runs,
         "ingest_runs": ingest_runs,
         "time_to_verdict": verdicts,

@@ -40,6 +40,7 @@ class LoadConfig:
     deadline_s: float = 60.0
     origin: str = "http://127.0.0.1"
     run_tag: str = "run"
+    device_prefix: str = ""
     network_octet: int = 10
     pace_ms_per_frame: float = 0.0
 
@@ -107,6 +108,11 @@ class TimedTransport:
         await self.inner.close()
 
 
+def device_id(prefix: str, index: int) -> str:
+    """The id a viewer's browser keeps in localStorage; the same prefix means the same (returning) devices."""
+    return f"bench-{prefix}-{index:05d}"
+
+
 def viewer_address(first_octet: int, index: int) -> str:
     """Every viewer in its own /24, so that the trust layer counts any two of them as independent."""
     return f"{first_octet}.{index // 256 % 256}.{index % 256}.1"
@@ -119,7 +125,7 @@ def _viewers(config: LoadConfig):
         Viewer(
             name=f"{config.run_tag}-{index}",
             behaviour=Behaviour.HONEST,
-            device_id=f"bench-{config.run_tag}-{index:05d}",
+            device_id=device_id(config.device_prefix or config.run_tag, index),
             ip=viewer_address(config.network_octet, index),
         )
         for index in range(config.clients)

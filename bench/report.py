@@ -56,12 +56,23 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
             (
                 "(1b) Hydra path CPU ms/frame",
                 f"{fmt(summary['hydra_cpu_ms_per_frame'], 3)} ({parts})",
-                f"{len(cost)} runs of {lookup(hydra, 'cost_runs', 0, 'clients')} viewers on as many videos; "
-                f"verification included: {summary['verification_included']}",
+                f"{len(cost)} runs, {lookup(hydra, 'cost_runs', 0, 'clients')} returning viewers, "
+                f"{lookup(hydra, 'cost_runs', 0, 'viewers_per_video')} per video; verification included, "
+                f"server recomputed {fmt(summary['server_recomputed_share'], 3)} of the samples",
             )
         )
     else:
         table.append(("(1b) Hydra path CPU ms/frame", "null", lookup(hydra, "error") or "no settled run"))
+    first_time = [run for run in hydra.get("cost_runs_first_time_viewers") or [] if run.get("settled")]
+    if first_time:
+        table.append(
+            (
+                "(1b) Hydra path, first-time viewers",
+                fmt(summary["hydra_cpu_ms_per_frame_first_time_viewers"], 3),
+                f"devices on probation: server recomputed {fmt(median(r['server_share'] for r in first_time), 3)} "
+                f"of the samples; offload ratio {fmt(summary['offload_ratio_first_time_viewers'], 1)}",
+            )
+        )
     for name, variant in (hydra.get("variants") or {}).items():
         runs = [run["server_cpu_ms_per_analysed_frame"]["total"] for run in variant["cost_runs"] if run.get("settled")]
         table.append(
@@ -130,7 +141,10 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
         )
     )
     for viewers, figures in (lookup(hydra, "time_to_verdict") or {}).items():
-        table.append((f"(5) time to verdict, {viewers} viewers", fmt(figures.get("seconds"), 1, " s"), figures["how"]))
+        value = fmt(figures.get("seconds"), 1, " s")
+        if "published_s" in figures:
+            value += f" (published: {fmt(figures['published_s'], 0, ' s')})"
+        table.append((f"(5) time to verdict, {viewers} viewers", value, figures["how"]))
     if not lookup(hydra, "time_to_verdict"):
         table.append(("(5) time to verdict", "null", "not measured in this profile"))
     for source in ("photo_crops", "rendition_frames"):

@@ -167,9 +167,13 @@ def results_fixture() -> dict:
         "browser": {"error": "no browser here"},
         "hydra_path": {
             "cost_runs": [
-                {"settled": True, "clients": 5, "server_cpu_ms_per_analysed_frame": cost},
-                {"settled": False, "clients": 5, "server_cpu_ms_per_analysed_frame": cost},
+                {"settled": True, "clients": 10, "server_share": 0.05, "server_cpu_ms_per_analysed_frame": cost},
+                {"settled": False, "clients": 10, "server_share": 0.5, "server_cpu_ms_per_analysed_frame": cost},
             ],
+            "time_to_verdict": {
+                "0": {"seconds": 30.0, "published_s": 855.0, "how": "server only"},
+                "1": {"seconds": None, "how": "one viewer"},
+            },
             "ingest_runs": ingest,
             "peak_rss_mb": {"daphne": 150.0, "celery": 160.0},
         },
@@ -181,6 +185,7 @@ def test_summary_has_the_headline_keys_and_nulls_what_failed() -> None:
     summary = run.summarise(results)
     assert set(run.HEADLINE_KEYS) <= set(summary)
     assert summary["offload_ratio"] == pytest.approx(30.1 / 3.5)
+    assert summary["server_recomputed_share"] == 0.05  # the run that did not settle is left out
     assert summary["ingest_fps_100_clients"] == 100.0
     assert summary["ack_p99_ms_100_clients"] == 3000.0
     assert summary["ingest_fps_100_clients_2_daphne"] == 200.0
@@ -195,6 +200,7 @@ def test_table_plots_and_docs_section(tmp_path: Path) -> None:
     results["summary"] = run.summarise(results)
     text = report.table(results)
     assert "offload ratio" in text and "null" in text  # the browser figure failed and says so
+    assert "published: 855 s" in text
     document = tmp_path / "benchmarks.md"
     document.write_text(f"# intro\n\n{report.RESULTS_START}\nold\n{report.RESULTS_END}\n\nafter\n")
     written = report.write_docs(results, tmp_path)
