@@ -293,6 +293,7 @@ def time_to_verdict(
     deadline starts the server's own analysis at once; a published video that nobody watches
     waits for its countdown first, which is added (configured, not measured) in ``published_s``.
     """
+    from django.conf import settings
     from inference.trust.services import coverage_countdown_seconds
 
     from videos.models import Video
