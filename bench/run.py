@@ -71,7 +71,11 @@ FULL = Profile(
     verdict_viewers=(0, 1, 2, 5),
     browser_frames=8,
     browser_backends=("wasm", "webgl", "cpu"),
-    variants=(("analyses only at 100% coverage", (("HYDRA_ANALYSIS_COVERAGE_STEPS", "1.0"),)),),
+    variants=(
+        ("one OpenBLAS thread", (("OPENBLAS_NUM_THREADS", "1"),)),
+        ("analyses only at 100% coverage", (("HYDRA_ANALYSIS_COVERAGE_STEPS", "1.0"),)),
+        ("both", (("OPENBLAS_NUM_THREADS", "1"), ("HYDRA_ANALYSIS_COVERAGE_STEPS", "1.0"))),
+    ),
     first_time_viewers=True,
 )
 CLIP = {"width": 1280, "height": 720}
