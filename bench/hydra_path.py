@@ -280,7 +280,7 @@ def measured_run(
 def time_to_verdict(
     stack: Stack,
     clip: dict[str, Any],
-    daphne_url: str,
+    daphne: tuple[ServerProcess, str],
     worker: ServerProcess,
     *,
     viewers: int,
@@ -292,6 +292,8 @@ def time_to_verdict(
     With no viewers the video is held (no viewer can reach it), so the trust layer's coverage
     deadline starts the server's own analysis at once; a published video that nobody watches
     waits for its countdown first, which is added (configured, not measured) in ``published_s``.
+    The servers' CPU per sample is measured too: with no viewers it is the server-only path as
+    the site itself runs it (decode, CNN, store, heads, verdict), through the same processes.
     """
     from django.conf import settings
     from inference.trust.services import coverage_countdown_seconds
@@ -303,7 +305,7 @@ def time_to_verdict(
     slug = make_videos(1, clip, stack.media_root, visibility=visibility)[0]
     video = Video.objects.get(slug=slug)
     config = LoadConfig(
-        urls=[daphne_url],
+        urls=[daphne[1]],
         slugs=[slug],
         times=clip["times"],
         codes_path=clip["codes_path"],
@@ -313,6 +315,8 @@ def time_to_verdict(
         network_octet=next(NETWORKS),
         pace_ms_per_frame=pace_ms_per_frame or 0.0,
     )
+    clock = ServerClock(stack, [daphne[0]], worker)
+    clock.begin()
     started = time.perf_counter()
     video_ready.send(sender=Video, video=video)
     _close_db()
@@ -339,7 +343,13 @@ def time_to_verdict(
         time.sleep(0.1)
     if load is not None:
         load.wait(timeout=timeout_s)
-    result = {"seconds": seconds, "viewers": viewers, "recomputed_samples": recomputed_samples([slug])}
+    settled = settle(stack, [daphne[0], worker], [slug], timeout_s, require_verdicts=seconds is not None)
+    result = {
+        "seconds": seconds,
+        "viewers": viewers,
+        "recomputed_samples": recomputed_samples([slug]),
+        "server_cpu_ms_per_frame": per_frame(clock.elapsed(), settled["analysed_samples"]),
+    }
     if viewers:
         pace = f"each computing one frame per {pace_ms_per_frame:.0f} ms" if pace_ms_per_frame else "unpaced"
         how = f"{len(clip['times'])} samples; {viewers} simulated viewers from video_ready, {pace}"
@@ -481,7 +491,7 @@ def measure(
             str(viewers): time_to_verdict(
                 stack,
                 clip,
-                servers.daphnes[0][1],
+                servers.daphnes[0],
                 servers.worker,
                 viewers=viewers,
                 pace_ms_per_frame=pace_ms_per_frame,

@@ -92,6 +92,13 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
                 "included in the (1b) figures, not subtracted",
             )
         )
+    table.append(
+        (
+            "server-only through the site (fallback)",
+            fmt(summary.get("server_fallback_cpu_ms_per_frame"), 3),
+            "CPU ms/frame of daphne + worker + PostgreSQL for a video no viewer can reach (time-to-verdict run)",
+        )
+    )
     table.append(("offload ratio (1a)/(1b)", fmt(summary["offload_ratio"], 1), "same run, medians"))
     peaks = summary.get("peak_rss_mb_hydra") or {}
     table.append(

@@ -213,6 +213,9 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
             viewers: figures.get("seconds")
             for viewers, figures in (lookup(results, "hydra_path", "time_to_verdict") or {}).items()
         },
+        "server_fallback_cpu_ms_per_frame": lookup(
+            results, "hydra_path", "time_to_verdict", "0", "server_cpu_ms_per_frame", "total"
+        ),
         "peak_rss_mb_server_only": lookup(results, "server_only", "process", "peak_rss_mb"),
         "peak_rss_mb_hydra": lookup(results, "hydra_path", "peak_rss_mb"),
         "notes": notes,
