@@ -16,6 +16,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 .PHONY: run test install install-python install-node install-browser assets models services lint format bench bench-quick clean
 
 run: install assets
+	mkdir -p var
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py build_models
 	$(PY) manage.py seed_demo

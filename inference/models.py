@@ -147,7 +147,7 @@ class HeadVersion(models.Model):
 
 
 class FrameScore(models.Model):
-    """A head's score at one sample time (temporal heads: the window that ends there)."""
+    """A head's score at one sample time (temporal heads: the highest of the windows that contain it)."""
 
     video = models.ForeignKey(Video, on_delete=models.CASCADE, related_name="frame_scores")
     head_version = models.ForeignKey(HeadVersion, on_delete=models.CASCADE, related_name="frame_scores")

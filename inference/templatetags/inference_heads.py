@@ -12,3 +12,9 @@ register = template.Library()
 @register.inclusion_tag("inference/_untrained_heads.html")
 def untrained_heads_notice() -> dict:
     return {"untrained_heads": selectors.untrained_heads()}
+
+
+@register.simple_tag
+def untrained_heads() -> list:
+    """``{% untrained_heads as heads %}``: the categories that give no score yet, for pages that word it themselves."""
+    return list(selectors.untrained_heads())

@@ -106,3 +106,13 @@ def test_case_page_refuses_an_incomplete_decision(client, busy_case, moderator):
     assert client.get(work).status_code == 405
     busy_case.video.refresh_from_db()
     assert busy_case.video.visibility == "published"
+
+
+def test_case_page_says_plainly_which_categories_are_not_analysed(client, busy_case, moderator):
+    from inference.models import Head
+
+    Head.objects.create(category="weapons", label="Weapons", kind=Head.Kind.FRAME, threshold=0.5, severity=3)
+    client.force_login(moderator)
+    page = client.get(reverse("admin:moderation_case_change", args=[busy_case.pk])).content.decode()
+    assert "Weapons detection is off" in page
+    assert "Nudity detection is off" not in page
