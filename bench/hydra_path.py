@@ -296,8 +296,8 @@ def time_to_verdict(
     the site itself runs it (decode, CNN, store, heads, verdict), through the same processes.
     """
     from django.conf import settings
-    from inference.trust.services import coverage_countdown_seconds
 
+    from inference.trust.services import coverage_countdown_seconds
     from videos.models import Video
     from videos.signals import video_ready
 

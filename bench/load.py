@@ -133,9 +133,8 @@ def _viewers(config: LoadConfig):
 
 
 async def _run(config: LoadConfig) -> dict[str, Any]:
-    from tests.trust.harness import VideoTruth, WebsocketsTransport, run_viewer
-
     from inference.ml.quantise import dequantise
+    from tests.trust.harness import VideoTruth, WebsocketsTransport, run_viewer
 
     features = dequantise(np.load(config.codes_path))
     truths = {
