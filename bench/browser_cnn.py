@@ -24,6 +24,7 @@ import os
 import statistics
 import threading
 import time
+from collections.abc import Sequence
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -52,6 +53,8 @@ function call(message, transfer = []) {
   return new Promise((resolve) => { reply = resolve; worker.postMessage(message, transfer); });
 }
 window.runBench = async (options, count) => {
+  const workerStarted = performance.now();
+  let firstFeatureMs = null;
   worker = new Worker('/build/worker.js', { type: 'module' });
   worker.onmessage = ({ data }) => reply(data);
   const loaded = await call({ type: 'load', options });
@@ -61,10 +64,11 @@ window.runBench = async (options, count) => {
     const bitmap = await createImageBitmap(await (await fetch(`/frames/${i}.png`)).blob());
     const started = performance.now();
     const result = await call({ type: 'infer', id: i, frame: bitmap }, [bitmap]);
+    if (firstFeatureMs === null) firstFeatureMs = performance.now() - workerStarted;
     frames.push({ ms: result.inferenceMs, roundTripMs: performance.now() - started, codes: Array.from(result.codes) });
   }
   worker.terminate();
-  return { report: loaded.report, frames, isolated: self.crossOriginIsolated };
+  return { report: loaded.report, frames, isolated: self.crossOriginIsolated, firstFeatureMs };
 };
 window.benchReady = true;
 </script>"""
@@ -174,14 +178,10 @@ def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--frames", type=int, default=8, help="frames per backend (half photo, half synthetic)")
-    parser.add_argument("--backends", default="wasm,webgl,cpu", help="TF.js backends to time, comma-separated")
-    parser.add_argument("--cpu-frames", type=int, default=2, help="frames for the slow cpu backend")
-    args = parser.parse_args()
+def measure(frames: int = 8, backends: Sequence[str] = ("wasm", "webgl", "cpu"), cpu_frames: int = 2) -> dict:
+    """Keras and each TF.js backend on the same frames, wire bytes and download sizes, as one dict."""
     if not (BUILD / "worker.js").exists():
-        raise SystemExit("no browser build: run `node static/js/build.mjs` first")
+        raise RuntimeError("no browser build: run `node static/js/build.mjs` first")
 
     import django
 
@@ -196,8 +196,8 @@ def main() -> None:
     artefacts = ensure_artefacts(settings.HYDRA_MODEL_ROOT, settings.HYDRA_NSFWJS_DIR)
     manifest = artefacts.manifest
     rng = np.random.default_rng(7)
-    frames = photo_frames(args.frames - args.frames // 2, rng) + synthetic_frames(args.frames // 2)
-    batch = np.stack(frames)
+    images = photo_frames(frames - frames // 2, rng) + synthetic_frames(frames // 2)
+    batch = np.stack(images)
 
     # Keras, the server's path, on the same RGB frames.
     model = cnn.load_feature_extractor(artefacts.directory)
@@ -211,24 +211,24 @@ def main() -> None:
     started = time.perf_counter()
     keras_features = cnn.compute_features(model, batch)
     keras_batch_n = (time.perf_counter() - started) * 1000 / len(batch)
+    keras_ms = statistics.median(keras_batch1)
 
     # The browser, through the production worker and engine.
-    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     server = ThreadingHTTPServer(
         ("127.0.0.1", 0),
         partial(
             BenchHandler,
             routes={"/build/": BUILD, f"/models/{artefacts.content_hash}/": artefacts.directory},
-            frames=[png_bytes(frame) for frame in frames],
+            frames=[png_bytes(frame) for frame in images],
         ),
     )
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base_url = f"http://127.0.0.1:{server.server_port}/"
     try:
-        results = browser_runs(
+        runs = browser_runs(
             base_url,
-            backends,
-            {b: (min(args.cpu_frames, len(frames)) if b == "cpu" else len(frames)) for b in backends},
+            list(backends),
+            {b: (min(cpu_frames, len(images)) if b == "cpu" else len(images)) for b in backends},
             {
                 "modelUrl": f"{base_url}models/{artefacts.content_hash}/model.json",
                 "hash": artefacts.content_hash,
@@ -241,50 +241,109 @@ def main() -> None:
     finally:
         server.shutdown()
 
-    print(f"Frames: {len(frames)} at {WIDTH}x{HEIGHT} (photo crops and synthetic), model {artefacts.content_hash[:12]}")
-    print("\nCNN chunk, ms per frame (median; browser = fromPixels + preprocessing + predict + readback, in a worker)")
-    print(f"  {'Keras batch 1':<26}{statistics.median(keras_batch1):>9.1f}")
-    print(f"  {f'Keras batch {len(batch)}':<26}{keras_batch_n:>9.1f}")
-    floor = cosine(dequantise(quantise(keras_features)), keras_features).min()
-    print(f"  (uint8 quantisation alone: min cosine {floor:.6f} between Keras features and their wire form)")
-    for backend, result in results.items():
+    by_backend = {}
+    for backend, result in runs.items():
         if "error" in result:
-            print(f"  {'TF.js ' + backend:<26}{'unavailable':>9}  ({result['error']})")
+            by_backend[backend] = {"error": result["error"]}
             continue
         times = [frame["ms"] for frame in result["frames"]]
         codes = np.array([frame["codes"] for frame in result["frames"]], dtype=np.uint8)
         similarity = cosine(dequantise(codes), keras_features[: len(codes)])
-        same_codes = float((codes == quantise(keras_features[: len(codes)])).mean())
-        ratio = statistics.median(times) / statistics.median(keras_batch1)
-        print(
-            f"  {'TF.js ' + backend:<26}{statistics.median(times):>9.1f}  = {ratio:.1f}x Keras batch 1; "
-            f"min cosine to Keras {similarity.min():.6f}, same uint8 codes {same_codes:.2%}; "
-            f"model load {result['report']['loadMs']:.0f} ms; "
-            f"cross-origin isolated {result['isolated']}; frames {len(times)}"
-        )
+        by_backend[backend] = {
+            "ms_per_frame": statistics.median(times),
+            "ms_per_frame_over_keras": statistics.median(times) / keras_ms,
+            "load_ms": result["report"]["loadMs"],
+            "first_feature_ms": result["firstFeatureMs"],
+            "min_cosine_to_keras": float(similarity.min()),
+            "same_codes": float((codes == quantise(keras_features[: len(codes)])).mean()),
+            "cross_origin_isolated": result["isolated"],
+            "frames": len(times),
+        }
 
     feature_size = manifest["feature_size"]
-    jpeg75 = statistics.median(jpeg_224_bytes(frame, 75) for frame in frames)
-    jpeg90 = statistics.median(jpeg_224_bytes(frame, 90) for frame in frames)
-    per_frame_batched = protocol.batch_size_bytes(8, feature_size) / 8
-    per_frame_single = protocol.batch_size_bytes(1, feature_size)
-    print("\nBytes per frame on the wire (websocket payload)")
-    print(f"  features, batch of 8      {per_frame_batched:>9.0f}")
-    print(f"  features, batch of 1      {per_frame_single:>9.0f}")
-    print(f"  JPEG 224x224 quality 75   {jpeg75:>9.0f}  ({jpeg75 / per_frame_batched:.1f}x the features)")
-    print(f"  JPEG 224x224 quality 90   {jpeg90:>9.0f}  ({jpeg90 / per_frame_batched:.1f}x the features)")
-
     model_files = [artefacts.directory / name for name in artefacts.browser_files]
-    raw = sum(path.stat().st_size for path in model_files)
-    gzipped = sum(len(gzip.compress(path.read_bytes(), 9)) for path in model_files)
     scripts = [BUILD / "analysis.js", BUILD / "worker.js", *sorted((BUILD / "chunks").glob("*.js"))]
-    script_raw = sum(path.stat().st_size for path in scripts)
-    script_gz = sum(len(gzip.compress(path.read_bytes(), 9)) for path in scripts)
     wasm = BUILD / "tfjs" / "tfjs-backend-wasm-threaded-simd.wasm"
+    return {
+        "frames": len(images),
+        "frame_size": [WIDTH, HEIGHT],
+        "model": artefacts.content_hash,
+        "keras_batch1_ms": keras_ms,
+        "keras_batch_n_ms": keras_batch_n,
+        "keras_batch_n": len(batch),
+        "quantisation_min_cosine": float(cosine(dequantise(quantise(keras_features)), keras_features).min()),
+        "backends": by_backend,
+        "wire": {
+            "features_batch_of_8": protocol.batch_size_bytes(8, feature_size) / 8,
+            "features_batch_of_1": protocol.batch_size_bytes(1, feature_size),
+            "jpeg_224_q75": statistics.median(jpeg_224_bytes(frame, 75) for frame in images),
+            "jpeg_224_q90": statistics.median(jpeg_224_bytes(frame, 90) for frame in images),
+        },
+        "downloads": {
+            "model_files": list(artefacts.browser_files),
+            "model_bytes": sum(path.stat().st_size for path in model_files),
+            "model_gzip_bytes": sum(len(gzip.compress(path.read_bytes(), 9)) for path in model_files),
+            "script_bytes": sum(path.stat().st_size for path in scripts),
+            "script_gzip_bytes": sum(len(gzip.compress(path.read_bytes(), 9)) for path in scripts),
+            "wasm_bytes": wasm.stat().st_size,
+        },
+    }
+
+
+def print_report(result: dict) -> None:
+    print(f"Frames: {result['frames']} at {WIDTH}x{HEIGHT} (photo crops and synthetic), model {result['model'][:12]}")
+    print("\nCNN chunk, ms per frame (median; browser = fromPixels + preprocessing + predict + readback, in a worker)")
+    print(f"  {'Keras batch 1':<26}{result['keras_batch1_ms']:>9.1f}")
+    batch_label = f"Keras batch {result['keras_batch_n']}"
+    print(f"  {batch_label:<26}{result['keras_batch_n_ms']:>9.1f}")
+    print(
+        f"  (uint8 quantisation alone: min cosine {result['quantisation_min_cosine']:.6f} between Keras features "
+        "and their wire form)"
+    )
+    for backend, figures in result["backends"].items():
+        if "error" in figures:
+            print(f"  {'TF.js ' + backend:<26}{'unavailable':>9}  ({figures['error']})")
+            continue
+        print(
+            f"  {'TF.js ' + backend:<26}{figures['ms_per_frame']:>9.1f}  = {figures['ms_per_frame_over_keras']:.1f}x "
+            f"Keras batch 1; min cosine to Keras {figures['min_cosine_to_keras']:.6f}, "
+            f"same uint8 codes {figures['same_codes']:.2%}; model load {figures['load_ms']:.0f} ms; "
+            f"first feature {figures['first_feature_ms']:.0f} ms after the worker started; "
+            f"cross-origin isolated {figures['cross_origin_isolated']}; frames {figures['frames']}"
+        )
+    wire = result["wire"]
+    per_frame = wire["features_batch_of_8"]
+    print("\nBytes per frame on the wire (websocket payload)")
+    print(f"  features, batch of 8      {per_frame:>9.0f}")
+    print(f"  features, batch of 1      {wire['features_batch_of_1']:>9.0f}")
+    for quality in (75, 90):
+        jpeg = wire[f"jpeg_224_q{quality}"]
+        print(f"  JPEG 224x224 quality {quality}   {jpeg:>9.0f}  ({jpeg / per_frame:.1f}x the features)")
+    downloads = result["downloads"]
     print("\nWhat a viewer downloads once (cached immutably)")
-    print(f"  model ({', '.join(artefacts.browser_files)}): {raw / 1e6:.2f} MB, {gzipped / 1e6:.2f} MB gzip")
-    print(f"  scripts (TF.js + client): {script_raw / 1e6:.2f} MB, {script_gz / 1e6:.2f} MB gzip")
-    print(f"  wasm binary (threaded SIMD): {wasm.stat().st_size / 1e6:.2f} MB")
+    print(
+        f"  model ({', '.join(downloads['model_files'])}): {downloads['model_bytes'] / 1e6:.2f} MB, "
+        f"{downloads['model_gzip_bytes'] / 1e6:.2f} MB gzip"
+    )
+    print(
+        f"  scripts (TF.js + client): {downloads['script_bytes'] / 1e6:.2f} MB, "
+        f"{downloads['script_gzip_bytes'] / 1e6:.2f} MB gzip"
+    )
+    print(f"  wasm binary (threaded SIMD): {downloads['wasm_bytes'] / 1e6:.2f} MB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=int, default=8, help="frames per backend (half photo, half synthetic)")
+    parser.add_argument("--backends", default="wasm,webgl,cpu", help="TF.js backends to time, comma-separated")
+    parser.add_argument("--cpu-frames", type=int, default=2, help="frames for the slow cpu backend")
+    args = parser.parse_args()
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    try:
+        result = measure(args.frames, backends, args.cpu_frames)
+    except RuntimeError as exc:
+        raise SystemExit(str(exc)) from None
+    print_report(result)
 
 
 if __name__ == "__main__":

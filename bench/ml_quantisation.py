@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -52,30 +51,33 @@ def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
 
 
-def report(name: str, features: np.ndarray, head) -> None:
+def quantisation_error(features: np.ndarray, head) -> dict[str, float]:
+    """What the uint8 wire/storage code costs: feature error, and the nsfw head on float32 vs uint8 features."""
     from inference.ml.quantise import dequantise, quantise
 
     restored = dequantise(quantise(features))
     p_float, p_uint8 = head.predict(features), head.predict(restored)
+    return {
+        "frames": len(features),
+        "feature_min": float(features.min()),
+        "feature_max": float(features.max()),
+        "max_abs_error": float(np.abs(restored - features).max()),
+        "mean_abs_error": float(np.abs(restored - features).mean()),
+        "min_cosine": float(cosine(features, restored).min()),
+        "argmax_agreement": float(np.mean(p_float.argmax(1) == p_uint8.argmax(1))),
+        "max_prob_difference": float(np.abs(p_float - p_uint8).max()),
+    }
+
+
+def report(name: str, features: np.ndarray, head) -> None:
+    error = quantisation_error(features, head)
     print(
-        f"{name:10s} n={len(features):3d}  feature range [{features.min():.3f}, {features.max():.3f}]  "
-        f"max|err| {np.abs(restored - features).max():.5f}  mean|err| {np.abs(restored - features).mean():.5f}  "
-        f"min cosine {cosine(features, restored).min():.7f}  "
-        f"head argmax agree {np.mean(p_float.argmax(1) == p_uint8.argmax(1)) * 100:.1f}%  "
-        f"max|dprob| {np.abs(p_float - p_uint8).max():.5f}"
+        f"{name:10s} n={error['frames']:3d}  feature range [{error['feature_min']:.3f}, {error['feature_max']:.3f}]  "
+        f"max|err| {error['max_abs_error']:.5f}  mean|err| {error['mean_abs_error']:.5f}  "
+        f"min cosine {error['min_cosine']:.7f}  "
+        f"head argmax agree {error['argmax_agreement'] * 100:.1f}%  "
+        f"max|dprob| {error['max_prob_difference']:.5f}"
     )
-
-
-def time_keras(model, frames: np.ndarray, batch_size: int, repeats: int = 2) -> float:
-    from inference.ml.cnn import compute_features
-
-    compute_features(model, frames[:batch_size], batch_size=batch_size)  # warm up
-    best = float("inf")
-    for _ in range(repeats):
-        started = time.perf_counter()
-        compute_features(model, frames, batch_size=batch_size)
-        best = min(best, (time.perf_counter() - started) / len(frames) * 1000)
-    return best
 
 
 def main() -> None:
@@ -88,6 +90,7 @@ def main() -> None:
     django.setup()
     from django.conf import settings
 
+    from bench.server_only import keras_ms_per_frame
     from inference.ml import cnn
     from inference.ml.artefacts import ensure_artefacts
     from inference.ml.nsfw_head import load_nsfw_head
@@ -106,10 +109,9 @@ def main() -> None:
         report(name, values, head)
     report("all", np.concatenate(list(features.values())), head)
     frames = np.concatenate([photo, synthetic])[:64]
-    print(
-        f"keras ms/frame (320x240 in, resize included): batch 1 {time_keras(model, frames[:16], 1):.1f}, "
-        f"batch 32 {time_keras(model, frames, 32):.1f}"
-    )
+    batch1 = keras_ms_per_frame(model, frames[:16], 1, repeats=3)["wall_ms_per_frame"]
+    batch32 = keras_ms_per_frame(model, frames, 32, repeats=3)["wall_ms_per_frame"]
+    print(f"keras ms/frame (320x240 in, resize included, median of 3): batch 1 {batch1:.1f}, batch 32 {batch32:.1f}")
 
 
 if __name__ == "__main__":

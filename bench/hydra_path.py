@@ -1,0 +1,529 @@
+"""(1b) and (2): the Hydra path's server cost per frame, and ingest capacity, on real server processes.
+
+A scratch database gets the active model version, the default heads and ready videos whose
+rendition is a bench clip; daphne processes and one Celery worker (solo pool) serve them;
+``bench.load`` drives simulated viewers against them from another process. For each run the
+CPU time of every server process is read from ``/proc`` before and after: the daphne
+process(es), the Celery worker (heads, verdicts, and the trust layer's recomputations when it
+is installed) and the PostgreSQL backends serving them. "After" is read once the system has
+settled: the task queue is empty, every video's verdict covers all its samples, and the
+worker's CPU has stopped moving.
+
+Server cost per analysed frame = server CPU / distinct (video, sample) pairs stored. With one
+viewer per video each sample is delivered once; more viewers per video multiply the ingest
+work, which the per-received-frame figure shows.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from bench.load import LoadConfig
+from bench.measure import REPO_ROOT, BenchError, run_isolated
+from bench.stack import ORIGIN, ServerProcess, Stack, new_stack, postgres_backends, postgres_cpu_s
+
+SETTLE_QUIET_S = 1.0
+UNDER_REPLICATED_GRACE_S = 10.0
+RETURNING_RECORD = 1_000_000  # server-verified results: far past the point where spot checks reach their floor
+# Each run's viewers come from fresh networks, so per-address rate limits never carry over between runs.
+NETWORKS = itertools.cycle(range(11, 224))
+
+
+def _setup_site(stack: Stack) -> None:
+    stack.configure_this_process()
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    from inference import services
+
+    call_command("migrate", verbosity=0, interactive=False)
+    services.ensure_default_heads(services.ensure_model_version())
+    _close_db()
+
+
+def _close_db() -> None:
+    from django.db import connections
+
+    connections.close_all()
+
+
+def make_videos(count: int, clip: dict[str, Any], media_root: Path, visibility: str = "published") -> list[str]:
+    """``count`` ready videos sharing the bench rendition (hard links); returns their slugs."""
+    from django.contrib.auth import get_user_model
+
+    from videos.models import Video
+
+    owner, _ = get_user_model().objects.get_or_create(username="bench-uploader")
+    slugs = []
+    for index in range(count):
+        video = Video(
+            owner=owner,
+            title=f"bench {index}",
+            status=Video.Status.READY,
+            visibility=visibility,
+            fps=clip["fps"],
+            duration_ms=clip["duration_ms"],
+            width=clip["width"],
+            height=clip["height"],
+            rendition_width=clip["width"],
+            rendition_height=clip["height"],
+            rendition_fps=clip["fps"],
+            rendition_duration_ms=clip["duration_ms"],
+        )
+        name = f"renditions/{video.storage_key}.mp4"
+        (media_root / "renditions").mkdir(parents=True, exist_ok=True)
+        os.link(clip["rendition"], media_root / name)
+        video.rendition.name = name
+        video.save()
+        slugs.append(video.slug)
+    _close_db()
+    return slugs
+
+
+def _analysed_samples(slugs: list[str]) -> tuple[int, bool]:
+    """Distinct (video, sample) pairs stored, and whether every video has a verdict covering all of them."""
+    from django.db.models import Count, Min
+
+    from inference.models import FrameFeature, Verdict
+
+    stored = (
+        FrameFeature.objects.filter(video__slug__in=slugs, status=FrameFeature.Status.ACCEPTED)
+        .values("video_id", "sample_ms")
+        .distinct()
+        .count()
+    )
+    verdicts = Verdict.objects.filter(video__slug__in=slugs).aggregate(videos=Count("video", distinct=True))
+    lowest = Verdict.objects.filter(video__slug__in=slugs).aggregate(coverage=Min("coverage"))["coverage"]
+    complete = verdicts["videos"] == len(slugs) and lowest is not None and lowest >= 1.0 - 1e-9
+    _close_db()
+    return stored, complete
+
+
+def recomputed_samples(slugs: list[str]) -> dict[str, int]:
+    """Samples the server computed itself for these videos (the trust layer's share), by reason."""
+    from django.db.models import Count
+
+    from inference.models import Recomputation
+
+    rows = (
+        Recomputation.objects.filter(video__slug__in=slugs, done_at__isnull=False)
+        .values("reason")
+        .annotate(samples=Count("id"))
+    )
+    counts = {row["reason"]: row["samples"] for row in rows}
+    _close_db()
+    return counts
+
+
+def seed_returning_devices(prefix: str, count: int) -> None:
+    """Give these devices a long record of server-verified results: their spot-check rate is at the floor.
+
+    This is the steady state of viewers who come back; a first-time device is checked on
+    every result of its probation instead.
+    """
+    from bench.load import device_id
+    from inference.models import Contributor
+
+    for index in range(count):
+        Contributor.objects.update_or_create(
+            key=f"device:{device_id(prefix, index)}",
+            defaults={"consecutive_valid": RETURNING_RECORD, "valid_total": RETURNING_RECORD},
+        )
+    _close_db()
+
+
+def settle(
+    stack: Stack, servers: list[ServerProcess], slugs: list[str], timeout_s: float, require_verdicts: bool
+) -> dict[str, Any]:
+    """Wait until the queue is empty and every server process quiet (and, if required, verdicts cover every video).
+
+    Quiet: less than 10 ms of CPU in a quarter of a second, for a second. A run that leaves a
+    backlog (viewers cut at the deadline) must not spill into the next run's figures.
+    """
+    started = time.monotonic()
+    last_cpu, quiet_since = sum(s.cpu_s() for s in servers), time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        for server in servers:
+            server.check_alive()
+        time.sleep(0.25)
+        cpu = sum(s.cpu_s() for s in servers)
+        if cpu - last_cpu > 0.01:
+            last_cpu, quiet_since = cpu, time.monotonic()
+            continue
+        if stack.queue_length() == 0 and time.monotonic() - quiet_since >= SETTLE_QUIET_S:
+            stored, complete = _analysed_samples(slugs)
+            if complete or not require_verdicts:
+                return {"settled": True, "settle_s": time.monotonic() - started, "analysed_samples": stored}
+    stored, _ = _analysed_samples(slugs)
+    return {"settled": False, "settle_s": time.monotonic() - started, "analysed_samples": stored}
+
+
+class ServerClock:
+    """CPU seconds of the server processes (and their PostgreSQL backends) between two readings.
+
+    Redis (channel layer and Celery broker) is read too but kept out of the total: the one
+    redis-server of this machine also serves other programs, so its figure is an upper bound.
+    """
+
+    def __init__(self, stack: Stack, daphnes: list[ServerProcess], worker: ServerProcess) -> None:
+        self.stack, self.daphnes, self.worker = stack, daphnes, worker
+        self.start: dict[str, Any] = {}
+
+    def _read(self) -> dict[str, Any]:
+        return {
+            "daphne": sum(d.cpu_s() for d in self.daphnes),
+            "worker": self.worker.cpu_s(),
+            "postgres": postgres_cpu_s(postgres_backends(self.stack.database_url)),
+            "redis": self.stack.redis_cpu_s(),
+        }
+
+    def begin(self) -> None:
+        self.start = self._read()
+
+    def elapsed(self) -> dict[str, float]:
+        end = self._read()
+        postgres = sum(cpu - self.start["postgres"].get(pid, 0.0) for pid, cpu in end["postgres"].items())
+        spent = {
+            "daphne": end["daphne"] - self.start["daphne"],
+            "worker": end["worker"] - self.start["worker"],
+            "postgres": postgres,
+        }
+        spent["total"] = sum(spent.values())
+        if self.start["redis"] is not None and end["redis"] is not None:
+            spent["redis_shared_upper_bound"] = end["redis"] - self.start["redis"]
+        return spent
+
+
+def per_frame(cpu_s: dict[str, float], frames: int) -> dict[str, float] | None:
+    return {name: value / frames * 1000 for name, value in cpu_s.items()} if frames else None
+
+
+def run_load(config: LoadConfig, timeout_s: float) -> dict[str, Any]:
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench.load", json.dumps(asdict(config))],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise BenchError(f"load generator failed:\n{completed.stderr[-2000:]}")
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def measured_run(
+    stack: Stack,
+    clip: dict[str, Any],
+    daphnes: list[tuple[ServerProcess, str]],
+    worker: ServerProcess,
+    *,
+    clients: int,
+    videos: int,
+    deadline_s: float,
+    settle_timeout_s: float,
+    require_verdicts: bool,
+    returning: bool,
+) -> dict[str, Any]:
+    """One load run on fresh videos: throughput, latencies, and server CPU per frame once settled.
+
+    ``returning``: the viewers' devices have long records (spot checks at their floor), else first-time devices.
+    """
+    device_prefix = uuid.uuid4().hex[:8]
+    if returning:
+        seed_returning_devices(device_prefix, clients)
+    slugs = make_videos(videos, clip, stack.media_root)
+    clock = ServerClock(stack, [d for d, _ in daphnes], worker)
+    clock.begin()
+    config = LoadConfig(
+        urls=[url for _, url in daphnes],
+        slugs=slugs,
+        times=clip["times"],
+        codes_path=clip["codes_path"],
+        clients=clients,
+        deadline_s=deadline_s,
+        origin=ORIGIN,
+        run_tag=uuid.uuid4().hex[:8],
+        device_prefix=device_prefix,
+        network_octet=next(NETWORKS),
+    )
+    load = run_load(config, timeout_s=deadline_s + 120)
+    settled = settle(stack, [*(d for d, _ in daphnes), worker], slugs, settle_timeout_s, require_verdicts)
+    cpu = clock.elapsed()
+    received = load["frames_accepted"]
+    analysed = settled["analysed_samples"]
+    recomputed = recomputed_samples(slugs)
+    return {
+        **load,
+        **settled,
+        "videos": videos,
+        "returning_viewers": returning,
+        "recomputed_samples": recomputed,
+        "server_share": sum(recomputed.values()) / analysed if analysed else None,
+        "server_cpu_s": cpu,
+        "server_cpu_ms_per_received_frame": per_frame(cpu, received),
+        "server_cpu_ms_per_analysed_frame": per_frame(cpu, analysed),
+    }
+
+
+def time_to_verdict(
+    stack: Stack,
+    clip: dict[str, Any],
+    daphne: tuple[ServerProcess, str],
+    worker: ServerProcess,
+    *,
+    viewers: int,
+    pace_ms_per_frame: float | None,
+    timeout_s: float,
+) -> dict[str, Any]:
+    """Seconds from ``video_ready`` (sent as the transcoder sends it) to a verdict covering every sample.
+
+    With no viewers the video is held (no viewer can reach it), so the trust layer's coverage
+    deadline starts the server's own analysis at once; a published video that nobody watches
+    waits for its countdown first, which is added (configured, not measured) in ``published_s``.
+    The servers' CPU per sample is measured too: with no viewers it is the server-only path as
+    the site itself runs it (decode, CNN, store, heads, verdict), through the same processes.
+    """
+    from django.conf import settings
+
+    from inference.trust.services import coverage_countdown_seconds
+    from videos.models import Video
+    from videos.signals import video_ready
+
+    visibility = Video.Visibility.PUBLISHED if viewers else Video.Visibility.HELD
+    slug = make_videos(1, clip, stack.media_root, visibility=visibility)[0]
+    video = Video.objects.get(slug=slug)
+    config = LoadConfig(
+        urls=[daphne[1]],
+        slugs=[slug],
+        times=clip["times"],
+        codes_path=clip["codes_path"],
+        clients=viewers,
+        deadline_s=timeout_s,
+        run_tag=uuid.uuid4().hex[:8],
+        network_octet=next(NETWORKS),
+        pace_ms_per_frame=pace_ms_per_frame or 0.0,
+    )
+    clock = ServerClock(stack, [daphne[0]], worker)
+    clock.begin()
+    started = time.perf_counter()
+    video_ready.send(sender=Video, video=video)
+    _close_db()
+    load = (
+        subprocess.Popen(
+            [sys.executable, "-m", "bench.load", json.dumps(asdict(config))],
+            cwd=REPO_ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        if viewers
+        else None
+    )
+    under_replicated = 0 < viewers < settings.HYDRA_TRUST_REPLICAS
+    if under_replicated and load is not None:
+        load.wait(timeout=timeout_s)  # nothing can be accepted before they are done: then give it a little longer
+        timeout_s = time.perf_counter() - started + UNDER_REPLICATED_GRACE_S
+    seconds = None
+    while time.perf_counter() - started < timeout_s:
+        worker.check_alive()
+        if _analysed_samples([slug])[1]:
+            seconds = time.perf_counter() - started
+            break
+        time.sleep(0.1)
+    if load is not None:
+        load.wait(timeout=timeout_s)
+    settled = settle(stack, [daphne[0], worker], [slug], timeout_s, require_verdicts=seconds is not None)
+    result = {
+        "seconds": seconds,
+        "viewers": viewers,
+        "recomputed_samples": recomputed_samples([slug]),
+        "server_cpu_ms_per_frame": per_frame(clock.elapsed(), settled["analysed_samples"]),
+    }
+    if viewers:
+        pace = f"each computing one frame per {pace_ms_per_frame:.0f} ms" if pace_ms_per_frame else "unpaced"
+        how = f"{len(clip['times'])} samples; {viewers} simulated viewers from video_ready, {pace}"
+        if under_replicated and seconds is None:
+            how += (
+                f"; no verdict: fewer viewers than HYDRA_TRUST_REPLICAS={settings.HYDRA_TRUST_REPLICAS}, "
+                "so nothing is accepted before the coverage deadline (then as with 0 viewers, published)"
+            )
+        return result | {"how": how}
+    countdown = coverage_countdown_seconds(Video(visibility=Video.Visibility.PUBLISHED), len(clip["times"]))
+    return result | {
+        "published_s": seconds + countdown if seconds is not None else None,
+        "how": f"{len(clip['times'])} samples, server only (held video); published and unwatched: "
+        f"+{countdown} s countdown at the default deadline",
+    }
+
+
+def idle_cpu_per_s(stack: Stack, daphnes: list[ServerProcess], worker: ServerProcess, seconds: float) -> dict:
+    """What the servers burn doing nothing (polling the broker, timers): included in every figure, not subtracted."""
+    clock = ServerClock(stack, daphnes, worker)
+    clock.begin()
+    time.sleep(seconds)
+    return {name: value / seconds for name, value in clock.elapsed().items()}
+
+
+class Servers:
+    """The daphne processes and the worker of one configuration, with their peak memory kept after they stop."""
+
+    def __init__(self, stack: Stack, daphne_count: int) -> None:
+        self.stack = stack
+        self.daphnes = [stack.start_daphne() for _ in range(daphne_count)]
+        self.worker = stack.start_worker()
+
+    def peaks(self) -> dict[str, float]:
+        return {
+            "daphne": max(server.peak_rss_mb() for server, _ in self.daphnes),
+            "celery_worker": self.worker.peak_rss_mb(),
+        }
+
+
+def cost_runs(
+    stack: Stack, clip: dict, servers: Servers, *, videos: int, repeats: int, returning: bool, common: dict
+) -> list[dict]:
+    """(1b): as many viewers per video as the trust layer wants independent replicas, each sample received that often.
+
+    An unreported warm-up with first-time devices comes first: its spot checks make the worker
+    load the CNN, which a long-running worker has done long ago.
+    """
+    from django.conf import settings
+
+    per_video = settings.HYDRA_TRUST_REPLICAS
+    first = servers.daphnes[:1]
+    measured_run(
+        stack,
+        clip,
+        first,
+        servers.worker,
+        clients=per_video,
+        videos=1,
+        require_verdicts=True,
+        returning=False,
+        **common,
+    )
+    return [
+        measured_run(
+            stack,
+            clip,
+            first,
+            servers.worker,
+            clients=videos * per_video,
+            videos=videos,
+            require_verdicts=True,
+            returning=returning,
+            **common,
+        )
+        | {"viewers_per_video": per_video}
+        for _ in range(repeats)
+    ]
+
+
+def measure(
+    clip_seconds: int = 12,
+    clip_width: int = 1280,
+    clip_height: int = 720,
+    cost_videos: int = 10,
+    cost_repeats: int = 3,
+    ingest_clients: tuple[int, ...] = (100,),
+    daphne_counts: tuple[int, ...] = (1,),
+    ingest_videos: int = 10,
+    deadline_s: float = 60.0,
+    settle_timeout_s: float = 120.0,
+    verdict_viewers: tuple[int, ...] = (),
+    pace_ms_per_frame: float | None = None,
+    verdict_timeout_s: float = 120.0,
+    variants: dict[str, dict[str, str]] | None = None,
+    first_time_viewers: bool = False,
+) -> dict[str, Any]:
+    """(1b) per-frame server cost, (2) ingest runs per client count, (5) time to verdict.
+
+    (1b) is measured with returning viewers (the trust layer's steady state) and, with
+    ``first_time_viewers``, again with devices on their probation.
+    ``variants``: other settings (name -> environment) under which the (1b) runs are repeated,
+    on freshly started servers, to show what the figure depends on.
+    """
+    clip = run_isolated(
+        "bench.server_only:rendition_codes", timeout=600, seconds=clip_seconds, width=clip_width, height=clip_height
+    )
+    stack = new_stack(
+        os.environ["DATABASE_URL"], os.environ["REDIS_URL"], HYDRA_CELERY_QUEUE=f"bench-{uuid.uuid4().hex[:8]}"
+    )
+    _setup_site(stack)
+    common = {"deadline_s": deadline_s, "settle_timeout_s": settle_timeout_s}
+    peaks: dict[str, float] = {}
+    try:
+        servers = Servers(stack, max(daphne_counts))
+        idle = idle_cpu_per_s(stack, [d for d, _ in servers.daphnes], servers.worker, seconds=2.0)
+        costs = cost_runs(stack, clip, servers, videos=cost_videos, repeats=cost_repeats, returning=True, common=common)
+        first_time = (
+            cost_runs(stack, clip, servers, videos=cost_videos, repeats=cost_repeats, returning=False, common=common)
+            if first_time_viewers
+            else []
+        )
+        ingest_runs = [
+            measured_run(
+                stack,
+                clip,
+                servers.daphnes[:count],
+                servers.worker,
+                clients=clients,
+                videos=ingest_videos,
+                require_verdicts=False,
+                returning=True,
+                **common,
+            )
+            for count in daphne_counts
+            for clients in ingest_clients
+        ]
+        verdicts = {
+            str(viewers): time_to_verdict(
+                stack,
+                clip,
+                servers.daphnes[0],
+                servers.worker,
+                viewers=viewers,
+                pace_ms_per_frame=pace_ms_per_frame,
+                timeout_s=verdict_timeout_s,
+            )
+            for viewers in verdict_viewers
+        }
+        peaks = servers.peaks()
+        variant_runs = {}
+        for name, overrides in (variants or {}).items():
+            stack.stop()
+            stack.overrides.update(overrides)
+            servers = Servers(stack, 1)
+            variant_runs[name] = {
+                "settings": overrides,
+                "cost_runs": cost_runs(
+                    stack, clip, servers, videos=cost_videos, repeats=cost_repeats, returning=True, common=common
+                ),
+            }
+            for key in overrides:
+                stack.overrides.pop(key)
+    finally:
+        stack.stop()
+    return {
+        "clip": {k: clip[k] for k in ("width", "height", "fps", "duration_ms")} | {"samples": len(clip["times"])},
+        "server_settings": {k: v for k, v in stack.env.items() if k.startswith(("HYDRA_", "DATABASE_CONN", "DJANGO_"))},
+        "idle_cpu_s_per_s": idle,
+        "cost_runs": costs,
+        "cost_runs_first_time_viewers": first_time,
+        "variants": variant_runs,
+        "ingest_runs": ingest_runs,
+        "time_to_verdict": verdicts,
+        "peak_rss_mb": peaks,
+        "database": stack.database_url.rsplit("/", 1)[-1],
+    }

@@ -1,0 +1,213 @@
+"""Simulated viewers for the ingest benchmarks: the trust harness's honest viewers, timed.
+
+    python -m bench.load '<json config>'
+
+Each viewer is ``tests.trust.harness.run_viewer`` over a real websocket: handshake, hello,
+then every assigned sample in batches of ``batch``, one batch in flight, as the player's
+client does. The features sent are the server's own (uint8 codes of the rendition's
+samples, computed once), so verification finds them honest. A wrapper around the harness's
+transport times each batch from send to its answer. Viewers get distinct networks (a /24 each,
+via X-Forwarded-For; daphne runs with ``--proxy-headers``) and device ids, as real viewers do.
+
+Runs in its own process: the load generator's CPU is reported, and never counted as server CPU.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import os
+import resource
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from bench.measure import percentile
+
+
+@dataclass
+class LoadConfig:
+    urls: list[str]
+    slugs: list[str]
+    times: list[int]
+    codes_path: str
+    clients: int
+    batch: int = 8
+    deadline_s: float = 60.0
+    origin: str = "http://127.0.0.1"
+    run_tag: str = "run"
+    device_prefix: str = ""
+    network_octet: int = 10
+    pace_ms_per_frame: float = 0.0
+
+
+@dataclass
+class Timings:
+    latencies_s: list[float] = field(default_factory=list)
+    connected_at: list[float] = field(default_factory=list)
+    acked: list[tuple[float, int]] = field(default_factory=list)
+    first_send: float = float("inf")
+    last_answer: float = 0.0
+
+    def steady_frames_per_s(self, clients: int) -> float | None:
+        """Frames acked per second once every viewer had its handshake (None if they never all connected)."""
+        if len(self.connected_at) < clients or not self.acked:
+            return None
+        since = max(self.connected_at)
+        frames = sum(count for at, count in self.acked if at > since)
+        duration = self.last_answer - since
+        return frames / duration if frames and duration > 0 else None
+
+
+class TimedTransport:
+    """Wraps a harness transport; records the time from each binary message to the answer that follows.
+
+    With ``pace_ms_per_frame`` it also holds each batch back until a browser computing one frame
+    in that time would have finished it (the first frame's clock starts at the hello).
+    """
+
+    def __init__(self, inner, timings: Timings, pace_ms_per_frame: float = 0.0) -> None:
+        self.inner = inner
+        self.timings = timings
+        self.pace_s = pace_ms_per_frame / 1000
+        self.computing_since = time.perf_counter()
+        self.frames_computed = 0
+        self.sent_at: float | None = None
+
+    async def send_text(self, text: str) -> None:
+        self.computing_since = time.perf_counter()
+        await self.inner.send_text(text)
+
+    async def send_bytes(self, data: bytes) -> None:
+        if self.pace_s:
+            self.frames_computed += int.from_bytes(data[8:10], "little")  # the batch header's count
+            ready_at = self.computing_since + self.frames_computed * self.pace_s
+            await asyncio.sleep(max(0.0, ready_at - time.perf_counter()))
+        self.sent_at = time.perf_counter()
+        self.timings.first_send = min(self.timings.first_send, self.sent_at)
+        await self.inner.send_bytes(data)
+
+    async def receive(self, timeout: float) -> dict[str, Any] | None:
+        message = await self.inner.receive(timeout)
+        now = time.perf_counter()
+        if message is not None and message.get("type") == "handshake":
+            self.timings.connected_at.append(now)
+        if message is not None and message.get("type") == "ack":
+            self.timings.acked.append((now, len(message.get("accepted", [])) + len(message.get("duplicates", []))))
+        if self.sent_at is not None and message is not None:
+            self.timings.latencies_s.append(now - self.sent_at)
+            self.timings.last_answer = max(self.timings.last_answer, now)
+            self.sent_at = None
+        return message
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+def device_id(prefix: str, index: int) -> str:
+    """The id a viewer's browser keeps in localStorage; the same prefix means the same (returning) devices."""
+    return f"bench-{prefix}-{index:05d}"
+
+
+def viewer_address(first_octet: int, index: int) -> str:
+    """Every viewer in its own /24, so that the trust layer counts any two of them as independent."""
+    return f"{first_octet}.{index // 256 % 256}.{index % 256}.1"
+
+
+def _viewers(config: LoadConfig):
+    from tests.trust.harness import Behaviour, Viewer
+
+    return [
+        Viewer(
+            name=f"{config.run_tag}-{index}",
+            behaviour=Behaviour.HONEST,
+            device_id=device_id(config.device_prefix or config.run_tag, index),
+            ip=viewer_address(config.network_octet, index),
+        )
+        for index in range(config.clients)
+    ]
+
+
+async def _run(config: LoadConfig) -> dict[str, Any]:
+    from inference.ml.quantise import dequantise
+    from tests.trust.harness import VideoTruth, WebsocketsTransport, run_viewer
+
+    features = dequantise(np.load(config.codes_path))
+    truths = {
+        slug: VideoTruth(slug=slug, times=config.times, server=features, by_profile={"chromium-software": features})
+        for slug in config.slugs
+    }
+    timings = Timings()
+    connectors = [WebsocketsTransport.connector(url, config.origin) for url in config.urls]
+
+    def timed_connector(index: int):
+        async def connect(viewer, path):
+            transport = await connectors[index % len(connectors)](viewer, path)
+            return TimedTransport(transport, timings, config.pace_ms_per_frame)
+
+        return connect
+
+    viewers = _viewers(config)
+    started = time.perf_counter()
+    jobs = [
+        asyncio.ensure_future(
+            run_viewer(
+                viewer,
+                timed_connector(index),
+                truths[config.slugs[index % len(config.slugs)]],
+                others=[],
+                head=None,
+                batch=config.batch,
+                timeout=config.deadline_s,
+            )
+        )
+        for index, viewer in enumerate(viewers)
+    ]
+    done, pending = await asyncio.wait(jobs, timeout=config.deadline_s)
+    for job in pending:
+        job.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    exceptions = [job.exception() for job in done if job.exception() is not None]
+    failures = collections.Counter(type(exc).__name__ for exc in exceptions)
+    examples = {type(exc).__name__: str(exc)[:200] for exc in exceptions}
+    errors = collections.Counter(error for viewer in viewers for error in viewer.errors)
+    accepted = sum(len(viewer.accepted) for viewer in viewers)
+    window = timings.last_answer - timings.first_send if timings.latencies_s else float("nan")
+    connect_ms = [(at - started) * 1000 for at in timings.connected_at]
+    latencies_ms = [latency * 1000 for latency in timings.latencies_s]
+    return {
+        "clients": config.clients,
+        "daphne_processes": len(config.urls),
+        "batch": config.batch,
+        "frames_accepted": accepted,
+        "frames_assigned": sum(len(viewer.assigned) for viewer in viewers),
+        "batches_answered": len(latencies_ms),
+        "window_s": window,
+        "elapsed_s": time.perf_counter() - started,
+        "frames_per_s": accepted / window if window and window > 0 else 0.0,
+        "steady_frames_per_s": timings.steady_frames_per_s(config.clients),
+        "connected_clients": len(connect_ms),
+        "handshake_ms": {q: percentile(connect_ms, float(q[1:])) for q in ("p50", "p99")},
+        "ack_ms": {q: percentile(latencies_ms, float(q[1:])) for q in ("p50", "p90", "p99")}
+        | {"max": max(latencies_ms, default=float("nan"))},
+        "timed_out_clients": len(pending),
+        "failed_clients": dict(failures),
+        "failure_examples": examples,
+        "errors": dict(errors),
+    }
+
+
+def run(config: LoadConfig) -> dict[str, Any]:
+    result = asyncio.run(_run(config))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    result["load_generator_cpu_s"] = usage.ru_utime + usage.ru_stime
+    return result
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hydra_site.settings")
+    print(json.dumps(run(LoadConfig(**json.loads(sys.argv[1])))), flush=True)

@@ -1,0 +1,137 @@
+"""PNG plots of a full benchmark run, written into docs/ (matplotlib, no display)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from bench.measure import median
+from bench.report import lookup
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _by_daphnes(results: dict[str, Any]) -> dict[int, list[dict]]:
+    runs: dict[int, list[dict]] = {}
+    for run in lookup(results, "hydra_path", "ingest_runs") or []:
+        runs.setdefault(run["daphne_processes"], []).append(run)
+    return {count: sorted(group, key=lambda r: r["clients"]) for count, group in sorted(runs.items())}
+
+
+def throughput(results: dict[str, Any], path: Path) -> Path | None:
+    groups = _by_daphnes(results)
+    if not groups:
+        return None
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(6.4, 4))
+    for count, runs in groups.items():
+        axes.plot([r["clients"] for r in runs], [r["frames_per_s"] for r in runs], marker="o", label=f"{count} daphne")
+    axes.set_xscale("log")
+    axes.set_xlabel("concurrent simulated viewers")
+    axes.set_ylabel("feature frames stored per second")
+    axes.set_title("Ingest throughput (loopback, 2 cores shared with the load generator)")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def latency(results: dict[str, Any], path: Path) -> Path | None:
+    groups = _by_daphnes(results)
+    if not groups:
+        return None
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(6.4, 4))
+    for count, runs in groups.items():
+        clients = [r["clients"] for r in runs]
+        for quantile, style in (("p50", "-"), ("p99", "--")):
+            axes.plot(
+                clients, [r["ack_ms"][quantile] for r in runs], style, marker="o", label=f"{quantile}, {count} daphne"
+            )
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    axes.set_xlabel("concurrent simulated viewers")
+    axes.set_ylabel("send -> ack, ms")
+    axes.set_title("Feature batch latency (batch of 8 frames)")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def cost_per_frame(results: dict[str, Any], path: Path) -> Path | None:
+    stages = lookup(results, "server_only", "cpu_ms_per_frame")
+    runs = [r for r in lookup(results, "hydra_path", "cost_runs") or [] if r.get("settled")]
+    if not stages or not runs:
+        return None
+    hydra = {
+        name: median(run["server_cpu_ms_per_analysed_frame"][name] for run in runs)
+        for name in ("daphne", "worker", "postgres")
+    }
+    bars = {
+        "server-only": [
+            ("decode + RGB", stages["decode_convert"]),
+            ("Keras CNN", stages["cnn"]),
+            ("heads", stages["heads"]),
+        ],
+        "Hydra": [("daphne", hydra["daphne"]), ("Celery worker", hydra["worker"]), ("PostgreSQL", hydra["postgres"])],
+    }
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(6.4, 3.6))
+    for row, (name, parts) in enumerate(bars.items()):
+        left = 0.0
+        for label, value in parts:
+            axes.barh(row, value, left=left, label=f"{name}: {label}")
+            left += value
+        axes.text(left, row, f"  {left:.2f} ms", va="center")
+    axes.set_yticks(range(len(bars)), list(bars))
+    axes.set_xlabel("server CPU ms per analysed frame")
+    axes.set_title("Server CPU per analysed frame by path (medians)")
+    axes.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.28), ncol=3)
+    axes.set_xlim(0, max(sum(v for _, v in parts) for parts in bars.values()) * 1.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def browser(results: dict[str, Any], path: Path) -> Path | None:
+    backends = lookup(results, "browser", "backends")
+    keras = lookup(results, "server_only", "keras_batch1", "wall_ms_per_frame")
+    if not backends:
+        return None
+    names = [f"TF.js {name}" for name in backends] + ["Keras batch 1"]
+    values = [figures.get("ms_per_frame") or 0.0 for figures in backends.values()] + [keras or 0.0]
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(6.4, 3.2))
+    axes.barh(names, values)
+    axes.set_xscale("log")
+    for row, value in enumerate(values):
+        axes.text(value, row, f"  {value:.0f} ms", va="center")
+    axes.set_xlabel("ms per frame (log)")
+    axes.set_title("CNN chunk per frame: headless Chromium vs Keras, same machine")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def write_all(results: dict[str, Any], directory: Path) -> list[Path]:
+    made = [
+        throughput(results, directory / "bench-throughput.png"),
+        latency(results, directory / "bench-latency.png"),
+        cost_per_frame(results, directory / "bench-cost-per-frame.png"),
+        browser(results, directory / "bench-browser.png"),
+    ]
+    return [path for path in made if path is not None]

@@ -1,0 +1,244 @@
+"""Hydra's benchmarks: the offload claim, measured side by side in one run.
+
+    python -m bench.run --quick     # under three minutes; last line is one JSON object
+    python -m bench.run --full      # every figure, plots and results written into docs/
+
+Sections (each in its own process where memory matters; a section that fails is reported as
+null with the reason, never guessed):
+  server_only  (1a) decode + browser-exact RGB + Keras CNN + heads, CPU ms per frame; also the
+               Keras speed, (4) bytes on the wire and (6) the quantisation error, on the same frames
+  hydra_path   (1b) websocket -> validate -> PostgreSQL -> heads (+ verification), server CPU per
+               frame on real daphne / Celery / PostgreSQL processes; (2) ingest capacity; (5) time to verdict
+  browser      (3) the CNN chunk in headless Chromium per TF.js backend (bench.browser_cnn)
+Needs DATABASE_URL (PostgreSQL; a scratch database <name>_bench is created) and REDIS_URL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from bench import machine, report
+from bench.measure import BenchError, median, run_isolated
+from bench.report import lookup
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    clip_seconds: int
+    repeats: int
+    cost_videos: int
+    cost_repeats: int
+    ingest_clients: tuple[int, ...]
+    daphne_counts: tuple[int, ...]
+    ingest_deadline_s: float
+    verdict_viewers: tuple[int, ...]
+    browser_frames: int
+    browser_backends: tuple[str, ...]
+    variants: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
+    first_time_viewers: bool = False
+
+
+QUICK = Profile(
+    name="quick",
+    clip_seconds=20,
+    repeats=3,
+    cost_videos=5,
+    cost_repeats=2,
+    ingest_clients=(100,),
+    daphne_counts=(1,),
+    ingest_deadline_s=8,
+    verdict_viewers=(),
+    browser_frames=4,
+    browser_backends=("wasm",),
+)
+FULL = Profile(
+    name="full",
+    clip_seconds=60,
+    repeats=5,
+    cost_videos=10,
+    cost_repeats=3,
+    ingest_clients=(10, 50, 100, 250, 500),
+    daphne_counts=(1, 2),
+    ingest_deadline_s=60,
+    verdict_viewers=(0, 1, 2, 5),
+    browser_frames=8,
+    browser_backends=("wasm", "webgl", "cpu"),
+    variants=(
+        ("one OpenBLAS thread", (("OPENBLAS_NUM_THREADS", "1"),)),
+        ("analyses only at 100% coverage", (("HYDRA_ANALYSIS_COVERAGE_STEPS", "1.0"),)),
+        ("both", (("OPENBLAS_NUM_THREADS", "1"), ("HYDRA_ANALYSIS_COVERAGE_STEPS", "1.0"))),
+    ),
+    first_time_viewers=True,
+)
+CLIP = {"width": 1280, "height": 720}
+# The last line of `make bench-quick` carries at least these; scripts and the issue read them by name.
+HEADLINE_KEYS = (
+    "offload_ratio",
+    "ingest_fps_100_clients",
+    "ack_p99_ms_100_clients",
+    "browser_wasm_ms_per_frame",
+    "keras_ms_per_frame",
+    "bytes_per_frame",
+)
+
+
+def _section(name: str, target: str, timeout: float, **kwargs) -> dict[str, Any]:
+    started = time.perf_counter()
+    print(f"[bench] {name} ...", file=sys.stderr, flush=True)
+    try:
+        result = run_isolated(target, timeout=timeout, **kwargs)
+    except (BenchError, OSError, TimeoutError) as exc:
+        result = {"error": str(exc).splitlines()[0][:300], "error_detail": str(exc)[-2000:]}
+    except Exception as exc:  # a subprocess timeout, a bad result: the other sections still run
+        result = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+    result["section_wall_s"] = time.perf_counter() - started
+    print(f"[bench] {name} done in {result['section_wall_s']:.0f} s", file=sys.stderr, flush=True)
+    return result
+
+
+def measure(profile: Profile) -> dict[str, Any]:
+    results: dict[str, Any] = {"profile": asdict(profile), "machine": machine.describe(os.environ.get("DATABASE_URL"))}
+    results["server_only"] = _section(
+        "server-only path (1a, 4, 6)",
+        "bench.server_only:measure",
+        timeout=600,
+        seconds=profile.clip_seconds,
+        repeats=profile.repeats,
+        **CLIP,
+    )
+    results["browser"] = _section(
+        "browser CNN (3)",
+        "bench.browser_cnn:measure",
+        timeout=600,
+        frames=profile.browser_frames,
+        backends=list(profile.browser_backends),
+    )
+    results["hydra_path"] = _section(
+        "Hydra path (1b, 2, 5)",
+        "bench.hydra_path:measure",
+        timeout=3600,
+        clip_seconds=profile.clip_seconds,
+        clip_width=CLIP["width"],
+        clip_height=CLIP["height"],
+        cost_videos=profile.cost_videos,
+        cost_repeats=profile.cost_repeats,
+        ingest_clients=list(profile.ingest_clients),
+        daphne_counts=list(profile.daphne_counts),
+        deadline_s=profile.ingest_deadline_s,
+        verdict_viewers=list(profile.verdict_viewers),
+        pace_ms_per_frame=lookup(results, "browser", "backends", "wasm", "ms_per_frame"),
+        variants={name: dict(settings) for name, settings in profile.variants},
+        first_time_viewers=profile.first_time_viewers,
+    )
+    results["machine"]["load_average_at_end"] = machine.load_average()
+    results["summary"] = summarise(results)
+    return results
+
+
+def _ingest(results: dict, clients: int, daphnes: int = 1) -> dict | None:
+    for run in lookup(results, "hydra_path", "ingest_runs") or []:
+        if run["clients"] == clients and run["daphne_processes"] == daphnes:
+            return run
+    return None
+
+
+def ingest_knee(runs: list[dict], growth: float = 1.1) -> int | None:
+    """The client count after which throughput grows by less than ``growth``x: the saturation point."""
+    ordered = sorted(runs, key=lambda run: run["clients"])
+    for before, after in itertools.pairwise(ordered):
+        if after["frames_per_s"] < growth * before["frames_per_s"]:
+            return before["clients"]
+    return None
+
+
+def hydra_cpu_ms_per_frame(cost_runs: list[dict]) -> float | None:
+    """Median server CPU per analysed frame over the runs that settled."""
+    per_frame = [run["server_cpu_ms_per_analysed_frame"]["total"] for run in cost_runs if run.get("settled")]
+    return median(per_frame) if per_frame else None
+
+
+def summarise(results: dict[str, Any]) -> dict[str, Any]:
+    """The stable, flat figures (their names are a contract: scripts and the issue read them)."""
+    notes = [f"{name}: {section['error']}" for name, section in results.items() if lookup(section, "error")]
+    server_only = lookup(results, "server_only", "cpu_ms_per_frame", "total")
+    cost_runs = lookup(results, "hydra_path", "cost_runs") or []
+    hydra = hydra_cpu_ms_per_frame(cost_runs)
+    first_time = hydra_cpu_ms_per_frame(lookup(results, "hydra_path", "cost_runs_first_time_viewers") or [])
+    shares = [run["server_share"] for run in cost_runs if run.get("settled") and run.get("server_share") is not None]
+    ingest_100 = _ingest(results, 100)
+    by_daphnes: dict[int, list[dict]] = {}
+    for run in lookup(results, "hydra_path", "ingest_runs") or []:
+        by_daphnes.setdefault(run["daphne_processes"], []).append(run)
+    browser = lookup(results, "browser", "backends", "wasm")
+    variants = {
+        name: hydra_cpu_ms_per_frame(variant["cost_runs"])
+        for name, variant in (lookup(results, "hydra_path", "variants") or {}).items()
+    }
+    return {
+        "offload_ratio": server_only / hydra if server_only and hydra else None,
+        "offload_ratio_variants": {
+            name: server_only / cost if server_only and cost else None for name, cost in variants.items()
+        },
+        "server_only_cpu_ms_per_frame": server_only,
+        "hydra_cpu_ms_per_frame": hydra,
+        "offload_ratio_first_time_viewers": server_only / first_time if server_only and first_time else None,
+        "hydra_cpu_ms_per_frame_first_time_viewers": first_time,
+        "server_recomputed_share": median(shares) if shares else None,
+        "ingest_fps_100_clients": lookup(ingest_100, "frames_per_s"),
+        "ack_p50_ms_100_clients": lookup(ingest_100, "ack_ms", "p50"),
+        "ack_p99_ms_100_clients": lookup(ingest_100, "ack_ms", "p99"),
+        "ingest_fps_100_clients_2_daphne": lookup(_ingest(results, 100, daphnes=2), "frames_per_s"),
+        "ingest_knee_clients": {str(count): ingest_knee(runs) for count, runs in sorted(by_daphnes.items())},
+        "browser_wasm_ms_per_frame": lookup(browser, "ms_per_frame"),
+        "keras_ms_per_frame": lookup(results, "server_only", "keras_batch1", "wall_ms_per_frame"),
+        "keras_batch32_ms_per_frame": lookup(results, "server_only", "keras_batch32", "wall_ms_per_frame"),
+        "bytes_per_frame": lookup(results, "server_only", "wire", "bytes_per_frame"),
+        "jpeg_q85_bytes_per_frame": lookup(results, "server_only", "wire", "jpeg_q85_224_bytes_median"),
+        "raw_rgb_bytes_per_frame": lookup(results, "server_only", "wire", "raw_rgb_224_bytes"),
+        "quantisation_argmax_agreement": lookup(
+            results, "server_only", "quantisation", "photo_crops", "argmax_agreement"
+        ),
+        "quantisation_max_prob_difference": lookup(
+            results, "server_only", "quantisation", "photo_crops", "max_prob_difference"
+        ),
+        "time_to_verdict_s": {
+            viewers: figures.get("seconds")
+            for viewers, figures in (lookup(results, "hydra_path", "time_to_verdict") or {}).items()
+        },
+        "server_fallback_cpu_ms_per_frame": lookup(
+            results, "hydra_path", "time_to_verdict", "0", "server_cpu_ms_per_frame", "total"
+        ),
+        "peak_rss_mb_server_only": lookup(results, "server_only", "process", "peak_rss_mb"),
+        "peak_rss_mb_hydra": lookup(results, "hydra_path", "peak_rss_mb"),
+        "notes": notes,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--quick", action="store_true", help="the headline figures, in under three minutes")
+    mode.add_argument("--full", action="store_true", help="every figure; writes plots and results into docs/")
+    args = parser.parse_args()
+    for name in ("DATABASE_URL", "REDIS_URL"):
+        if not os.environ.get(name, "").startswith(("postgres", "redis")):
+            raise SystemExit(f"{name} must point at PostgreSQL / Redis (the Hydra path runs real servers)")
+    profile = FULL if args.full else QUICK
+    results = measure(profile)
+    print(report.table(results))
+    if args.full:
+        for path in report.write_docs(results):
+            print(f"wrote {path}")
+    print(json.dumps(results["summary"], separators=(",", ":")))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,231 @@
+"""The benchmark code on tiny inputs, so that it cannot rot: shapes and keys, never timings."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench import load, measure, plots, report, run, wire
+from bench.ml_quantisation import quantisation_error
+from inference.ml.nsfw_head import NsfwHead
+
+
+def test_percentile_interpolates_and_median_of_odd_count() -> None:
+    assert measure.percentile([1.0, 2.0, 3.0, 4.0, 5.0], 50) == 3.0
+    assert measure.percentile([0.0, 10.0], 99) == pytest.approx(9.9)
+    assert measure.percentile([], 50) != measure.percentile([], 50)  # NaN for no values
+    assert measure.median([5.0, 1.0, 3.0]) == 3.0
+
+
+def test_own_process_reads_from_proc() -> None:
+    busy = sum(i * i for i in range(200_000))
+    assert busy > 0
+    assert measure.process_cpu_s(os.getpid()) > 0
+    assert measure.tree_cpu_s(os.getpid()) >= measure.process_cpu_s(os.getpid())
+    assert os.getpid() in measure.process_tree(os.getpid())
+    assert measure.tree_peak_rss_mb(os.getpid()) > 1
+
+
+def test_run_isolated_returns_result_and_process_figures() -> None:
+    result = measure.run_isolated("bench.machine:describe", timeout=60, database_url=None)
+    assert result["cores"] >= 1
+    assert set(result["process"]) == {"cpu_s", "peak_rss_mb"}
+    with pytest.raises(measure.BenchError, match="failed"):
+        measure.run_isolated("bench.machine:no_such_function", timeout=60)
+
+
+def test_websocket_frame_overhead_follows_rfc6455() -> None:
+    assert wire.websocket_frame_overhead(125, masked=False) == 2
+    assert wire.websocket_frame_overhead(126, masked=True) == 8
+    assert wire.websocket_frame_overhead(70_000, masked=True) == 14
+
+
+def test_wire_sizes_of_the_real_batch_format_against_jpeg_and_raw() -> None:
+    rng = np.random.default_rng(1)
+    noisy = rng.integers(0, 256, (2, 48, 64, 3), dtype=np.uint8)
+    flat = np.full((2, 48, 64, 3), 128, dtype=np.uint8)
+    sizes = wire.measure({"noisy": noisy, "flat": flat}, feature_size=1280)
+    assert sizes["features"]["payload_bytes_per_frame"] == (12 + 8 * (8 + 1280)) / 8  # docs/protocol.md
+    assert sizes["bytes_per_frame"] == sizes["features"]["payload_bytes_per_frame"] + 8 / 8
+    assert sizes["raw_rgb_224_bytes"] == 224 * 224 * 3
+    assert sizes["jpeg_q85_224_bytes"]["noisy"] > sizes["jpeg_q85_224_bytes"]["flat"] > 0
+    assert sizes["features"]["ack_bytes_per_frame"] > 0
+
+
+def test_quantisation_error_of_a_small_head() -> None:
+    rng = np.random.default_rng(2)
+    sizes = [16, 8, 5]
+    head = NsfwHead(
+        layers=tuple(
+            (rng.normal(0, 0.3, (a, b)).astype(np.float32), np.zeros(b, np.float32))
+            for a, b in zip([1280, *sizes[:-1]], sizes, strict=True)
+        )
+    )
+    features = rng.uniform(0, 6, (12, 1280)).astype(np.float32)
+    error = quantisation_error(features, head)
+    assert error["frames"] == 12
+    assert 0 < error["max_abs_error"] <= 6 / 255 / 2 + 1e-6
+    assert 0.0 <= error["argmax_agreement"] <= 1.0
+    assert 0.0 <= error["max_prob_difference"] < 1.0
+    assert error["min_cosine"] > 0.999
+
+
+class FakeTransport:
+    """Answers every message at once, like a server with no work to do."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    async def send_text(self, text: str) -> None:
+        pass
+
+    async def send_bytes(self, data: bytes) -> None:
+        self.sent.append(data)
+
+    async def receive(self, timeout: float):
+        return {"type": "ack"}
+
+    async def close(self) -> None:
+        pass
+
+
+def test_timed_transport_times_each_batch_and_paces_like_a_browser() -> None:
+    timings = load.Timings()
+    inner = FakeTransport()
+    transport = load.TimedTransport(inner, timings, pace_ms_per_frame=5.0)
+    batch_of_two = b"HF\x01\x01" + (0).to_bytes(4, "little") + (2).to_bytes(2, "little") + bytes(2)
+
+    async def conversation() -> float:
+        await transport.send_text("hello")
+        for _ in range(3):
+            await transport.send_bytes(batch_of_two)
+            await transport.receive(1.0)
+        return timings.last_answer - transport.computing_since
+
+    elapsed = asyncio.run(conversation())
+    assert len(timings.latencies_s) == 3 and len(inner.sent) == 3
+    assert transport.frames_computed == 6
+    assert elapsed >= 6 * 0.005  # six frames at 5 ms each had to be "computed" before the last answer
+
+
+def test_every_viewer_has_its_own_network() -> None:
+    addresses = [load.viewer_address(12, index) for index in range(600)]
+    assert len({address.rsplit(".", 1)[0] for address in addresses}) == 600
+
+
+def test_knee_is_where_throughput_stops_growing() -> None:
+    runs = [{"clients": c, "frames_per_s": f} for c, f in ((10, 100.0), (50, 300.0), (100, 310.0), (500, 200.0))]
+    assert run.ingest_knee(runs) == 50
+    assert run.ingest_knee(runs[:2]) is None
+
+
+def results_fixture() -> dict:
+    """The shape of a run's results, with a failed section, as bench.run builds it."""
+    ingest = [
+        {
+            "clients": clients,
+            "daphne_processes": daphnes,
+            "frames_per_s": 100.0 * daphnes,
+            "frames_accepted": 10 * clients,
+            "timed_out_clients": 0,
+            "errors": {},
+            "ack_ms": {"p50": 10.0 * clients, "p90": 20.0 * clients, "p99": 30.0 * clients, "max": 40.0 * clients},
+        }
+        for daphnes in (1, 2)
+        for clients in (10, 100)
+    ]
+    cost = {"daphne": 1.0, "worker": 2.0, "postgres": 0.5, "total": 3.5}
+    return {
+        "machine": {
+            "cpu": "test cpu",
+            "cores": 2,
+            "memory_gib": 1.0,
+            "python": "3.11",
+            "packages": {"django": "5.2"},
+            "chromium": None,
+            "postgresql": None,
+            "redis": None,
+            "load_average_at_start": [0.0, 0.0, 0.0],
+            "load_average_at_end": [0.0, 0.0, 0.0],
+        },
+        "server_only": {
+            "samples": 3,
+            "repeats": 1,
+            "rendition": {"height": 720},
+            "cpu_ms_per_frame": {"decode_convert": 10.0, "cnn": 20.0, "heads": 0.1, "total": 30.1},
+            "keras_batch1": {"wall_ms_per_frame": 25.0},
+            "keras_batch32": {"wall_ms_per_frame": 12.0},
+            "wire": {"bytes_per_frame": 1290.5, "jpeg_q85_224_bytes_median": 8000.0, "raw_rgb_224_bytes": 150528},
+            "quantisation": {"photo_crops": {"argmax_agreement": 1.0, "max_prob_difference": 0.001, "frames": 4}},
+            "process": {"peak_rss_mb": 2000.0},
+        },
+        "browser": {"error": "no browser here"},
+        "hydra_path": {
+            "cost_runs": [
+                {"settled": True, "clients": 10, "server_share": 0.05, "server_cpu_ms_per_analysed_frame": cost},
+                {"settled": False, "clients": 10, "server_share": 0.5, "server_cpu_ms_per_analysed_frame": cost},
+            ],
+            "time_to_verdict": {
+                "0": {"seconds": 30.0, "published_s": 855.0, "how": "server only"},
+                "1": {"seconds": None, "how": "one viewer"},
+            },
+            "ingest_runs": ingest,
+            "peak_rss_mb": {"daphne": 150.0, "celery": 160.0},
+        },
+    }
+
+
+def test_summary_has_the_headline_keys_and_nulls_what_failed() -> None:
+    results = results_fixture()
+    summary = run.summarise(results)
+    assert set(run.HEADLINE_KEYS) <= set(summary)
+    assert summary["offload_ratio"] == pytest.approx(30.1 / 3.5)
+    assert summary["server_recomputed_share"] == 0.05  # the run that did not settle is left out
+    assert summary["ingest_fps_100_clients"] == 100.0
+    assert summary["ack_p99_ms_100_clients"] == 3000.0
+    assert summary["ingest_fps_100_clients_2_daphne"] == 200.0
+    assert summary["ingest_knee_clients"] == {"1": 10, "2": 10}  # flat throughput: saturated from the start
+    assert summary["browser_wasm_ms_per_frame"] is None
+    assert any("no browser here" in note for note in summary["notes"])
+    json.loads(json.dumps(summary))  # the last line of bench-quick must be one JSON object
+
+
+def test_table_plots_and_docs_section(tmp_path: Path) -> None:
+    results = results_fixture()
+    results["summary"] = run.summarise(results)
+    text = report.table(results)
+    assert "offload ratio" in text and "null" in text  # the browser figure failed and says so
+    assert "published: 855 s" in text
+    document = tmp_path / "benchmarks.md"
+    document.write_text(f"# intro\n\n{report.RESULTS_START}\nold\n{report.RESULTS_END}\n\nafter\n")
+    written = report.write_docs(results, tmp_path)
+    images = [path for path in written if path.suffix == ".png"]
+    assert {path.name for path in images} == {"bench-throughput.png", "bench-latency.png", "bench-cost-per-frame.png"}
+    assert all(path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for path in images)
+    updated = document.read_text()
+    assert "old" not in updated and updated.startswith("# intro") and updated.rstrip().endswith("after")
+    assert "![bench-throughput](bench-throughput.png)" in updated
+    assert plots.browser(results, tmp_path / "none.png") is None
+
+
+def test_docs_section_is_required(tmp_path: Path) -> None:
+    results = results_fixture()
+    results["summary"] = run.summarise(results)
+    (tmp_path / "benchmarks.md").write_text("# no markers\n")
+    with pytest.raises(ValueError, match="bench:results"):
+        report.write_docs(results, tmp_path)
+
+
+def test_rendition_of_a_tiny_clip_is_made_once(tmp_path: Path) -> None:
+    from bench import clips
+
+    first = clips.rendition(seconds=2, width=64, height=48, fps=4, cache_dir=tmp_path)
+    assert first.exists() and not list(tmp_path.glob("*.source.mp4"))
+    modified = first.stat().st_mtime_ns
+    assert clips.rendition(seconds=2, width=64, height=48, fps=4, cache_dir=tmp_path) == first
+    assert first.stat().st_mtime_ns == modified
