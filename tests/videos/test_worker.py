@@ -80,8 +80,11 @@ def test_an_upload_is_transcoded_by_a_real_worker(celery_worker_process, client,
     assert (video.rendition_width, video.rendition_height, video.rendition_fps) == (640, 360, 15.0)
     assert (media_root / video.rendition.name).is_file() and (media_root / video.poster.name).is_file()
     assert not list(media_root.rglob("*.part")), "no temporary rendition left behind"
-    log = celery_worker_process.read_text()
-    assert f"Video {video.slug} is ready" in log
+    # The worker logs "ready" after the commit's callbacks (video_ready receivers) ran: wait for the line.
+    deadline = time.monotonic() + 60
+    while f"Video {video.slug} is ready" not in celery_worker_process.read_text() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert f"Video {video.slug} is ready" in celery_worker_process.read_text()
     ranged = client.get(reverse("videos:stream", args=[video.slug]), headers={"range": "bytes=0-99"})
     assert ranged.status_code == 206
 
