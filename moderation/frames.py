@@ -7,7 +7,9 @@ reads them), so each frame is decoded once.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+import uuid
 from pathlib import Path
 
 import av
@@ -22,8 +24,17 @@ class FrameUnavailable(Exception):
     """The video has no rendition or the time is outside it."""
 
 
+def thumbnail_dir(storage_key: uuid.UUID | str) -> Path:
+    return Path(settings.MEDIA_ROOT) / "moderation" / "frames" / str(storage_key)
+
+
 def thumbnail_path(video: Video, sample_ms: int) -> Path:
-    return Path(settings.MEDIA_ROOT) / "moderation" / "frames" / str(video.storage_key) / f"{sample_ms}.jpg"
+    return thumbnail_dir(video.storage_key) / f"{sample_ms}.jpg"
+
+
+def delete_thumbnails(storage_key: uuid.UUID | str) -> None:
+    """Forget a deleted video's stills (they are copies of its frames, so they go with it)."""
+    shutil.rmtree(thumbnail_dir(storage_key), ignore_errors=True)
 
 
 def frame_thumbnail(video: Video, sample_ms: int) -> Path:

@@ -116,3 +116,16 @@ def test_case_page_says_plainly_which_categories_are_not_analysed(client, busy_c
     page = client.get(reverse("admin:moderation_case_change", args=[busy_case.pk])).content.decode()
     assert "Weapons detection is off" in page
     assert "Nudity detection is off" not in page
+
+
+def test_deleting_a_video_removes_its_frame_stills(busy_case, django_capture_on_commit_callbacks):
+    video = busy_case.video
+    frames.frame_thumbnail(video, 4000)
+    folder = frames.thumbnail_dir(video.storage_key)
+    assert folder.is_dir()
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        video.delete()
+    assert folder.is_dir()  # nothing is removed before the deletion commits
+    for callback in callbacks:
+        callback()
+    assert not folder.exists()
