@@ -13,16 +13,9 @@ from django.db.models.signals import post_delete
 from django.dispatch import receiver
 
 from inference import signals as inference_signals
-from videos import signals as video_signals
 from videos.models import Video
 
 from . import frames, services
-
-
-@receiver(video_signals.video_ready, dispatch_uid="moderation.apply_publication_policy")
-def apply_publication_policy(sender, video, **kwargs) -> None:
-    """A video became playable: hold it if HYDRA_PUBLICATION_POLICY is "hold"."""
-    services.on_video_ready(video)
 
 
 @receiver(inference_signals.verdict_flagged, dispatch_uid="moderation.open_case_for_verdict")

@@ -49,9 +49,14 @@ class UploadRejected(Exception):
         self.too_large = too_large
 
 
+HELD_FOR_REVIEW_REASON = "Held for review: new uploads are checked by automatic analysis before they are public."
+
+
 def _initial_visibility() -> tuple[str, str]:
+    """HYDRA_PUBLICATION_POLICY, applied once, at upload: with "hold" the video is never public before
+    analysis clears it (``moderation.services.clear_held_video`` publishes it then)."""
     if settings.HYDRA_PUBLICATION_POLICY == "hold":
-        return Video.Visibility.HELD, "New videos are checked before they are published."
+        return Video.Visibility.HELD, HELD_FOR_REVIEW_REASON
     return Video.Visibility.PUBLISHED, ""
 
 

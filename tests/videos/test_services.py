@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from django.contrib.auth.models import AnonymousUser
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from tests.videos.conftest import files_under
 from videos import media, services
 from videos.models import Video
+from videos.selectors import can_view, published_videos
 from videos.signals import video_ready
 
 
@@ -127,7 +129,24 @@ def test_a_broker_that_cannot_be_reached_marks_the_video_failed(owner, media_roo
 
 
 def test_hold_policy_keeps_new_uploads_for_review(owner, media_root, make_video, settings):
+    """Held from the upload on: never public while processing, nor once ready (until analysis clears it)."""
     settings.HYDRA_PUBLICATION_POLICY = "hold"
     clip = make_video(seconds=1, fps=10)
     video = services.ingest_upload(owner=owner, upload=SimpleUploadedFile("a.mp4", clip.read_bytes()))
-    assert video.visibility == Video.Visibility.HELD and video.visibility_reason
+    assert (video.status, video.visibility) == (Video.Status.PROCESSING, Video.Visibility.HELD)
+    assert video.visibility_reason == services.HELD_FOR_REVIEW_REASON
+    assert not can_view(AnonymousUser(), video) and video not in published_videos()
+    video = services.produce_rendition(video.pk)
+    assert (video.status, video.visibility) == (Video.Status.READY, Video.Visibility.HELD)
+    assert not can_view(AnonymousUser(), video) and video not in published_videos()
+    assert can_view(owner, video)
+
+
+def test_immediate_policy_publishes_once_ready(owner, media_root, make_video, settings):
+    settings.HYDRA_PUBLICATION_POLICY = "immediate"
+    clip = make_video(seconds=1, fps=10)
+    video = services.ingest_upload(owner=owner, upload=SimpleUploadedFile("a.mp4", clip.read_bytes()))
+    assert (video.visibility, video.visibility_reason) == (Video.Visibility.PUBLISHED, "")
+    assert not can_view(AnonymousUser(), video)  # published, but nothing to play while it is processing
+    video = services.produce_rendition(video.pk)
+    assert can_view(AnonymousUser(), video) and video in published_videos()
