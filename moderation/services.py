@@ -445,11 +445,6 @@ def _escalate(case: Case, moderator: User, policy_reason: PolicyReason, note: st
     return decision
 
 
-def escalate_case(case: Case, moderator: User, policy_reason: PolicyReason, note: str = "") -> Decision:
-    """Pass a case to senior moderators."""
-    return decide_case(case, moderator, Decision.Action.ESCALATE, policy_reason, note)
-
-
 def _close_moot_cases(video: Video, decision: Decision, moderator: User) -> None:
     """A takedown answers every other active case about the video, except appeals."""
     others = video.moderation_cases.select_for_update().filter(status__in=Case.ACTIVE_STATUSES)

@@ -86,7 +86,9 @@ def test_decision_reason_must_fit_the_action(video, make_verdict, moderator, rea
 def test_escalated_case_is_decided_only_by_a_senior(video, make_verdict, moderator, senior, reason):
     case = services.open_case_for_verdict(make_verdict(video))
     services.claim_case(case, moderator)
-    services.escalate_case(case, moderator, reason("child-safety"), note="not sure, looks like a minor")
+    services.decide_case(
+        case, moderator, Decision.Action.ESCALATE, reason("child-safety"), note="not sure, looks like a minor"
+    )
     case.refresh_from_db()
     assert (case.status, case.assignee) == ("escalated", None)
     with pytest.raises(services.NotAllowed, match="senior"):
