@@ -6,19 +6,15 @@ from django import template
 
 from moderation import selectors
 from moderation.models import ReportReason
+from videos.formatting import format_clock
 
 register = template.Library()
 
 
 @register.filter
 def mmss(ms) -> str:
-    """Milliseconds as m:ss (h:mm:ss past an hour) like a player shows time, with tenths when between seconds."""
-    ms = int(ms or 0)
-    hours, rest = divmod(ms // 1000, 3600)
-    minutes, seconds = divmod(rest, 60)
-    clock = f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
-    tenths = (ms % 1000) // 100
-    return f"{clock}.{tenths}" if tenths else clock
+    """A moment of a video as a player shows it, with tenths when between seconds (missing = 0:00)."""
+    return format_clock(int(ms or 0), tenths=True)
 
 
 @register.filter
