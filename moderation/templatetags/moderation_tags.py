@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import template
 
 from moderation import selectors
+from moderation.forms import ReportForm
 from moderation.models import ReportReason
 from videos.formatting import format_clock
 
@@ -42,6 +43,12 @@ def decision_status_for(video) -> dict:
 def open_report_for(context, video):
     request = context.get("request")
     return selectors.open_report_by(request.user, video) if request is not None else None
+
+
+@register.simple_tag
+def report_text_max_length() -> int:
+    """The report form's text limit, so the browser enforces the same limit as the server."""
+    return ReportForm.base_fields["text"].max_length
 
 
 @register.simple_tag

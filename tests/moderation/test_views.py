@@ -96,6 +96,8 @@ def test_report_partial_for_each_kind_of_viewer(video, viewer, uploader):
     assert render(uploader).strip() == ""
     form = render(viewer)
     assert reverse("moderation:report", args=[video.slug]) in form and 'value="child_safety"' in form
+    assert f'maxlength="{services.REPORT_TEXT_MAX}"' in form  # the limit the server enforces
+    assert "<style" not in form  # its styles live in hydra.css
     services.report_video(video, viewer, "spam")
     assert "Reported · under review" in render(viewer)
 
