@@ -15,15 +15,10 @@ from django.db import connection
 from django.urls import reverse
 
 from hydra_site.celery import app as celery_app
+from tests.live_site import database_url
 from videos.models import Video
 
 pytestmark = pytest.mark.slow
-
-
-def database_url() -> str:
-    db = connection.settings_dict
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    return f"postgresql://{db['USER']}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 @pytest.fixture
