@@ -32,6 +32,7 @@ from bench.measure import REPO_ROOT, BenchError, run_isolated
 from bench.stack import ORIGIN, ServerProcess, Stack, new_stack, postgres_backends, postgres_cpu_s
 
 SETTLE_QUIET_S = 1.0
+GIVE_UP_QUIET_S = 5.0
 UNDER_REPLICATED_GRACE_S = 10.0
 RETURNING_RECORD = 1_000_000  # server-verified results: far past the point where spot checks reach their floor
 # Each run's viewers come from fresh networks, so per-address rate limits never carry over between runs.
@@ -149,7 +150,9 @@ def settle(
     """Wait until the queue is empty and every server process quiet (and, if required, verdicts cover every video).
 
     Quiet: less than 10 ms of CPU in a quarter of a second, for a second. A run that leaves a
-    backlog (viewers cut at the deadline) must not spill into the next run's figures.
+    backlog (viewers cut at the deadline) must not spill into the next run's figures. Verdicts
+    that stay incomplete while everything is quiet (a viewer dropped before sending all its
+    samples) are given up on after ``GIVE_UP_QUIET_S``: ``complete`` says so.
     """
     started = time.monotonic()
     last_cpu, quiet_since = sum(s.cpu_s() for s in servers), time.monotonic()
@@ -161,12 +164,18 @@ def settle(
         if cpu - last_cpu > 0.01:
             last_cpu, quiet_since = cpu, time.monotonic()
             continue
-        if stack.queue_length() == 0 and time.monotonic() - quiet_since >= SETTLE_QUIET_S:
+        quiet_for = time.monotonic() - quiet_since
+        if stack.queue_length() == 0 and quiet_for >= SETTLE_QUIET_S:
             stored, complete = _analysed_samples(slugs)
-            if complete or not require_verdicts:
-                return {"settled": True, "settle_s": time.monotonic() - started, "analysed_samples": stored}
-    stored, _ = _analysed_samples(slugs)
-    return {"settled": False, "settle_s": time.monotonic() - started, "analysed_samples": stored}
+            if complete or not require_verdicts or quiet_for >= GIVE_UP_QUIET_S:
+                return {
+                    "settled": True,
+                    "complete": complete,
+                    "settle_s": time.monotonic() - started,
+                    "analysed_samples": stored,
+                }
+    stored, complete = _analysed_samples(slugs)
+    return {"settled": False, "complete": complete, "settle_s": time.monotonic() - started, "analysed_samples": stored}
 
 
 class ServerClock:

@@ -195,6 +195,7 @@ async def _run(config: LoadConfig) -> dict[str, Any]:
         "ack_ms": {q: percentile(latencies_ms, float(q[1:])) for q in ("p50", "p90", "p99")}
         | {"max": max(latencies_ms, default=float("nan"))},
         "timed_out_clients": len(pending),
+        "dropped_clients": sum(1 for viewer in viewers if viewer.closed),
         "failed_clients": dict(failures),
         "failure_examples": examples,
         "errors": dict(errors),

@@ -56,7 +56,9 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
             (
                 "(1b) Hydra path CPU ms/frame",
                 f"{fmt(summary['hydra_cpu_ms_per_frame'], 3)} ({parts})",
-                f"{len(cost)} runs, {lookup(hydra, 'cost_runs', 0, 'clients')} returning viewers, "
+                f"{len(cost)} runs ({sum(1 for r in hydra['cost_runs'] if r.get('complete'))} with every sample "
+                f"covered; viewers dropped: {sum(r.get('dropped_clients', 0) for r in hydra['cost_runs'])}), "
+                f"{lookup(hydra, 'cost_runs', 0, 'clients')} returning viewers, "
                 f"{lookup(hydra, 'cost_runs', 0, 'viewers_per_video')} per video; verification included, "
                 f"server recomputed {fmt(summary['server_recomputed_share'], 3)} of the samples",
             )
@@ -116,7 +118,7 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
                 f"{fmt(run['frames_per_s'], 0)} frames/s, ack p50 {fmt(run['ack_ms']['p50'], 0)} ms, "
                 f"p99 {fmt(run['ack_ms']['p99'], 0)} ms",
                 f"{run['frames_accepted']} frames stored, {run['timed_out_clients']} clients cut by the deadline, "
-                f"errors {run['errors'] or 'none'}",
+                f"{run.get('dropped_clients', 0)} dropped, errors {run['errors'] or 'none'}",
             )
         )
     browser = results.get("browser", {})
