@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from inference.ml.quantise import dequantise, quantise
@@ -112,13 +112,6 @@ def identity_of(session: ClientSession, uploader_id: int | None) -> Identity:
     )
 
 
-def _contributor(session: ClientSession, *, lock: bool = False) -> Contributor:
-    contributor, _ = Contributor.objects.get_or_create(key=contributor_key(session))
-    if lock:
-        contributor = Contributor.objects.select_for_update().get(pk=contributor.pk)
-    return contributor
-
-
 def refuse_if_quarantined(session: ClientSession) -> None:
     """Raise the protocol error the consumer answers with when a caught session (or its person or device) sends more."""
     from inference.protocol import ErrorCode, ProtocolError
@@ -206,23 +199,50 @@ def release_unfinished_assignments(session: ClientSession) -> None:
 # --- Verification ----------------------------------------------------------------------------------
 
 
-def _submission(feature: FrameFeature, uploader_id: int | None) -> Submission:
-    codes = np.frombuffer(bytes(feature.vector), dtype=np.uint8)
-    return Submission(identity_of(feature.session, uploader_id), dequantise(codes))
+class ContributorRecords:
+    """The spot-check records of a verification's contributors: read in one query, written once per contributor.
 
+    Verification used to read, lock and save a contributor row per sample; a batch touches a few
+    contributors many times, so the reads come from one query and the server-verified results are
+    added up and written at the end (``save``) with one atomic increment per contributor. Reads see
+    the results already counted in this verification, exactly as the per-row saves did.
+    """
 
-def _record_valid(sessions: Iterable[ClientSession]) -> None:
-    for session in sessions:
-        contributor = _contributor(session, lock=True)
-        contributor.consecutive_valid += 1
-        contributor.valid_total += 1
-        contributor.save(update_fields=["consecutive_valid", "valid_total"])
+    def __init__(self, sessions: Iterable[ClientSession]) -> None:
+        keys = {contributor_key(session) for session in sessions}
+        self._consecutive_valid = self._read(keys)
+        missing = keys - self._consecutive_valid.keys()
+        if missing:
+            Contributor.objects.bulk_create([Contributor(key=key) for key in missing], ignore_conflicts=True)
+            self._consecutive_valid.update(self._read(missing))
+        self._new_valid: dict[str, int] = defaultdict(int)
 
+    @staticmethod
+    def _read(keys: set[str]) -> dict[str, int]:
+        return dict(Contributor.objects.filter(key__in=keys).values_list("key", "consecutive_valid"))
 
-def _spot_check_due(sessions: Iterable[ClientSession]) -> bool:
-    policy = configured_spot_checks()
-    records = [_contributor(session).consecutive_valid for session in sessions]
-    return policy.draw(records, spot_check_rng)
+    def consecutive_valid(self, session: ClientSession) -> int:
+        return self._consecutive_valid[contributor_key(session)]
+
+    def record_valid(self, sessions: Iterable[ClientSession]) -> None:
+        for session in sessions:
+            key = contributor_key(session)
+            self._consecutive_valid[key] += 1
+            self._new_valid[key] += 1
+
+    def spot_check_due(self, sessions: Iterable[ClientSession]) -> bool:
+        records = [self.consecutive_valid(session) for session in sessions]
+        return configured_spot_checks().draw(records, spot_check_rng)
+
+    def save(self) -> None:
+        by_count: dict[int, list[str]] = defaultdict(list)
+        for key, count in self._new_valid.items():
+            by_count[count].append(key)
+        for count, keys in by_count.items():
+            Contributor.objects.filter(key__in=keys).update(
+                consecutive_valid=F("consecutive_valid") + count, valid_total=F("valid_total") + count
+            )
+        self._new_valid.clear()
 
 
 def request_recomputation(video: Video, model_version: ModelVersion, sample_ms: Iterable[int], reason: str) -> int:
@@ -260,9 +280,12 @@ def verify_samples(
     paintings of the frame (``alternatives``, CNN work that only Celery workers do: without them
     a mismatch stays pending and the sample goes to the workers). Without the server's features,
     peers must agree; a dispute or a spot check queues the sample for the server.
+
+    The whole call costs a fixed number of queries and one head call, whatever the number of
+    samples and sessions: it runs inline in the websocket path for every stored batch.
     """
     times = sorted(set(sample_ms))
-    features = (
+    features = list(
         FrameFeature.objects.select_for_update(of=("self",))
         .filter(video=video, model_version=model_version, sample_ms__in=times)
         .exclude(status=Status.REJECTED)
@@ -273,56 +296,99 @@ def verify_samples(
     by_time: dict[int, list[FrameFeature]] = defaultdict(list)
     for feature in features:
         by_time[feature.sample_ms].append(feature)
-    head = head_probabilities(model_version)
+    vectors = {feature.pk: _dequantised(feature) for feature in features}
+    head = batch_head(head_probabilities(model_version), vectors.values())
+    records = ContributorRecords(f.session for f in features if not f.session.is_server)
     tolerance = configured_tolerance()
+    changes = StatusChanges()
     wrong: set[ClientSession] = set()
     disputed: list[int] = []
     spot_checked: list[int] = []
+
+    def submissions(rows: Sequence[FrameFeature]) -> list[Submission]:
+        return [Submission(identity_of(f.session, video.owner_id), vectors[f.pk]) for f in rows]
+
     for t, rows in by_time.items():
         server = next((f for f in rows if f.session.is_server), None)
         clients = [f for f in rows if not f.session.is_server]
         if server is not None:
             judged = [f for f in clients if f.status == Status.PENDING or rejudge_accepted]
-            submissions = [_submission(f, video.owner_id) for f in judged]
-            truth = dequantise(np.frombuffer(bytes(server.vector), dtype=np.uint8))
-            outcome = judge_against_server(submissions, truth, tolerance, head)
+            sent, truth = submissions(judged), vectors[server.pk]
+            outcome = judge_against_server(sent, truth, tolerance, head)
             if outcome.rejected and alternatives is None:
                 outcome = SampleOutcome(accepted=outcome.accepted)
                 disputed.append(t)
             elif outcome.rejected:
-                outcome = judge_against_server(submissions, truth, tolerance, head, alternatives(t))
-            _apply(judged, outcome)
-            _record_valid(f.session for f in judged if str(f.session_id) in outcome.accepted)
+                outcome = judge_against_server(sent, truth, tolerance, head, alternatives(t))
+            changes.apply(judged, outcome)
+            records.record_valid(f.session for f in judged if str(f.session_id) in outcome.accepted)
             wrong.update(f.session for f in judged if str(f.session_id) in outcome.rejected)
             continue
-        outcome = judge_by_peers(
-            [_submission(f, video.owner_id) for f in clients], tolerance, head, replicas=settings.HYDRA_TRUST_REPLICAS
-        )
+        outcome = judge_by_peers(submissions(clients), tolerance, head, replicas=settings.HYDRA_TRUST_REPLICAS)
         if outcome.needs_server:
             disputed.append(t)
             continue
         newly = [f for f in clients if f.status == Status.PENDING and str(f.session_id) in outcome.accepted]
-        _apply(newly, outcome)
-        if newly and _spot_check_due(f.session for f in newly):
+        changes.apply(newly, outcome)
+        if newly and records.spot_check_due(f.session for f in newly):
             spot_checked.append(t)
+    changes.save()
+    records.save()
     request_recomputation(video, model_version, disputed, Reason.DISPUTE)
     request_recomputation(video, model_version, spot_checked, Reason.SPOT_CHECK)
     return wrong
 
 
-def _apply(features: Sequence[FrameFeature], outcome: SampleOutcome) -> None:
-    for feature in features:
-        session_id = str(feature.session_id)
-        status = (
-            Status.ACCEPTED
-            if session_id in outcome.accepted
-            else Status.REJECTED
-            if session_id in outcome.rejected
-            else None
-        )
-        if status is not None and feature.status != status:
-            feature.status = status
-            feature.save(update_fields=["status"])
+def _dequantised(feature: FrameFeature) -> np.ndarray:
+    return dequantise(np.frombuffer(bytes(feature.vector), dtype=np.uint8))
+
+
+def batch_head(head: HeadProbabilities, vectors: Iterable[np.ndarray]) -> HeadProbabilities:
+    """``head``, run once over every vector a verification will compare, instead of once per pair.
+
+    Agreement asks for the head's probabilities of a few vectors per sample; on a batch that is
+    many tiny matrix products, each with numpy's fixed overhead. The returned function answers
+    from the batch's probabilities (looked up by the vector's bytes) and runs the head only on
+    vectors it has not seen, such as the server's other paintings of a frame.
+    """
+    known = [np.asarray(vector, dtype=np.float32) for vector in vectors]
+    probabilities = {row.tobytes(): p for row, p in zip(known, head(np.stack(known)), strict=True)} if known else {}
+
+    def predict(features: np.ndarray) -> np.ndarray:
+        features = np.asarray(features, dtype=np.float32)
+        unseen = [i for i, row in enumerate(features) if row.tobytes() not in probabilities]
+        if unseen:
+            for i, p in zip(unseen, head(features[unseen]), strict=True):
+                probabilities[features[i].tobytes()] = p
+        return np.stack([probabilities[row.tobytes()] for row in features])
+
+    return predict
+
+
+class StatusChanges:
+    """The statuses a verification decided, written with one UPDATE per status instead of one per row."""
+
+    def __init__(self) -> None:
+        self._by_status: dict[str, set[int]] = defaultdict(set)
+
+    def apply(self, features: Sequence[FrameFeature], outcome: SampleOutcome) -> None:
+        for feature in features:
+            session_id = str(feature.session_id)
+            status = (
+                Status.ACCEPTED
+                if session_id in outcome.accepted
+                else Status.REJECTED
+                if session_id in outcome.rejected
+                else None
+            )
+            if status is not None and feature.status != status:
+                feature.status = status
+                self._by_status[status].add(feature.pk)
+
+    def save(self) -> None:
+        for status, pks in self._by_status.items():
+            FrameFeature.objects.filter(pk__in=pks).update(status=status)
+        self._by_status.clear()
 
 
 @transaction.atomic
