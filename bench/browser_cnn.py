@@ -31,20 +31,14 @@ from pathlib import Path
 
 import numpy as np
 
+from tests.browser import launch_chromium
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hydra_site.settings")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "static" / "js" / "build"
 WIDTH, HEIGHT = 640, 360
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 BENCH_PAGE = """<!doctype html><meta charset="utf-8"><title>browser CNN bench</title>
 <script type="module">
 let worker = null;
@@ -155,7 +149,7 @@ def browser_runs(base_url: str, backends: list[str], count_for: dict[str, int], 
 
     results = {}
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = launch_chromium(playwright)
         try:
             for backend in backends:
                 page = browser.new_page()

@@ -14,7 +14,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import ChangeList
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, SuspiciousOperation
 from django.db.models import Count, Q, QuerySet
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.defaultfilters import pluralize
@@ -28,6 +28,18 @@ from .case_page import build_case_page
 from .models import Appeal, AuditEvent, Case, Decision, PolicyReason, Report
 
 DECIDE = "moderation.decide_case"
+
+
+def _field_errors(form: forms.Form) -> str:
+    return " ".join(f"{form.fields[name].label or name}: {' '.join(errors)}" for name, errors in form.errors.items())
+
+
+def _bulk_decision_fields(request: HttpRequest) -> dict:
+    """The action bar's policy reason and note, validated (``response_action`` refused invalid ones already)."""
+    fields = BulkDecisionFields(request.POST)
+    if not fields.is_valid():
+        raise SuspiciousOperation(_field_errors(fields))
+    return fields.cleaned_data
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -157,13 +169,23 @@ def _priority_level(priority: float) -> str:
     return "low"
 
 
-class DecisionActionForm(helpers.ActionForm):
-    """The queue's action bar: bulk decisions need a policy reason (and may carry a note)."""
+class BulkDecisionFields(forms.Form):
+    """What a bulk decision carries besides the action: an active policy reason and an optional note."""
 
     policy_reason = forms.ModelChoiceField(
-        queryset=PolicyReason.objects.filter(is_active=True), required=False, empty_label="Policy reason…"
+        queryset=PolicyReason.objects.filter(is_active=True),
+        required=False,
+        empty_label="Policy reason…",
+        label="Policy reason",
+        error_messages={"invalid_choice": "choose one of the active reasons in the list."},
     )
-    note = forms.CharField(required=False, widget=forms.TextInput(attrs={"placeholder": "Note (optional)"}))
+    note = forms.CharField(
+        required=False, label="Note", widget=forms.TextInput(attrs={"placeholder": "Note (optional)"})
+    )
+
+
+class DecisionActionForm(BulkDecisionFields, helpers.ActionForm):
+    """The queue's action bar: bulk decisions need a policy reason (and may carry a note)."""
 
 
 @admin.register(Case)
@@ -300,31 +322,37 @@ class CaseAdmin(admin.ModelAdmin):
                 refused.append(f"#{case.pk}: {exc}")
         self._report(request, f"Claimed {claimed} case(s).", refused)
 
+    def response_action(self, request: HttpRequest, queryset: QuerySet[Case]):
+        """Say what is wrong with the action bar's policy reason or note; Django itself would only say
+        "No action selected" when they do not validate."""
+        fields = BulkDecisionFields(request.POST)
+        if not fields.is_valid():
+            self.message_user(request, _field_errors(fields), messages.ERROR)
+            return None
+        return super().response_action(request, queryset)
+
     @admin.action(description="Approve selected (keep up)", permissions=["change"])
     def approve_selected(self, request: HttpRequest, queryset: QuerySet[Case]) -> None:
-        reason = request.POST.get("policy_reason")
-        policy = (
-            PolicyReason.objects.filter(pk=reason).first() if reason else PolicyReason.objects.get(code="no-violation")
-        )
-        self._bulk(request, queryset, Decision.Action.APPROVE, policy)
+        fields = _bulk_decision_fields(request)
+        policy = fields["policy_reason"] or PolicyReason.objects.filter(code="no-violation", is_active=True).first()
+        if policy is None:
+            self.message_user(request, "Choose the policy reason for the approvals.", messages.ERROR)
+            return
+        self._bulk(request, queryset, Decision.Action.APPROVE, policy, fields["note"])
 
     @admin.action(description="Remove selected (takedown)", permissions=["change"])
     def remove_selected(self, request: HttpRequest, queryset: QuerySet[Case]) -> None:
-        reason = request.POST.get("policy_reason")
-        policy = PolicyReason.objects.filter(pk=reason).first() if reason else None
-        if policy is None:
+        fields = _bulk_decision_fields(request)
+        if fields["policy_reason"] is None:
             self.message_user(request, "Choose the policy reason for the removals.", messages.ERROR)
             return
-        self._bulk(request, queryset, Decision.Action.REMOVE, policy)
+        self._bulk(request, queryset, Decision.Action.REMOVE, fields["policy_reason"], fields["note"])
 
-    def _bulk(self, request: HttpRequest, queryset: QuerySet[Case], action: str, policy: PolicyReason | None) -> None:
-        if policy is None:
-            self.message_user(request, "Unknown policy reason.", messages.ERROR)
-            return
+    def _bulk(
+        self, request: HttpRequest, queryset: QuerySet[Case], action: str, policy: PolicyReason, note: str
+    ) -> None:
         try:
-            decided, skipped = services.bulk_decide(
-                list(queryset), request.user, action, policy, request.POST.get("note", "")
-            )
+            decided, skipped = services.bulk_decide(list(queryset), request.user, action, policy, note)
         except services.ModerationError as exc:
             self.message_user(request, str(exc), messages.ERROR)
             return

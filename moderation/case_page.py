@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from inference.models import Verdict
 from inference.sampling import seek_time_seconds
+from inference.selectors import rendition_timing
 from videos.models import Video
 
 from . import selectors
@@ -63,12 +64,15 @@ def _y(score: float) -> float:
 
 
 def _seek(video: Video, sample_ms: int) -> float:
-    """Seek to the middle of the sampled frame, as the analysis does, so the player shows exactly that frame."""
-    return round(seek_time_seconds(sample_ms, video.fps), 3) if video.fps else sample_ms / 1000
+    """Seek to the middle of the sampled frame, as the analysis does, so the player shows exactly that frame
+    (the rendition's frame rate: it is what the player plays)."""
+    fps, _ = rendition_timing(video)
+    return round(seek_time_seconds(sample_ms, fps), 3) if fps else sample_ms / 1000
 
 
 def _timeline(video: Video, verdict: Verdict, scores: list[tuple[int, float]]) -> Timeline:
-    duration = max(video.duration_ms or 1, 1)
+    _, duration_ms = rendition_timing(video)
+    duration = max(duration_ms or 1, 1)
     points = [(_x(ms, duration), _y(score)) for ms, score in scores]
     line = " ".join(f"{x},{y}" for x, y in points)
     area = f"{points[0][0]},{CHART_HEIGHT} {line} {points[-1][0]},{CHART_HEIGHT}" if points else ""
@@ -141,6 +145,7 @@ def build_case_page(case: Case, user) -> dict:
     return {
         "case": case,
         "video": video,
+        "duration_ms": rendition_timing(video)[1],
         "segments": _segments(video, verdicts),
         "timelines": [_timeline(video, v, scores) for v, scores in selectors.score_series(video, verdicts) if scores],
         "top_frames": _top_frames(video, case, verdicts),

@@ -6,18 +6,16 @@ send the same signal again.
 
 from __future__ import annotations
 
+from functools import partial
+
+from django.db import transaction
+from django.db.models.signals import post_delete
 from django.dispatch import receiver
 
 from inference import signals as inference_signals
-from videos import signals as video_signals
+from videos.models import Video
 
-from . import services
-
-
-@receiver(video_signals.video_ready, dispatch_uid="moderation.apply_publication_policy")
-def apply_publication_policy(sender, video, **kwargs) -> None:
-    """A video became playable: hold it if HYDRA_PUBLICATION_POLICY is "hold"."""
-    services.on_video_ready(video)
+from . import frames, services
 
 
 @receiver(inference_signals.verdict_flagged, dispatch_uid="moderation.open_case_for_verdict")
@@ -28,3 +26,9 @@ def queue_flagged_verdict(sender, verdict, **kwargs) -> None:
 @receiver(inference_signals.video_cleared, dispatch_uid="moderation.clear_held_video")
 def publish_cleared_video(sender, video, **kwargs) -> None:
     services.clear_held_video(video)
+
+
+@receiver(post_delete, sender=Video, dispatch_uid="moderation.delete_frame_thumbnails")
+def delete_frame_thumbnails(sender, instance: Video, **kwargs) -> None:
+    """The case page's stills of a deleted video are removed once the deletion is committed."""
+    transaction.on_commit(partial(frames.delete_thumbnails, instance.storage_key), robust=True)

@@ -20,7 +20,7 @@ from django.db.models import Count, F, FloatField, Func, IntegerField, OuterRef,
 from django.db.models.functions import Cast, Coalesce, Greatest, Least, Ln
 from django.utils import timezone
 
-from inference.models import FrameScore, Head, Verdict
+from inference.models import FrameScore, Verdict
 from videos.models import Video
 
 from .models import AuditEvent, Case, Decision, Report
@@ -71,10 +71,6 @@ def case_queue(now: datetime | None = None) -> QuerySet[Case]:
         )
         .order_by("-priority", "opened_at")
     )
-
-
-def active_cases() -> QuerySet[Case]:
-    return case_queue().filter(status__in=Case.ACTIVE_STATUSES)
 
 
 def queue_categories() -> list[str]:
@@ -161,10 +157,6 @@ def score_series(video: Video, verdicts: Iterable[Verdict]) -> list[tuple[Verdic
     for head_version_id, sample_ms, score in rows.values_list("head_version_id", "sample_ms", "score"):
         scores[head_version_id].append((sample_ms, score))
     return [(verdict, scores[verdict.head_version_id]) for verdict in verdicts]
-
-
-def heads_by_category() -> dict[str, Head]:
-    return {head.category: head for head in Head.objects.all()}
 
 
 def case_history(video: Video, exclude: Case | None = None) -> QuerySet[Case]:

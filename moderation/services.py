@@ -213,27 +213,6 @@ def open_case_for_verdict(verdict: Verdict) -> Case | None:
     return case
 
 
-HELD_REASON = "Held for review: new uploads are checked by automatic analysis before they are public."
-
-
-@transaction.atomic
-def on_video_ready(video: Video) -> bool:
-    """Apply the publication policy to a video that just became playable; True if it was held."""
-    if settings.HYDRA_PUBLICATION_POLICY != "hold":
-        return False
-    video = _lock_video(video)
-    if video.visibility != Video.Visibility.PUBLISHED or _analysis_cleared(video):
-        return False
-    _set_visibility(video, Video.Visibility.HELD, HELD_REASON, actor=None)
-    return True
-
-
-def _analysis_cleared(video: Video) -> bool:
-    """Analysis may already have cleared the video (its receiver can run before this one, with eager tasks)."""
-    verdicts = list(Verdict.objects.filter(video=video).values_list("flagged", "coverage"))
-    return bool(verdicts) and not any(flagged for flagged, _ in verdicts) and all(c >= 1.0 for _, c in verdicts)
-
-
 @transaction.atomic
 def clear_held_video(video: Video) -> bool:
     """Publish a held video once analysis has cleared it; it stays held while a flag case is active."""
@@ -469,11 +448,6 @@ def _escalate(case: Case, moderator: User, policy_reason: PolicyReason, note: st
     )
     _set_case_status(case, Case.Status.ESCALATED, actor=moderator, reason=_decision_summary(decision), assignee=None)
     return decision
-
-
-def escalate_case(case: Case, moderator: User, policy_reason: PolicyReason, note: str = "") -> Decision:
-    """Pass a case to senior moderators."""
-    return decide_case(case, moderator, Decision.Action.ESCALATE, policy_reason, note)
 
 
 def _close_moot_cases(video: Video, decision: Decision, moderator: User) -> None:

@@ -28,7 +28,7 @@ def _viewable_video(request: HttpRequest, slug: str) -> Video:
 def report_video(request: HttpRequest, slug: str) -> HttpResponse:
     """The report form (the player page's partial posts here); errors come back with their status code."""
     video = _viewable_video(request, slug)
-    form = ReportForm(request.POST or None)
+    form = ReportForm(request.POST if request.method == "POST" else None)
     status = 200
     if request.method == "POST":
         if form.is_valid():
@@ -66,7 +66,7 @@ def appeal_decision(request: HttpRequest, decision_id: int) -> HttpResponse:
         pk=decision_id,
         case__video__owner=request.user,
     )
-    form = AppealForm(request.POST or None)
+    form = AppealForm(request.POST if request.method == "POST" else None)
     status = 200
     if request.method == "POST":
         if form.is_valid():

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser import launch_chromium
 from videos.synthetic import write_video
 
 
@@ -51,3 +52,16 @@ def media_url_for_live_server():
 def live_server(django_db_setup, media_url_for_live_server, live_server):
     """The live server, started after (so stopped before) the test database, with a usable MEDIA_URL."""
     return live_server
+
+
+@pytest.fixture
+def chromium():
+    """Headless Chromium launched the one way (``tests.browser``), closed after the test."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        try:
+            yield browser
+        finally:
+            browser.close()

@@ -19,6 +19,8 @@ from typing import IO
 import av
 import av.error
 
+from videos.formatting import format_clock
+
 # Largest picture side accepted, so a crafted header cannot make the transcoder allocate gigabytes.
 MAX_DIMENSION = 8192
 # Highest frame rate kept in the rendition; faster sources are resampled to it.
@@ -80,12 +82,6 @@ class RenditionInfo:
     duration_ms: int
     frame_count: int
     has_audio: bool
-
-
-def _format_duration(seconds: float) -> str:
-    minutes, secs = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 def probe(source: str | Path | IO[bytes], *, max_duration_seconds: float) -> ProbeResult:
@@ -159,8 +155,8 @@ def _probe_open_container(container: av.container.InputContainer, max_duration_s
     if declared_seconds and declared_seconds > max_duration_seconds:
         raise MediaRejected(
             "too_long",
-            f"This video is {_format_duration(declared_seconds)} long; the limit is "
-            f"{_format_duration(max_duration_seconds)}.",
+            f"This video is {format_clock(declared_seconds * 1000)} long; the limit is "
+            f"{format_clock(max_duration_seconds * 1000)}.",
         )
     packets, end_seconds = _demux_span(container, stream)
     if packets < 2:
@@ -168,14 +164,14 @@ def _probe_open_container(container: av.container.InputContainer, max_duration_s
     if declared_seconds and end_seconds < declared_seconds * 0.97 - 0.1:
         raise MediaRejected(
             "truncated",
-            f"This file is incomplete: it should last {_format_duration(declared_seconds)} but stops after "
-            f"{_format_duration(end_seconds)}. The upload or the export may have been cut short; try again.",
+            f"This file is incomplete: it should last {format_clock(declared_seconds * 1000)} but stops after "
+            f"{format_clock(end_seconds * 1000)}. The upload or the export may have been cut short; try again.",
         )
     if end_seconds > max_duration_seconds:
         raise MediaRejected(
             "too_long",
-            f"This video is {_format_duration(end_seconds)} long; "
-            f"the limit is {_format_duration(max_duration_seconds)}.",
+            f"This video is {format_clock(end_seconds * 1000)} long; "
+            f"the limit is {format_clock(max_duration_seconds * 1000)}.",
         )
     _decode_first_frame(container, stream)
     rate = stream.average_rate or stream.guessed_rate or stream.base_rate

@@ -33,6 +33,11 @@ logger = logging.getLogger(__name__)
 # Where the poster is taken from: one second in, or the middle of shorter videos.
 POSTER_AT_SECONDS = 1.0
 
+# Shown to the uploader; the error itself (with server paths) goes to the log only.
+CONVERSION_FAILED = (
+    "We could not convert this video for playback. The file may be damaged or in a format we cannot read."
+)
+
 
 class UploadRejected(Exception):
     """An upload Hydra will not keep; ``message`` is written for the person who sent it."""
@@ -44,9 +49,14 @@ class UploadRejected(Exception):
         self.too_large = too_large
 
 
+HELD_FOR_REVIEW_REASON = "Held for review: new uploads are checked by automatic analysis before they are public."
+
+
 def _initial_visibility() -> tuple[str, str]:
+    """HYDRA_PUBLICATION_POLICY, applied once, at upload: with "hold" the video is never public before
+    analysis clears it (``moderation.services.clear_held_video`` publishes it then)."""
     if settings.HYDRA_PUBLICATION_POLICY == "hold":
-        return Video.Visibility.HELD, "New videos are checked before they are published."
+        return Video.Visibility.HELD, HELD_FOR_REVIEW_REASON
     return Video.Visibility.PUBLISHED, ""
 
 
@@ -157,11 +167,11 @@ def produce_rendition(video_id: int) -> Video | None:
             keyframe_seconds=settings.HYDRA_RENDITION_KEYFRAME_SECONDS,
         )
         media.write_poster(rendition_tmp, poster_tmp, at_seconds=min(POSTER_AT_SECONDS, info.duration_ms / 2000))
-    except Exception as exc:
+    except Exception:
         logger.exception("Transcoding video %s failed", video.slug)
         rendition_tmp.unlink(missing_ok=True)
         poster_tmp.unlink(missing_ok=True)
-        _mark_failed(video, f"We could not convert this video for playback ({exc}).")
+        _mark_failed(video, CONVERSION_FAILED)
         return video
     return _store_rendition(video.pk, info, rendition_tmp, rendition_name, poster_tmp, poster_name)
 

@@ -454,8 +454,12 @@ def run_recomputations(
             return []
         times = sorted({r.sample_ms for r in claimed})
         missing = sorted(set(times) - _server_settled(video, model_version))
+        features = compute(video, missing, model_version) if missing else None
+        # Judge under the video's lock, like on_features_recorded: a batch stored meanwhile is either
+        # seen here or, once this commits, sees the server's features and queues itself again.
+        Video.objects.select_for_update().filter(pk=video.pk).first()
         if missing:
-            store_server_features(video, model_version, missing, compute(video, missing, model_version))
+            store_server_features(video, model_version, missing, features)
         wrong = verify_samples(video, model_version, missing, rejudge_accepted=True, alternatives=alternatives)
         wrong |= verify_samples(video, model_version, sorted(set(times) - set(missing)), alternatives=alternatives)
         Recomputation.objects.filter(pk__in=[r.pk for r in claimed]).update(done_at=timezone.now())

@@ -5,20 +5,17 @@ from __future__ import annotations
 from django import template
 
 from moderation import selectors
+from moderation.forms import ReportForm
 from moderation.models import ReportReason
+from videos.formatting import format_clock
 
 register = template.Library()
 
 
 @register.filter
 def mmss(ms) -> str:
-    """Milliseconds as m:ss (h:mm:ss past an hour) like a player shows time, with tenths when between seconds."""
-    ms = int(ms or 0)
-    hours, rest = divmod(ms // 1000, 3600)
-    minutes, seconds = divmod(rest, 60)
-    clock = f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
-    tenths = (ms % 1000) // 100
-    return f"{clock}.{tenths}" if tenths else clock
+    """A moment of a video as a player shows it, with tenths when between seconds (missing = 0:00)."""
+    return format_clock(int(ms or 0), tenths=True)
 
 
 @register.filter
@@ -46,6 +43,12 @@ def decision_status_for(video) -> dict:
 def open_report_for(context, video):
     request = context.get("request")
     return selectors.open_report_by(request.user, video) if request is not None else None
+
+
+@register.simple_tag
+def report_text_max_length() -> int:
+    """The report form's text limit, so the browser enforces the same limit as the server."""
+    return ReportForm.base_fields["text"].max_length
 
 
 @register.simple_tag

@@ -131,7 +131,8 @@ def test_nudity_scores_stored_features_with_nsfwjs_dense_head(
     assert verdict.threshold == 0.7
     assert verdict.score == pytest.approx(max(row.score for row in rows))
     assert verdict.top_frames[0][1] == pytest.approx(verdict.score)
-    assert verdict.flagged is (verdict.score >= 0.7) and verdict.computed_at is not None
+    # The fixture's synthetic frames (bars, calm, noise) are nothing like nudity: measured 0.067, not flagged.
+    assert verdict.score < 0.2 and verdict.flagged is False and verdict.computed_at is not None
     # Violence is registered but untrained: it produces no score and no verdict.
     assert not Verdict.objects.filter(head_version__head__category="violence").exists()
 

@@ -16,9 +16,8 @@ from django.db import connections
 from inference import selectors, services
 from inference.ml.quantise import dequantise
 from inference.models import ClientSession, FrameFeature
+from tests.browser import AUTOPLAY_ARGS, SCREENSHOTS, launch_chromium
 from tests.inference.live_site import (
-    CHROMIUM_ARGS,
-    SCREENSHOTS,
     analysis_state_is,
     ready_video,
     running_site,
@@ -47,7 +46,7 @@ def page(monkeypatch):
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = launch_chromium(playwright, extra_args=AUTOPLAY_ARGS)
         try:
             yield browser.new_page(viewport={"width": 1100, "height": 820})
         finally:

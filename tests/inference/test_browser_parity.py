@@ -19,9 +19,8 @@ from inference.ml.nsfw_head import WEIGHTS_FILE, load_nsfw_head
 from inference.ml.quantise import dequantise
 from inference.models import ClientSession, FrameFeature
 from inference.trust.tasks import cover_video
+from tests.browser import AUTOPLAY_ARGS, SCREENSHOTS, launch_chromium
 from tests.inference.live_site import (
-    CHROMIUM_ARGS,
-    SCREENSHOTS,
     analysis_state_is,
     ready_video,
     running_site,
@@ -49,7 +48,7 @@ def analyse_in_browser(base_url: str, video: Video, backend: str, play: bool, ti
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = launch_chromium(playwright, extra_args=AUTOPLAY_ARGS)
         page = browser.new_page(viewport={"width": 1200, "height": 900})
         messages: list[str] = []
         page.on("console", lambda message: messages.append(f"{message.type}: {message.text}"))

@@ -13,18 +13,9 @@ from PIL import Image
 
 from inference.ml.frames import decode_frames_at
 from inference.sampling import sample_times_ms, seek_time_seconds
+from tests.browser import SCREENSHOTS, launch_chromium
 from tests.inference.test_ml_frames import encode
 from videos.synthetic import iter_frames
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 
 # Seek a detached <video> to each time, draw it at its natural size, read the RGBA back.
 PAINT_FRAMES_JS = """
@@ -69,7 +60,7 @@ def chromium_page():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = launch_chromium(playwright)
         page = browser.new_page()
         page.set_content("<!doctype html><title>frames</title>")
         yield page
@@ -115,12 +106,12 @@ def test_server_frames_equal_chromium_canvas_pixels(
     decoded = decode_frames_at(path, samples)
     assert painted.shape == decoded.shape
     difference = np.abs(painted.astype(np.int16) - decoded.astype(np.int16))
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     side_by_side = np.concatenate(
         [painted[-1], decoded[-1], (difference[-1] * 50).clip(0, 255).astype(np.uint8)], axis=1
     )
     Image.fromarray(side_by_side).save(
-        ARTIFACTS / f"frames-chromium-vs-server-{width}x{height}-{colorspace}-{matrix_tag_only}.png"
+        SCREENSHOTS / f"frames-chromium-vs-server-{width}x{height}-{colorspace}-{matrix_tag_only}.png"
     )
     # Measured here: identical pixels (difference 0) for all three cases.
     assert difference.max() == 0, f"max pixel difference {difference.max()}, mean {difference.mean():.4f}"

@@ -12,6 +12,7 @@ from django.contrib.auth.models import Group, User
 
 from inference.models import FrameScore, Head, HeadVersion, ModelVersion, Verdict
 from moderation.models import PolicyReason
+from videos import services as video_services
 from videos.models import Video
 
 _hashes = itertools.count(1)
@@ -64,6 +65,15 @@ def make_ready_video(db, uploader) -> Callable[..., Video]:
         return Video.objects.create(owner=owner or uploader, title=title, **fields)
 
     return _make
+
+
+def hold_for_review(video: Video) -> Video:
+    """Held, as ``videos.services.ingest_upload`` leaves a new upload under HYDRA_PUBLICATION_POLICY=hold."""
+    Video.objects.filter(pk=video.pk).update(
+        visibility=Video.Visibility.HELD, visibility_reason=video_services.HELD_FOR_REVIEW_REASON
+    )
+    video.refresh_from_db()
+    return video
 
 
 @pytest.fixture

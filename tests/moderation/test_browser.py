@@ -2,53 +2,35 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from django.contrib.auth.models import Group, User
 from django.urls import reverse
 
+from inference.selectors import expected_sample_times
 from moderation import services
 from moderation.models import PolicyReason
+from tests.browser import SCREENSHOTS
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
 
 @pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def flagged_queue(make_playable_video, make_ready_video, make_verdict, reason):
-    """One flagged playable video (the case under test) among a realistic handful of others."""
+def flagged_queue(make_playable_video, make_ready_video, make_verdict, reason, settings):
+    """One flagged playable video (the case under test, sampled every 500 ms) among a realistic handful of others."""
+    settings.HYDRA_SAMPLE_INTERVAL_MS = 500
     moderator = User.objects.create_user("maria", password="maria-pw-123", is_staff=True)
     moderator.groups.add(Group.objects.get(name="Moderators"))
     reporters = [User.objects.create_user(f"viewer{i}") for i in range(3)]
 
     video = make_playable_video("Night market walk", seconds=10)
+    samples = expected_sample_times(video)  # frame times, so 4480 rather than 4500 at 25 fps
     make_verdict(
         video,
         "violence",
         score=0.34,
         severity=4,
         threshold=0.5,
-        scores={ms: 0.34 if ms == 7000 else 0.04 + ms / 200_000 for ms in range(0, 10_000, 500)},
+        scores={ms: 0.34 if ms == 7000 else 0.04 + ms / 200_000 for ms in samples},
     )
     nudity = make_verdict(
         video,
@@ -56,7 +38,7 @@ def flagged_queue(make_playable_video, make_ready_video, make_verdict, reason):
         score=0.93,
         severity=5,
         threshold=0.6,
-        scores={ms: (0.93 - abs(ms - 4500) / 6000 if 3000 <= ms <= 6000 else 0.08) for ms in range(0, 10_000, 500)},
+        scores={ms: (0.93 - abs(ms - 4500) / 6000 if 3000 <= ms <= 6000 else 0.08) for ms in samples},
         coverage=0.85,
     )
     case = services.open_case_for_verdict(nudity)
@@ -84,13 +66,13 @@ def flagged_queue(make_playable_video, make_ready_video, make_verdict, reason):
     return case, PolicyReason.objects.get(code="sexual-content").pk
 
 
-def test_moderator_removes_a_flagged_video_and_the_public_sees_it_gone(live_server, flagged_queue, browser):
+def test_moderator_removes_a_flagged_video_and_the_public_sees_it_gone(live_server, flagged_queue, chromium):
     """Every database access happens in the fixtures above: Playwright's sync API runs an event loop."""
     case, suggested_reason = flagged_queue
     video = case.video
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
-    mod = browser.new_context(viewport={"width": 1440, "height": 900})
+    mod = chromium.new_context(viewport={"width": 1440, "height": 900})
     page = mod.new_page()
     page.goto(live_server.url + reverse("admin:login"))
     page.fill("#id_username", "maria")
@@ -122,7 +104,7 @@ def test_moderator_removes_a_flagged_video_and_the_public_sees_it_gone(live_serv
     stream = live_server.url + reverse("videos:stream", args=[video.slug])
     assert mod.request.get(stream).status == 200  # moderators still see the evidence
 
-    public = browser.new_context(viewport={"width": 1280, "height": 800})
+    public = chromium.new_context(viewport={"width": 1280, "height": 800})
     viewer = public.new_page()
     response = viewer.goto(live_server.url + reverse("videos:player", args=[video.slug]))
     assert response.status in (404, 410)
@@ -144,10 +126,10 @@ def reportable_video(make_playable_video):
     return make_playable_video("Street food tour", seconds=4)
 
 
-def test_viewer_reports_from_the_player_page_and_follows_it_in_my_reports(live_server, reportable_video, browser):
+def test_viewer_reports_from_the_player_page_and_follows_it_in_my_reports(live_server, reportable_video, chromium):
     video = reportable_video
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    context = chromium.new_context(viewport={"width": 1280, "height": 860})
     page = context.new_page()
     page.goto(live_server.url + reverse("login") + "?next=" + reverse("videos:player", args=[video.slug]))
     page.fill("input[name=username]", "vera")

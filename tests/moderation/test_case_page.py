@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 import pytest
 from django.urls import reverse
 from PIL import Image
@@ -116,3 +117,47 @@ def test_case_page_says_plainly_which_categories_are_not_analysed(client, busy_c
     page = client.get(reverse("admin:moderation_case_change", args=[busy_case.pk])).content.decode()
     assert "Weapons detection is off" in page
     assert "Nudity detection is off" not in page
+
+
+def test_deleting_a_video_removes_its_frame_stills(busy_case, django_capture_on_commit_callbacks):
+    video = busy_case.video
+    frames.frame_thumbnail(video, 4000)
+    folder = frames.thumbnail_dir(video.storage_key)
+    assert folder.is_dir()
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        video.delete()
+    assert folder.is_dir()  # nothing is removed before the deletion commits
+    for callback in callbacks:
+        callback()
+    assert not folder.exists()
+
+
+def test_case_page_times_follow_the_rendition(client, make_playable_video, make_verdict, moderator):
+    """A 120 fps upload plays at 60 fps and a little shorter: seeks and the timeline use what is played."""
+    video = make_playable_video("Fast")
+    video.fps, video.duration_ms = 120.0, 10_000  # the original's
+    video.rendition_fps, video.rendition_duration_ms = 60.0, 8_000
+    video.save()
+    case = services.open_case_for_verdict(
+        make_verdict(video, "nudity", score=0.9, scores={ms: 0.9 if ms == 4000 else 0.1 for ms in range(0, 8000, 1000)})
+    )
+    client.force_login(moderator)
+    page = client.get(reverse("admin:moderation_case_change", args=[case.pk])).content.decode()
+    assert 'data-seek="4.008"' in page  # middle of the 4000 ms frame at 60 fps (at 120 fps it would be 4.004)
+    assert 'data-duration-ms="8000"' in page and "<span>0:08</span>" in page
+
+
+def test_frame_stills_exist_only_for_sample_times(client, busy_case, moderator):
+    client.force_login(moderator)
+    assert client.get(reverse("admin:moderation_case_frame", args=[busy_case.pk, 4500])).status_code == 404
+    assert not frames.thumbnail_path(busy_case.video, 4500).exists()
+
+
+def test_frame_still_is_the_frame_the_analysis_decoded(busy_case):
+    """Same frame and colours as the CNN's input (decode_frames_at), only scaled down for the page."""
+    from inference.ml.frames import decode_frames_at
+
+    still = np.asarray(Image.open(frames.frame_thumbnail(busy_case.video, 3000)), dtype=np.int16)
+    analysed = decode_frames_at(busy_case.video.rendition.path, [3000])[0].astype(np.int16)
+    assert still.shape == analysed.shape  # 320x180 already fits the thumbnail size
+    assert np.abs(still - analysed).mean() < 3  # JPEG noise only

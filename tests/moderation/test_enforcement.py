@@ -6,6 +6,7 @@ import pytest
 from django.urls import reverse
 
 from moderation import services
+from tests.moderation.conftest import hold_for_review
 
 pytestmark = pytest.mark.django_db
 
@@ -73,10 +74,8 @@ def test_reversal_restores_the_media(client, removed_video, senior, reason):
     assert client.get(_media(removed_video)[0]).status_code == 200
 
 
-def test_held_video_is_not_public_until_cleared(client, settings, make_playable_video, uploader):
-    settings.HYDRA_PUBLICATION_POLICY = "hold"
-    video = make_playable_video("Fresh upload")
-    services.on_video_ready(video)
+def test_held_video_is_not_public_until_cleared(client, make_playable_video, uploader):
+    video = hold_for_review(make_playable_video("Fresh upload"))
     stream = reverse("videos:stream", args=[video.slug])
     assert client.get(stream).status_code in (403, 404)
     client.force_login(uploader)

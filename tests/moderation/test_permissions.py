@@ -85,7 +85,7 @@ def test_moderator_cannot_reverse_or_decide_escalated(client, case, moderator, r
 
 def test_escalated_case_needs_a_senior(client, video, make_verdict, moderator, senior, reason):
     case = services.open_case_for_verdict(make_verdict(video))
-    services.escalate_case(case, moderator, reason("child-safety"))
+    services.decide_case(case, moderator, Decision.Action.ESCALATE, reason("child-safety"))
     work = reverse("admin:moderation_case_work", args=[case.pk])
     client.force_login(moderator)
     page = client.get(reverse("admin:moderation_case_change", args=[case.pk])).content.decode()

@@ -154,3 +154,40 @@ def test_queue_page_shows_priority_and_severity(client, moderator, make_ready_vi
     page = client.get(reverse("admin:moderation_case_changelist")).content.decode()
     assert 'class="mq-prio mq-prio--critical"' in page and 'class="mq-sev mq-sev--5"' in page
     assert "Priority = 20·severity·score" in page
+
+
+@pytest.mark.parametrize("policy_reason", ["not-a-number", "999999", "retired"])
+def test_bulk_actions_refuse_an_unknown_or_retired_policy_reason_clearly(
+    client, moderator, make_ready_video, reason, policy_reason
+):
+    case = _case(make_ready_video("v"))
+    if policy_reason == "retired":
+        retired = reason("spam")
+        retired.is_active = False
+        retired.save()
+        policy_reason = retired.pk
+    client.force_login(moderator)
+    for action in ("approve_selected", "remove_selected"):
+        response = client.post(
+            reverse("admin:moderation_case_changelist"),
+            {"action": action, "_selected_action": [case.pk], "policy_reason": policy_reason},
+            follow=True,
+        )
+        assert response.status_code == 200
+        assert "Policy reason: choose one of the active reasons in the list." in response.content.decode()
+    case.refresh_from_db()
+    assert case.status == "open" and not case.decisions.exists()
+
+
+def test_bulk_approve_without_the_default_reason_asks_for_one(client, moderator, make_ready_video, reason):
+    case = _case(make_ready_video("v"))
+    reason("no-violation").delete()
+    client.force_login(moderator)
+    response = client.post(
+        reverse("admin:moderation_case_changelist"),
+        {"action": "approve_selected", "_selected_action": [case.pk]},
+        follow=True,
+    )
+    assert response.status_code == 200 and "Choose the policy reason for the approvals." in response.content.decode()
+    case.refresh_from_db()
+    assert case.status == "open"

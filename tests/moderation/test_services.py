@@ -6,8 +6,8 @@ import pytest
 
 from moderation import selectors, services
 from moderation.models import Appeal, AuditEvent, Case, Decision, Report
+from tests.moderation.conftest import hold_for_review
 from videos.models import Video
-from videos.signals import video_ready
 
 pytestmark = pytest.mark.django_db
 
@@ -86,7 +86,9 @@ def test_decision_reason_must_fit_the_action(video, make_verdict, moderator, rea
 def test_escalated_case_is_decided_only_by_a_senior(video, make_verdict, moderator, senior, reason):
     case = services.open_case_for_verdict(make_verdict(video))
     services.claim_case(case, moderator)
-    services.escalate_case(case, moderator, reason("child-safety"), note="not sure, looks like a minor")
+    services.decide_case(
+        case, moderator, Decision.Action.ESCALATE, reason("child-safety"), note="not sure, looks like a minor"
+    )
     case.refresh_from_db()
     assert (case.status, case.assignee) == ("escalated", None)
     with pytest.raises(services.NotAllowed, match="senior"):
@@ -215,34 +217,22 @@ def test_approvals_cannot_be_appealed(video, make_verdict, uploader, moderator, 
     assert not selectors.appealable(approval)
 
 
-def test_hold_policy_holds_new_videos_until_analysis_clears_them(settings, video, make_verdict, moderator, reason):
-    settings.HYDRA_PUBLICATION_POLICY = "hold"
-    video_ready.send(sender=Video, video=video)
-    video.refresh_from_db()
-    assert video.visibility == "held" and video.visibility_reason == services.HELD_REASON
+def test_a_held_video_is_published_by_the_moderators_approval(video, make_verdict, moderator, reason):
+    hold_for_review(video)
     case = services.open_case_for_verdict(make_verdict(video))
     assert services.clear_held_video(video) is False  # a flag is waiting for a moderator
     services.decide_case(case, moderator, "approve", reason("no-violation"))
     video.refresh_from_db()
     assert video.visibility == "published"
-    assert ("video_visibility", "published", "held") in _events(video)
+    assert ("video_visibility", "held", "published") in _events(video)
 
 
-def test_clear_held_video_publishes_a_clean_video(settings, video):
-    settings.HYDRA_PUBLICATION_POLICY = "hold"
-    assert services.on_video_ready(video) is True
+def test_clear_held_video_publishes_a_clean_video(video):
+    hold_for_review(video)
     assert services.clear_held_video(video) is True
     video.refresh_from_db()
     assert video.visibility == "published"
-    assert _events(video) == [("video_visibility", "published", "held"), ("video_visibility", "held", "published")]
-
-
-def test_immediate_policy_leaves_new_videos_public(settings, video):
-    settings.HYDRA_PUBLICATION_POLICY = "immediate"
-    video_ready.send(sender=Video, video=video)
-    video.refresh_from_db()
-    assert video.visibility == "published"
-    assert not AuditEvent.objects.exists()
+    assert _events(video) == [("video_visibility", "held", "published")]
 
 
 def test_final_labels_follow_the_latest_decision(make_ready_video, make_verdict, moderator, senior, reason):
@@ -272,11 +262,10 @@ def test_report_reason_joins_the_head_category(video, make_verdict, viewer):
     assert Report.objects.get().text == "at 0:04"
 
 
-def test_inference_signals_open_cases_and_clear_held_videos(settings, video, make_verdict):
+def test_inference_signals_open_cases_and_clear_held_videos(video, make_verdict):
     from inference import signals as inference_signals
 
-    settings.HYDRA_PUBLICATION_POLICY = "hold"
-    services.on_video_ready(video)
+    hold_for_review(video)
     verdict = make_verdict(video, "nudity", score=0.9)
     inference_signals.verdict_flagged.send(sender=type(verdict), verdict=verdict)
     inference_signals.verdict_flagged.send(sender=type(verdict), verdict=verdict)  # idempotent
@@ -286,17 +275,8 @@ def test_inference_signals_open_cases_and_clear_held_videos(settings, video, mak
     assert video.visibility == "held"  # an open flag case keeps it held
 
     clean = Video.objects.create(owner=video.owner, title="clean", status="ready", duration_ms=4000, fps=25)
-    services.on_video_ready(clean)
+    hold_for_review(clean)
     cleared = make_verdict(clean, "nudity", score=0.1)
     inference_signals.video_cleared.send(sender=Video, video=clean, verdicts=[cleared])
     clean.refresh_from_db()
     assert clean.visibility == "published"
-
-
-def test_video_already_cleared_by_analysis_is_not_held(settings, video, make_verdict):
-    """With eager tasks, analysis (connected first) may clear the video before the hold receiver runs."""
-    settings.HYDRA_PUBLICATION_POLICY = "hold"
-    make_verdict(video, "nudity", score=0.1, coverage=1.0)
-    assert services.on_video_ready(video) is False
-    video.refresh_from_db()
-    assert video.visibility == "published"

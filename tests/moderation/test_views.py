@@ -43,6 +43,20 @@ def test_bad_reports_get_a_clear_error_and_store_nothing(client, video, viewer):
     assert not Report.objects.exists() and not Case.objects.exists()
 
 
+def test_empty_posts_are_explained(client, video, make_verdict, viewer, uploader, moderator, reason):
+    """A POST with no fields at all is a bound, invalid form: 400 with the field errors shown."""
+    client.force_login(viewer)
+    response = client.post(reverse("moderation:report", args=[video.slug]))
+    assert response.status_code == 400 and "This field is required." in response.content.decode()
+    removal = services.decide_case(
+        services.open_case_for_verdict(make_verdict(video)), moderator, "remove", reason("sexual-content")
+    )
+    client.force_login(uploader)
+    response = client.post(reverse("moderation:appeal", args=[removal.pk]))
+    assert response.status_code == 400 and "This field is required." in response.content.decode()
+    assert not Report.objects.exists() and not Appeal.objects.exists()
+
+
 def test_one_open_report_per_viewer_and_video(client, video, viewer, moderator, reason):
     client.force_login(viewer)
     _report(client, video, "spam")
@@ -96,6 +110,8 @@ def test_report_partial_for_each_kind_of_viewer(video, viewer, uploader):
     assert render(uploader).strip() == ""
     form = render(viewer)
     assert reverse("moderation:report", args=[video.slug]) in form and 'value="child_safety"' in form
+    assert f'maxlength="{services.REPORT_TEXT_MAX}"' in form  # the limit the server enforces
+    assert "<style" not in form  # its styles live in hydra.css
     services.report_video(video, viewer, "spam")
     assert "Reported · under review" in render(viewer)
 

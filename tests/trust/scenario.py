@@ -143,6 +143,15 @@ def _told_detectable_lie(viewer: Viewer, truths: dict[str, harness.VideoTruth], 
     return False
 
 
+def _what_happened(viewer: Viewer) -> list:
+    """For a failure message: the viewer's stored features and the server's work on those samples."""
+    rows = FrameFeature.objects.filter(session_id=viewer.session_id).values_list("video_id", "sample_ms", "status")
+    return [
+        (t, status, list(Recomputation.objects.filter(video_id=v, sample_ms=t).values_list("reason", "done_at")))
+        for v, t, status in rows
+    ]
+
+
 def check_outcome(honest: RunResult, mixed: RunResult, mixed_videos: dict, truths, head, min_assignment: int) -> dict:
     """Assert the "Done when" of issue 6 on two finished runs; return the figures."""
     state = {str(s.pk): s.state for s in ClientSession.objects.filter(is_server=False)}
@@ -160,7 +169,8 @@ def check_outcome(honest: RunResult, mixed: RunResult, mixed_videos: dict, truth
     }
     detectable = [v for v in liars if _told_detectable_lie(v, by_slug, tolerance, head)]
     caught = [v for v in detectable if state[v.session_id] == ClientSession.State.QUARANTINED]
-    assert len(caught) >= 0.99 * len(detectable), [v.name for v in detectable if v not in caught]
+    missed = [v for v in detectable if v not in caught]
+    assert len(caught) >= 0.99 * len(detectable), [(v.name, _what_happened(v)) for v in missed]
     assert len(detectable) >= len(liars) - 2  # a crafted lie is a no-op only on frames that already say it
 
     # Nothing a liar sent is accepted (colluders included); every accepted feature matches an honest painting.

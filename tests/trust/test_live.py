@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection
 from django.db.models import Max, Min
 from django.utils import timezone
 
@@ -28,7 +27,7 @@ from inference import selectors
 from inference.models import Recomputation, Verdict
 from inference.trust import services as trust_services
 from inference.trust import tasks as trust_tasks
-from tests.inference.live_site import free_port, wait_for_port
+from tests.live_site import database_url, free_port, wait_for_port
 from tests.trust import harness, scenario
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -39,10 +38,9 @@ SLACK_SECONDS = 25  # the server starts this long (plus its per-sample estimate)
 
 
 def _process_env(media_root: Path) -> dict[str, str]:
-    db = connection.settings_dict
     return {
         **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+        "DATABASE_URL": database_url(),
         "HYDRA_TASKS_EAGER": "0",
         "HYDRA_MEDIA_ROOT": str(media_root),
         "HYDRA_MODEL_ROOT": str(settings.HYDRA_MODEL_ROOT),
@@ -80,6 +78,7 @@ def live_trust(transactional_db, media_root: Path, tmp_path: Path) -> Iterator[s
         for process in (daphne, worker):
             process.terminate()
             process.wait(timeout=30)
+        celery_app.control.purge()  # deadlines still held by the worker go back to the queue when it stops
         for log in logs.values():
             log.close()
 

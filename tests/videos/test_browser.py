@@ -9,24 +9,15 @@ import os
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.contrib.auth.models import User
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page
 
+from tests.browser import SCREENSHOTS
 from videos.models import Video
 from videos.synthetic import write_audio_only
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-SCREENSHOTS = Path(settings.BASE_DIR) / "test-artifacts" / "screenshots"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 # Slow the upload down so that the page reports progress several times before it completes.
 UPLOAD_BYTES_PER_SECOND = 1_000_000
 
@@ -56,16 +47,12 @@ PLAY_AND_SEEK = """async () => {
 
 
 @pytest.fixture
-def browser_page():
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 860}, device_scale_factor=1)
-        page = context.new_page()
-        try:
-            yield page
-        finally:
-            context.close()
-            browser.close()
+def browser_page(chromium):
+    context = chromium.new_context(viewport={"width": 1280, "height": 860}, device_scale_factor=1)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
 
 
 def screenshot(page: Page, name: str) -> None:

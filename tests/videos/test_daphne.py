@@ -2,62 +2,22 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import socket
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
-from django.conf import settings
-from django.db import connection
 from django.urls import reverse
 
-from tests.videos.test_worker import database_url
+from tests.live_site import running_daphne
 
 pytestmark = pytest.mark.slow
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until_listening(process: subprocess.Popen, port: int, log: Path) -> None:
-    """Wait for daphne's "Listening" line (its own readiness event) by following its log."""
-    with log.open() as handle:
-        while process.poll() is None:
-            line = handle.readline()
-            if "Listening on TCP address" in line:
-                return
-            if not line:
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    process.wait(timeout=0.2)
-    raise AssertionError(f"daphne exited:\n{log.read_text()}")
-
-
 @pytest.fixture
 def daphne_url(transactional_db, media_root: Path, tmp_path: Path):
-    if connection.vendor != "postgresql":
-        pytest.skip("the daphne process needs the PostgreSQL test database (DATABASE_URL)")
-    port = free_port()
-    env = {**os.environ, "DATABASE_URL": database_url(), "HYDRA_MEDIA_ROOT": str(media_root)}
-    log = tmp_path / "daphne.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "hydra_site.asgi:application"],
-            cwd=settings.BASE_DIR, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    try:
-        wait_until_listening(process, port, log)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    with running_daphne(tmp_path / "daphne.log", HYDRA_MEDIA_ROOT=str(media_root)) as url:
+        yield url
 
 
 def fetch(url: str, headers: dict[str, str] | None = None):

@@ -26,6 +26,11 @@ def test_sign_up_explains_a_bad_password(client, db):
     assert "too short" in response.content.decode()
 
 
+def test_sign_up_with_an_empty_post_says_what_is_missing(client, db):
+    response = client.post(reverse("signup"))
+    assert response.status_code == 400 and "This field is required." in response.content.decode()
+
+
 def test_log_in_and_out(client, owner):
     response = client.post(reverse("login"), {"username": "uploader", "password": "pw-uploader-1"})
     assert response.status_code == 302 and response["Location"] == reverse("videos:mine")

@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from django.contrib.auth.models import AnonymousUser
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from tests.videos.conftest import files_under
 from videos import media, services
 from videos.models import Video
+from videos.selectors import can_view, published_videos
 from videos.signals import video_ready
 
 
@@ -71,16 +73,20 @@ def test_a_failed_transcode_keeps_the_original_and_leaves_no_rendition(processin
     video = services.produce_rendition(processing_video.pk)
     video.refresh_from_db()
     assert video.status == Video.Status.FAILED
-    assert video.failure_reason == "We could not convert this video for playback (disk full)."
+    assert video.failure_reason == services.CONVERSION_FAILED
     assert not video.rendition and not video.poster
     assert [path.relative_to(media_root).as_posix() for path in files_under(media_root)] == [video.original.name]
 
 
-def test_an_original_that_cannot_be_decoded_fails_with_a_reason(processing_video, media_root):
+def test_an_original_that_cannot_be_decoded_fails_with_a_reason(processing_video, media_root, caplog):
     Path(processing_video.original.path).write_bytes(b"\x00" * 4096)  # damaged on disk after ingest
     video = services.produce_rendition(processing_video.pk)
+    video.refresh_from_db()
     assert video.status == Video.Status.FAILED
-    assert video.failure_reason.startswith("We could not convert this video for playback")
+    assert video.failure_reason == services.CONVERSION_FAILED
+    # the uploader sees no server path; the log keeps the whole error for the operator
+    assert str(media_root) not in video.failure_reason and "/" not in video.failure_reason
+    assert str(media_root) in caplog.text
     assert [path.name for path in files_under(media_root)] == [Path(video.original.name).name]
 
 
@@ -123,7 +129,24 @@ def test_a_broker_that_cannot_be_reached_marks_the_video_failed(owner, media_roo
 
 
 def test_hold_policy_keeps_new_uploads_for_review(owner, media_root, make_video, settings):
+    """Held from the upload on: never public while processing, nor once ready (until analysis clears it)."""
     settings.HYDRA_PUBLICATION_POLICY = "hold"
     clip = make_video(seconds=1, fps=10)
     video = services.ingest_upload(owner=owner, upload=SimpleUploadedFile("a.mp4", clip.read_bytes()))
-    assert video.visibility == Video.Visibility.HELD and video.visibility_reason
+    assert (video.status, video.visibility) == (Video.Status.PROCESSING, Video.Visibility.HELD)
+    assert video.visibility_reason == services.HELD_FOR_REVIEW_REASON
+    assert not can_view(AnonymousUser(), video) and video not in published_videos()
+    video = services.produce_rendition(video.pk)
+    assert (video.status, video.visibility) == (Video.Status.READY, Video.Visibility.HELD)
+    assert not can_view(AnonymousUser(), video) and video not in published_videos()
+    assert can_view(owner, video)
+
+
+def test_immediate_policy_publishes_once_ready(owner, media_root, make_video, settings):
+    settings.HYDRA_PUBLICATION_POLICY = "immediate"
+    clip = make_video(seconds=1, fps=10)
+    video = services.ingest_upload(owner=owner, upload=SimpleUploadedFile("a.mp4", clip.read_bytes()))
+    assert (video.visibility, video.visibility_reason) == (Video.Visibility.PUBLISHED, "")
+    assert not can_view(AnonymousUser(), video)  # published, but nothing to play while it is processing
+    video = services.produce_rendition(video.pk)
+    assert can_view(AnonymousUser(), video) and video in published_videos()

@@ -15,15 +15,10 @@ from django.db import connection
 from django.urls import reverse
 
 from hydra_site.celery import app as celery_app
+from tests.live_site import database_url
 from videos.models import Video
 
 pytestmark = pytest.mark.slow
-
-
-def database_url() -> str:
-    db = connection.settings_dict
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    return f"postgresql://{db['USER']}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 @pytest.fixture
@@ -67,6 +62,16 @@ def wait_for_status(video: Video, statuses: set[str], worker_log: Path, timeout:
     raise AssertionError(f"video still {video.status}; worker log:\n{worker_log.read_text()[-4000:]}")
 
 
+def wait_for_log(worker_log: Path, line: str, timeout: float = 60) -> bool:
+    """The worker logs after the commit (and the video_ready receivers), so the row can be READY first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if line in worker_log.read_text():
+            return True
+        time.sleep(0.2)
+    raise AssertionError(f"{line!r} not in the worker log:\n{worker_log.read_text()[-4000:]}")
+
+
 def test_an_upload_is_transcoded_by_a_real_worker(celery_worker_process, client, owner, make_video, media_root):
     client.force_login(owner)
     with make_video(seconds=2, fps=15, width=640, height=360, audio=True).open("rb") as handle:
@@ -80,8 +85,7 @@ def test_an_upload_is_transcoded_by_a_real_worker(celery_worker_process, client,
     assert (video.rendition_width, video.rendition_height, video.rendition_fps) == (640, 360, 15.0)
     assert (media_root / video.rendition.name).is_file() and (media_root / video.poster.name).is_file()
     assert not list(media_root.rglob("*.part")), "no temporary rendition left behind"
-    log = celery_worker_process.read_text()
-    assert f"Video {video.slug} is ready" in log
+    assert wait_for_log(celery_worker_process, f"Video {video.slug} is ready")
     ranged = client.get(reverse("videos:stream", args=[video.slug]), headers={"range": "bytes=0-99"})
     assert ranged.status_code == 206
 

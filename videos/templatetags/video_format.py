@@ -2,6 +2,7 @@
 
 from django import template
 
+from videos.formatting import format_clock
 from videos.models import Video
 
 register = template.Library()
@@ -19,12 +20,8 @@ _TONES = {
 
 @register.filter
 def clock(duration_ms: int | None) -> str:
-    """1234567 -> "20:34"; an hour or more -> "1:02:03"."""
-    if duration_ms is None:
-        return ""
-    minutes, seconds = divmod(round(duration_ms / 1000), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+    """A video's length: 1234567 -> "20:35"; an hour or more -> "1:02:03"."""
+    return format_clock(duration_ms)
 
 
 @register.filter
