@@ -33,10 +33,14 @@ def _command_version(command: list[str]) -> str | None:
 
 
 def _postgres_version(database_url: str) -> str | None:
+    """The server's version, asked of its ``postgres`` database (the bench's own may not exist yet)."""
+    from urllib.parse import urlsplit, urlunsplit
+
     import psycopg
 
+    admin = urlunsplit(urlsplit(database_url)._replace(path="/postgres"))
     try:
-        with psycopg.connect(database_url, connect_timeout=5) as connection:
+        with psycopg.connect(admin, connect_timeout=5) as connection:
             return str(connection.execute("SHOW server_version").fetchone()[0])
     except psycopg.Error:
         return None
