@@ -202,32 +202,25 @@ def release_unfinished_assignments(session: ClientSession) -> None:
 class ContributorRecords:
     """The spot-check records of a verification's contributors: read in one query, written once per contributor.
 
-    Verification used to read, lock and save a contributor row per sample; a batch touches a few
-    contributors many times, so the reads come from one query and the server-verified results are
+    A batch touches a few contributors many times (once per sample), and verification runs inline in
+    the websocket path: so the records are read in one query, and the server-verified results are
     added up and written at the end (``save``) with one atomic increment per contributor. Reads see
-    the results already counted in this verification, exactly as the per-row saves did.
+    the results already counted in this verification, as a save per result would.
     """
 
     def __init__(self, sessions: Iterable[ClientSession]) -> None:
         keys = {contributor_key(session) for session in sessions}
-        self._consecutive_valid = self._read(keys)
-        missing = keys - self._consecutive_valid.keys()
-        if missing:
-            Contributor.objects.bulk_create([Contributor(key=key) for key in missing], ignore_conflicts=True)
-            self._consecutive_valid.update(self._read(missing))
+        self._consecutive_valid = dict(Contributor.objects.filter(key__in=keys).values_list("key", "consecutive_valid"))
         self._new_valid: dict[str, int] = defaultdict(int)
 
-    @staticmethod
-    def _read(keys: set[str]) -> dict[str, int]:
-        return dict(Contributor.objects.filter(key__in=keys).values_list("key", "consecutive_valid"))
-
     def consecutive_valid(self, session: ClientSession) -> int:
-        return self._consecutive_valid[contributor_key(session)]
+        """A contributor without a row yet has no record (the row's default)."""
+        return self._consecutive_valid.get(contributor_key(session), 0)
 
     def record_valid(self, sessions: Iterable[ClientSession]) -> None:
         for session in sessions:
             key = contributor_key(session)
-            self._consecutive_valid[key] += 1
+            self._consecutive_valid[key] = self._consecutive_valid.get(key, 0) + 1
             self._new_valid[key] += 1
 
     def spot_check_due(self, sessions: Iterable[ClientSession]) -> bool:
@@ -235,6 +228,9 @@ class ContributorRecords:
         return configured_spot_checks().draw(records, spot_check_rng)
 
     def save(self) -> None:
+        if not self._new_valid:
+            return
+        Contributor.objects.bulk_create([Contributor(key=key) for key in self._new_valid], ignore_conflicts=True)
         by_count: dict[int, list[str]] = defaultdict(list)
         for key, count in self._new_valid.items():
             by_count[count].append(key)
