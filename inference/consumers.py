@@ -22,8 +22,7 @@ from inference import protocol, selectors, services
 from inference.models import ClientSession
 from inference.protocol import BatchLimits, CloseCode, ErrorCode, ProtocolError
 from inference.trust import ratelimit
-from videos.models import Video
-from videos.selectors import can_view
+from videos.selectors import can_view, video_by_slug
 
 
 class ConnectRefused(Exception):
@@ -58,7 +57,7 @@ def open_session(scope: dict[str, Any], slug: str, resume_id: str | None) -> Ope
         ratelimit.check_client("ws_connect", ip=(scope.get("client") or [None])[0], user_id=user_id)
     except ratelimit.RateLimited as limited:
         raise ConnectRefused(CloseCode.TOO_MANY_ERRORS, ErrorCode.RATE_LIMITED, str(limited)) from None
-    video = Video.objects.filter(slug=slug).first()
+    video = video_by_slug(slug)
     if video is None or not video.is_playable or not can_view(user, video):
         raise ConnectRefused(CloseCode.VIDEO_UNAVAILABLE, ErrorCode.VIDEO_UNAVAILABLE, "no playable video here")
     model_version = selectors.active_model_version()

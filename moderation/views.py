@@ -9,7 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
 from videos.models import Video
-from videos.selectors import can_view
+from videos.selectors import can_view, video_by_slug
 
 from . import selectors, services
 from .forms import AppealForm, ReportForm
@@ -17,7 +17,7 @@ from .models import Decision
 
 
 def _viewable_video(request: HttpRequest, slug: str) -> Video:
-    video = Video.objects.filter(slug=slug).select_related("owner").first()
+    video = video_by_slug(slug)
     if video is None or not can_view(request.user, video):
         raise Http404
     return video
