@@ -73,15 +73,6 @@ def expected_sample_times(video: Video) -> list[int]:
     return sample_times_ms(duration_ms, fps, settings.HYDRA_SAMPLE_INTERVAL_MS)
 
 
-def accepted_sample_count(video: Video, model_version: ModelVersion) -> int:
-    return (
-        FrameFeature.objects.filter(video=video, model_version=model_version, status=FrameFeature.Status.ACCEPTED)
-        .values("sample_ms")
-        .distinct()
-        .count()
-    )
-
-
 @dataclass(frozen=True)
 class AcceptedFeatures:
     """One accepted vector per analysed sample, in time order; ``positions`` index ``expected_sample_times``."""

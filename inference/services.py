@@ -349,11 +349,10 @@ def on_features_recorded(video: Video, model_version: ModelVersion) -> bool:
     Cheap (three small queries) so the websocket path can call it after every stored batch.
     Returns whether an analysis was queued.
     """
-    expected = len(selectors.expected_sample_times(video))
     head_versions = selectors.active_head_versions(model_version)
-    if not expected or not head_versions:
+    if not head_versions:
         return False
-    coverage = selectors.accepted_sample_count(video, model_version) / expected
+    coverage = selectors.coverage(video, model_version).fraction
     analysed = selectors.analysed_coverage(video, head_versions)
     if _reached_step(coverage) <= _reached_step(analysed):
         return False

@@ -97,7 +97,7 @@ def settled(videos) -> bool:
     """Every video fully covered, no recomputation open, and a full-coverage verdict newer than the last one done."""
     model_version = selectors.active_model_version()
     for video in videos:
-        if selectors.accepted_sample_count(video, model_version) < len(selectors.expected_sample_times(video)):
+        if len(selectors.coverage(video, model_version).covered_ms) < len(selectors.expected_sample_times(video)):
             return False
         if Recomputation.objects.filter(video=video, done_at__isnull=True).exists():
             return False
@@ -128,7 +128,7 @@ def test_liars_against_daphne_and_a_worker_and_an_unwatched_video(
     # An unwatched video: the worker waits for viewers, then covers it all before its deadline.
     ready_at = timezone.now()
     start_deadline(unwatched)
-    assert selectors.accepted_sample_count(unwatched, selectors.active_model_version()) == 0
+    assert len(selectors.coverage(unwatched, selectors.active_model_version()).covered_ms) == 0
     wait_until(lambda: settled([unwatched]), "the unwatched video's coverage")
     started = Recomputation.objects.filter(video=unwatched).aggregate(at=Min("requested_at"))["at"]
     analysed = Verdict.objects.get(video=unwatched).computed_at

@@ -151,9 +151,9 @@ def test_a_flag_waits_for_the_server_to_compute_the_flagged_frames(video, model_
 
 def test_unwatched_video_is_covered_by_the_server(video, model_version):
     expected = len(selectors.expected_sample_times(video))
-    assert expected == 4 and selectors.accepted_sample_count(video, model_version) == 0
+    assert expected == 4 and len(selectors.coverage(video, model_version).covered_ms) == 0
     cover_video.delay(video.pk)
-    assert selectors.accepted_sample_count(video, model_version) == expected
+    assert len(selectors.coverage(video, model_version).covered_ms) == expected
     assert Verdict.objects.filter(video=video, coverage=1.0).exists()
     assert set(Recomputation.objects.filter(video=video).values_list("reason", flat=True)) == {"coverage"}
 
@@ -218,8 +218,8 @@ def test_in_process_tasks_cover_only_held_videos_at_once(video, settings, deadli
     settings.HYDRA_PUBLICATION_POLICY = "immediate"
     model_version = selectors.active_model_version()
     deadlines.schedule(video)
-    assert selectors.accepted_sample_count(video, model_version) == 0
+    assert len(selectors.coverage(video, model_version).covered_ms) == 0
     Video.objects.filter(pk=video.pk).update(visibility=Video.Visibility.HELD)
     video.refresh_from_db()
     deadlines.schedule(video)
-    assert selectors.accepted_sample_count(video, model_version) == len(selectors.expected_sample_times(video))
+    assert len(selectors.coverage(video, model_version).covered_ms) == len(selectors.expected_sample_times(video))

@@ -68,5 +68,5 @@ def test_share_of_frames_the_server_computes(ready_video, truth_of, nudity_head,
         runs[run] = watch(video, truth, model_version, nudity_head, liars=liars)
         assert runs[run]["honest_quarantined"] == []
         assert runs[run]["liars_quarantined"] == len(liars)
-        assert selectors.accepted_sample_count(video, model_version) == len(truth.times)
+        assert len(selectors.coverage(video, model_version).covered_ms) == len(truth.times)
     print("\nTRUST-SHARE", json.dumps(runs))
