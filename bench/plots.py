@@ -25,6 +25,13 @@ def _by_daphnes(results: dict[str, Any]) -> dict[int, list[dict]]:
     return {count: sorted(group, key=lambda r: r["clients"]) for count, group in sorted(runs.items())}
 
 
+def _save(plt, figure, path: Path) -> Path:
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
 def throughput(results: dict[str, Any], path: Path) -> Path | None:
     groups = _by_daphnes(results)
     if not groups:
@@ -39,10 +46,7 @@ def throughput(results: dict[str, Any], path: Path) -> Path | None:
     axes.set_title("Ingest throughput (loopback, 2 cores shared with the load generator)")
     axes.grid(True, which="both", alpha=0.3)
     axes.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return _save(plt, figure, path)
 
 
 def latency(results: dict[str, Any], path: Path) -> Path | None:
@@ -64,10 +68,7 @@ def latency(results: dict[str, Any], path: Path) -> Path | None:
     axes.set_title("Feature batch latency (batch of 8 frames)")
     axes.grid(True, which="both", alpha=0.3)
     axes.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return _save(plt, figure, path)
 
 
 def cost_per_frame(results: dict[str, Any], path: Path) -> Path | None:
@@ -100,10 +101,7 @@ def cost_per_frame(results: dict[str, Any], path: Path) -> Path | None:
     axes.set_title("Server CPU per analysed frame by path (medians)")
     axes.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.28), ncol=3)
     axes.set_xlim(0, max(sum(v for _, v in parts) for parts in bars.values()) * 1.3)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return _save(plt, figure, path)
 
 
 def browser(results: dict[str, Any], path: Path) -> Path | None:
@@ -121,10 +119,7 @@ def browser(results: dict[str, Any], path: Path) -> Path | None:
         axes.text(value, row, f"  {value:.0f} ms", va="center")
     axes.set_xlabel("ms per frame (log)")
     axes.set_title("CNN chunk per frame: headless Chromium vs Keras, same machine")
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return _save(plt, figure, path)
 
 
 def write_all(results: dict[str, Any], directory: Path) -> list[Path]:
