@@ -7,6 +7,7 @@ from typing import Any
 
 from bench.measure import median
 from bench.report import lookup
+from bench.server_only import PATHS
 
 
 def _pyplot():
@@ -72,34 +73,42 @@ def latency(results: dict[str, Any], path: Path) -> Path | None:
 
 
 def cost_per_frame(results: dict[str, Any], path: Path) -> Path | None:
-    stages = lookup(results, "server_only", "cpu_ms_per_frame")
+    paths = lookup(results, "server_only", "cpu_ms_per_frame")
     runs = [r for r in lookup(results, "hydra_path", "cost_runs") or [] if r.get("settled")]
-    if not stages or not runs:
+    if not paths or not runs:
         return None
     hydra = {
         name: median(run["server_cpu_ms_per_analysed_frame"][name] for run in runs)
         for name in ("daphne", "worker", "postgres")
     }
     bars = {
-        "server-only": [
-            ("decode + RGB", stages["decode_convert"]),
-            ("Keras CNN", stages["cnn"]),
-            ("heads", stages["heads"]),
-        ],
-        "Hydra": [("daphne", hydra["daphne"]), ("Celery worker", hydra["worker"]), ("PostgreSQL", hydra["postgres"])],
+        "server-only\n" + label.replace(" (", "\n("): [
+            ("server-only: decode + RGB", paths[name]["decode_convert"]),
+            ("server-only: Keras CNN", paths[name]["cnn"]),
+            ("server-only: heads", paths[name]["heads"]),
+        ]
+        for name, label in PATHS.items()
     }
+    bars["Hydra"] = [
+        ("Hydra: daphne", hydra["daphne"]),
+        ("Hydra: Celery worker", hydra["worker"]),
+        ("Hydra: PostgreSQL", hydra["postgres"]),
+    ]
     plt = _pyplot()
-    figure, axes = plt.subplots(figsize=(6.4, 3.6))
-    for row, (name, parts) in enumerate(bars.items()):
+    figure, axes = plt.subplots(figsize=(6.4, 4.8))
+    colours: dict[str, str] = {}  # one colour and one legend entry per stage, shared by both server-only bars
+    for row, parts in enumerate(bars.values()):
         left = 0.0
         for label, value in parts:
-            axes.barh(row, value, left=left, label=f"{name}: {label}")
+            first = label not in colours
+            colour = colours.setdefault(label, f"C{len(colours)}")
+            axes.barh(row, value, left=left, color=colour, label=label if first else "_nolegend_")
             left += value
         axes.text(left, row, f"  {left:.2f} ms", va="center")
-    axes.set_yticks(range(len(bars)), list(bars))
+    axes.set_yticks(range(len(bars)), list(bars), fontsize=8)
     axes.set_xlabel("server CPU ms per analysed frame")
     axes.set_title("Server CPU per analysed frame by path (medians)")
-    axes.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.28), ncol=3)
+    axes.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2)
     axes.set_xlim(0, max(sum(v for _, v in parts) for parts in bars.values()) * 1.3)
     return _save(plt, figure, path)
 

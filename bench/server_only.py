@@ -1,24 +1,40 @@
 """(1a) The server-only path: what one analysed frame costs when the server runs the whole model.
 
-Per sample of a real rendition: PyAV decodes the frame nearest the sample time and converts
-it to RGB exactly as headless Chromium does (``inference.ml.frames.decode_frames_at``), the
-Keras CNN chunk resizes it and computes its features (``inference.ml.cnn.compute_features``,
-at the server's batch size), and the nsfw dense head scores it (``inference.ml.nsfw_head``).
+Per sample of a real rendition: PyAV decodes the frame nearest the sample time and converts it
+to RGB (``inference.ml.frames.decode_frames_at``), the Keras CNN chunk resizes it and computes
+its features (``inference.ml.cnn.compute_features``, at the server's batch size), and the nsfw
+dense head scores it (``inference.ml.nsfw_head``). Two conversions, measured side by side:
+
+- ``cheapest``: PyAV/swscale's own rgb24, what a server that ran the whole model itself would use
+  (it needs correct pixels, not the browser's); the offload ratio's numerator;
+- ``browser_exact``: ``inference.ml.frames.frame_to_rgb``, the numpy emulation of Chromium's libyuv
+  conversion, what the server pays for each sample it recomputes to verify a browser.
+
 CPU time counts every thread of the process (TensorFlow and the decoder are multithreaded);
-the medians of ``repeats`` passes over the same samples are reported per stage.
+the medians of ``repeats`` passes over the same samples are reported per stage and path.
 
 Run it in its own process (``bench.measure.run_isolated``) so that its peak RSS is its own.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from bench.measure import median, timed
 
+if TYPE_CHECKING:
+    import av
+
+    from inference.ml.nsfw_head import NsfwHead
+
 HEAD_PASSES = 100
+# The server-only paths (by their RGB conversion) and their names in the table and plot; "cheapest" is the
+# offload ratio's numerator.
+PATHS = {"cheapest": "cheapest (swscale rgb24)", "browser_exact": "browser-exact (libyuv emulation)"}
 
 
 def _artefacts():
@@ -35,6 +51,11 @@ def _codes_path(rendition: Path, content_hash: str) -> Path:
     return rendition.with_name(f"{rendition.stem}.{content_hash[:16]}.{settings.HYDRA_SAMPLE_INTERVAL_MS}.codes.npy")
 
 
+def _swscale_rgb(frame: av.VideoFrame) -> np.ndarray:
+    """PyAV's own rgb24 (swscale): correct pixels at a fraction of the libyuv emulation's cost."""
+    return frame.to_ndarray(format="rgb24")
+
+
 def keras_ms_per_frame(model, frames: np.ndarray, batch_size: int, repeats: int) -> dict[str, float]:
     """Median wall and CPU ms per frame of the Keras CNN (resize included) at one batch size, after a warm-up."""
     from inference.ml.cnn import compute_features
@@ -48,6 +69,20 @@ def keras_ms_per_frame(model, frames: np.ndarray, batch_size: int, repeats: int)
     }
 
 
+def _one_pass(
+    path: Path, times: list[int], convert: Callable[[av.VideoFrame], np.ndarray], model, head: NsfwHead
+) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
+    """CPU ms per frame of each stage (and their total) over every sample once, with the frames and features."""
+    from inference.ml import cnn, frames
+
+    decoded, decode = timed(lambda: frames.decode_frames_at(path, times, convert=convert))
+    features, network = timed(lambda: cnn.compute_features(model, decoded))
+    _, heads = timed(lambda: [head.predict(features) for _ in range(HEAD_PASSES)])
+    cpu_s = {"decode_convert": decode.cpu_s, "cnn": network.cpu_s, "heads": heads.cpu_s / HEAD_PASSES}
+    cpu_s["total"] = sum(cpu_s.values())
+    return {stage: seconds / len(times) * 1000 for stage, seconds in cpu_s.items()}, decoded, features
+
+
 def measure(
     seconds: int = 12,
     width: int = 1280,
@@ -56,7 +91,7 @@ def measure(
     batch1_frames: int = 8,
     photo_frames: int = 16,
 ) -> dict:
-    """Per-stage CPU ms per frame of the server-only path on a rendition, and the quantisation error."""
+    """Per-stage CPU ms per frame of both server-only paths on a rendition, and the quantisation error."""
     import django
 
     django.setup()
@@ -75,26 +110,24 @@ def measure(
     artefacts = _artefacts()
     model = cnn.load_feature_extractor(artefacts.directory)
     head = load_nsfw_head(artefacts.directory / "nsfw_head.npz")
-    # Warm up: the decoder, and the graph for this batch shape (a new shape compiles a new graph).
+    conversions = {"cheapest": _swscale_rgb, "browser_exact": frames.frame_to_rgb}
+    # Warm up: the decoder and both conversions, and the graph for this batch shape (a new shape compiles a new graph).
+    frames.decode_frames_at(path, times, convert=_swscale_rgb)
     warm_features = cnn.compute_features(model, frames.decode_frames_at(path, times))
     codes_path = _codes_path(path, artefacts.content_hash)
     if not codes_path.exists():
         np.save(codes_path, quantise(warm_features))
 
-    stages: dict[str, list[float]] = {"decode_convert": [], "cnn": [], "heads": [], "total": []}
-    decoded = features = None
+    runs: dict[str, dict[str, list[float]]] = {name: {} for name in conversions}
+    outputs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for _ in range(repeats):
-        decoded, decode = timed(lambda: frames.decode_frames_at(path, times))
-        features, network = timed(lambda decoded=decoded: cnn.compute_features(model, decoded))
-        _, heads = timed(lambda features=features: [head.predict(features) for _ in range(HEAD_PASSES)])
-        per_frame = {
-            "decode_convert": decode.cpu_s,
-            "cnn": network.cpu_s,
-            "heads": heads.cpu_s / HEAD_PASSES,
-        }
-        for name, cpu_s in per_frame.items():
-            stages[name].append(cpu_s / len(times) * 1000)
-        stages["total"].append(sum(per_frame.values()) / len(times) * 1000)
+        # Both paths in every repeat, so that the shared machine's load weighs on them alike.
+        for name, convert in conversions.items():
+            per_frame, decoded, features = _one_pass(path, times, convert, model, head)
+            outputs[name] = decoded, features
+            for stage, value in per_frame.items():
+                runs[name].setdefault(stage, []).append(value)
+    decoded, features = outputs["browser_exact"]  # what browsers compute and send: wire and quantisation use it
 
     batch32_frames = np.resize(decoded, (32, *decoded.shape[1:]))  # the samples repeated to one full batch
     photos = np.stack(ml_quantisation.photo_crops(photo_frames, np.random.default_rng(0)))
@@ -109,8 +142,10 @@ def measure(
         },
         "samples": len(times),
         "repeats": repeats,
-        "cpu_ms_per_frame": {name: median(values) for name, values in stages.items()},
-        "cpu_ms_per_frame_runs": stages,
+        "cpu_ms_per_frame": {
+            name: {stage: median(values) for stage, values in stages.items()} for name, stages in runs.items()
+        },
+        "cpu_ms_per_frame_runs": runs,
         "keras_batch1": keras_ms_per_frame(model, decoded[:batch1_frames], 1, repeats),
         "keras_batch32": keras_ms_per_frame(model, batch32_frames, 32, repeats),
         "wire": wire.measure({"rendition": decoded, "photo_crops": photos}, cnn.FEATURE_SIZE),

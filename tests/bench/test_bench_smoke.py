@@ -157,7 +157,10 @@ def results_fixture() -> dict:
             "samples": 3,
             "repeats": 1,
             "rendition": {"height": 720},
-            "cpu_ms_per_frame": {"decode_convert": 10.0, "cnn": 20.0, "heads": 0.1, "total": 30.1},
+            "cpu_ms_per_frame": {
+                "cheapest": {"decode_convert": 2.0, "cnn": 20.0, "heads": 0.1, "total": 22.1},
+                "browser_exact": {"decode_convert": 10.0, "cnn": 20.0, "heads": 0.1, "total": 30.1},
+            },
             "keras_batch1": {"wall_ms_per_frame": 25.0},
             "keras_batch32": {"wall_ms_per_frame": 12.0},
             "wire": {"bytes_per_frame": 1290.5, "jpeg_q85_224_bytes_median": 8000.0, "raw_rgb_224_bytes": 150528},
@@ -184,7 +187,10 @@ def test_summary_has_the_headline_keys_and_nulls_what_failed() -> None:
     results = results_fixture()
     summary = run.summarise(results)
     assert set(run.HEADLINE_KEYS) <= set(summary)
-    assert summary["offload_ratio"] == pytest.approx(30.1 / 3.5)
+    assert summary["offload_ratio"] == pytest.approx(22.1 / 3.5)  # the cheapest server-only path
+    assert summary["offload_ratio_browser_exact"] == pytest.approx(30.1 / 3.5)
+    assert summary["server_only_cpu_ms_per_frame"] == 22.1
+    assert summary["server_only_browser_exact_cpu_ms_per_frame"] == 30.1
     assert summary["server_recomputed_share"] == 0.05  # the run that did not settle is left out
     assert summary["ingest_fps_100_clients"] == 100.0
     assert summary["ack_p99_ms_100_clients"] == 3000.0
@@ -200,6 +206,11 @@ def test_table_plots_and_docs_section(tmp_path: Path) -> None:
     results["summary"] = run.summarise(results)
     text = report.table(results)
     assert "offload ratio" in text and "null" in text  # the browser figure failed and says so
+    figures = {figure: (value, how) for figure, value, how in report.rows(results)}
+    assert figures["(1a) server-only, cheapest (swscale rgb24) CPU ms/frame"][0].startswith("22.10 (decode+RGB 2.00")
+    assert figures["(1a) server-only, browser-exact (libyuv emulation) CPU ms/frame"][0].startswith("30.10")
+    ratio, how = figures["offload ratio (1a)/(1b)"]
+    assert ratio == "6.3" and "cheapest" in how and "browser-exact one: 8.6" in how
     assert "published: 855 s" in text
     document = tmp_path / "benchmarks.md"
     document.write_text(f"# intro\n\n{report.RESULTS_START}\nold\n{report.RESULTS_END}\n\nafter\n")
