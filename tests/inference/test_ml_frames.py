@@ -19,6 +19,7 @@ from inference.ml.frames import (
     F2020,
     JPEG,
     FrameDecodeError,
+    YuvConstants,
     decode_frames_at,
     frame_time_ms,
     frame_to_rgb,
@@ -186,6 +187,12 @@ def test_random_planes_match_the_formula(constants, height, width):
     for plane in (y, u[:half_h, :half_w], v[:half_h, :half_w]):  # the extremes, where the plane holds both
         plane[0, 0], plane[-1, -1] = 0, 255
     assert np.array_equal(i420_to_rgb(y, u, v, constants), reference_i420_to_rgb(y, u, v, constants))
+
+
+def test_constants_whose_sums_overflow_uint16_are_refused():
+    too_wide = YuvConstants("too-wide", yg=18997, yb=-1160, ub=255, ug=0, vg=0, vr=255)
+    with pytest.raises(ValueError, match="uint16"):
+        i420_to_rgb(np.zeros((2, 2), np.uint8), np.zeros((1, 1), np.uint8), np.zeros((1, 1), np.uint8), too_wide)
 
 
 def test_odd_sizes_are_converted():
