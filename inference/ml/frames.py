@@ -9,6 +9,7 @@ pixels). PyAV's default conversion (swscale) is about one level darker, which co
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,16 +70,74 @@ def yuv_constants(matrix: int, color_range: int, height: int, primaries: int, tr
     return F709 if full else BT709
 
 
+_FRACTION_BITS = 6
+
+
+@dataclass(frozen=True)
+class _Luma:
+    """libyuv's luma term per level, offset so that sums stay non-negative; after the shift, ``zero`` means 0."""
+
+    table: np.ndarray
+    zero: int
+
+
+@functools.cache
+def _luma(constants: YuvConstants) -> _Luma:
+    """The luma table, with an offset (a multiple of 64) that keeps every channel's sum in uint16.
+
+    The sums are taken modulo 2**16, where wrap-around in the terms cancels out; what must fit is
+    the true sum plus the offset over all levels (-17544..34098 for BT.2020's blue, the widest).
+    """
+    levels = np.arange(256, dtype=np.int64)
+    luma = ((levels * 0x0101 * constants.yg) >> 16) + constants.yb
+    chroma = levels - 128
+    red, blue = chroma * constants.vr, chroma * constants.ub
+    green_u, green_v = -chroma * constants.ug, -chroma * constants.vg
+    lowest = luma.min() + min(red.min(), blue.min(), green_u.min() + green_v.min())
+    highest = luma.max() + max(red.max(), blue.max(), green_u.max() + green_v.max())
+    zero = -(int(lowest) >> _FRACTION_BITS)
+    offset = zero << _FRACTION_BITS
+    if highest + offset > 0xFFFF:
+        raise ValueError(f"{constants.name}: sums span {lowest}..{highest}, more than uint16 holds")
+    return _Luma((luma + offset).astype(np.uint16), zero)
+
+
+def _even_sized(plane: np.ndarray) -> np.ndarray:
+    """The plane, with its last row and column repeated where odd, so 2x2 blocks tile it."""
+    height, width = plane.shape
+    if height % 2 == 0 and width % 2 == 0:
+        return plane
+    return np.pad(plane, ((0, height % 2), (0, width % 2)), mode="edge")
+
+
+def _repeat_columns(half: np.ndarray) -> np.ndarray:
+    """int16[h, w] -> uint16[h, 2w] modulo 2**16, each value twice (as uint32, x * 0x10001 holds x in both halves)."""
+    return (half.view(np.uint16).astype(np.uint32) * 0x10001).view(np.uint16)
+
+
 def i420_to_rgb(y: np.ndarray, u: np.ndarray, v: np.ndarray, constants: YuvConstants) -> np.ndarray:
-    """libyuv's I420ToARGB in numpy: uint8 planes (chroma at half size) -> uint8[H, W, 3] RGB."""
+    """libyuv's I420ToARGB in numpy: uint8 planes (chroma at half size) -> uint8[H, W, 3] RGB.
+
+    Runs for every frame the server checks, so it avoids int32 temporaries: luma comes from a
+    table, chroma terms are computed once per 2x2 block in int16, and the sums stay in uint16
+    (``_luma`` proves they fit). Bit-identical to libyuv's formula.
+    """
+    luma = _luma(constants)
     height, width = y.shape
-    u_full = np.repeat(np.repeat(u, 2, axis=0), 2, axis=1)[:height, :width].astype(np.int32) - 128
-    v_full = np.repeat(np.repeat(v, 2, axis=0), 2, axis=1)[:height, :width].astype(np.int32) - 128
-    y1 = ((y.astype(np.uint32) * 0x0101 * constants.yg) >> 16).astype(np.int32) + constants.yb
+    half_h, half_w = (height + 1) // 2, (width + 1) // 2
+    luma_pairs = np.take(luma.table, _even_sized(y)).reshape(half_h, 2, 2 * half_w)
+    u = u[:half_h, :half_w].astype(np.int16) - 128
+    v = v[:half_h, :half_w].astype(np.int16) - 128
+    chroma_terms = (v * constants.vr, -(u * constants.ug + v * constants.vg), u * constants.ub)
     rgb = np.empty((height, width, 3), dtype=np.uint8)
-    rgb[..., 0] = np.clip((y1 + v_full * constants.vr) >> 6, 0, 255)
-    rgb[..., 1] = np.clip((y1 - (u_full * constants.ug + v_full * constants.vg)) >> 6, 0, 255)
-    rgb[..., 2] = np.clip((y1 + u_full * constants.ub) >> 6, 0, 255)
+    total = np.empty_like(luma_pairs)
+    for channel, chroma in enumerate(chroma_terms):
+        # Each chroma row serves the two luma rows of its block.
+        np.add(luma_pairs, _repeat_columns(chroma)[:, None, :], out=total)
+        np.right_shift(total, _FRACTION_BITS, out=total)
+        np.clip(total, luma.zero, luma.zero + 255, out=total)
+        painted = total.reshape(2 * half_h, 2 * half_w)[:height, :width]
+        np.subtract(painted, luma.zero, out=rgb[..., channel], casting="unsafe")
     return rgb
 
 

@@ -16,8 +16,10 @@ from inference.ml.frames import (
     BT709,
     BT2020,
     F709,
+    F2020,
     JPEG,
     FrameDecodeError,
+    YuvConstants,
     decode_frames_at,
     frame_time_ms,
     frame_to_rgb,
@@ -146,6 +148,51 @@ def test_chroma_is_nearest_neighbour_per_2x2_block():
             block = rgb[by * 2 : by * 2 + 2, bx * 2 : bx * 2 + 2].reshape(-1, 3)
             assert (block == block[0]).all()
     assert not (rgb[0, 0] == rgb[0, 2]).all()
+
+
+ALL_CONSTANTS = [BT601, BT709, BT2020, JPEG, F709, F2020]
+
+
+def reference_i420_to_rgb(y, u, v, constants):
+    """libyuv's formula written out in int32, as the oracle for the fast conversion."""
+    height, width = y.shape
+    u_full = np.repeat(np.repeat(u, 2, axis=0), 2, axis=1)[:height, :width].astype(np.int32) - 128
+    v_full = np.repeat(np.repeat(v, 2, axis=0), 2, axis=1)[:height, :width].astype(np.int32) - 128
+    y1 = ((y.astype(np.uint32) * 0x0101 * constants.yg) >> 16).astype(np.int32) + constants.yb
+    rgb = np.empty((height, width, 3), dtype=np.uint8)
+    rgb[..., 0] = np.clip((y1 + v_full * constants.vr) >> 6, 0, 255)
+    rgb[..., 1] = np.clip((y1 - (u_full * constants.ug + v_full * constants.vg)) >> 6, 0, 255)
+    rgb[..., 2] = np.clip((y1 + u_full * constants.ub) >> 6, 0, 255)
+    return rgb
+
+
+@pytest.mark.parametrize("constants", ALL_CONSTANTS, ids=lambda constants: constants.name)
+def test_every_yuv_triple_matches_the_formula(constants):
+    """All 256**3 (y, u, v): 64 frames whose 2x2 blocks hold every (u, v) pair with four luma levels each."""
+    u, v = np.meshgrid(np.arange(256, dtype=np.uint8), np.arange(256, dtype=np.uint8), indexing="ij")
+    block_levels = np.tile(np.array([[0, 1], [2, 3]], dtype=np.uint8), (256, 256))
+    for first in range(0, 256, 4):
+        y = block_levels + np.uint8(first)
+        assert np.array_equal(i420_to_rgb(y, u, v, constants), reference_i420_to_rgb(y, u, v, constants))
+
+
+@pytest.mark.parametrize("constants", ALL_CONSTANTS, ids=lambda constants: constants.name)
+@pytest.mark.parametrize("height,width", [(1, 1), (1, 2), (2, 1), (2, 2), (3, 5), (6, 4), (37, 50), (64, 81)])
+def test_random_planes_match_the_formula(constants, height, width):
+    """Planes are views into padded rows, as decoded planes are; the chroma has a spare row and column."""
+    rng = np.random.default_rng(height * 1000 + width)
+    half_h, half_w = (height + 1) // 2, (width + 1) // 2
+    y = rng.integers(0, 256, size=(height + 2, width + 7), dtype=np.uint8)[:height, :width]
+    u, v = rng.integers(0, 256, size=(2, half_h + 3, half_w + 5), dtype=np.uint8)[:, : half_h + 1, : half_w + 1]
+    for plane in (y, u[:half_h, :half_w], v[:half_h, :half_w]):  # the extremes, where the plane holds both
+        plane[0, 0], plane[-1, -1] = 0, 255
+    assert np.array_equal(i420_to_rgb(y, u, v, constants), reference_i420_to_rgb(y, u, v, constants))
+
+
+def test_constants_whose_sums_overflow_uint16_are_refused():
+    too_wide = YuvConstants("too-wide", yg=18997, yb=-1160, ub=255, ug=0, vg=0, vr=255)
+    with pytest.raises(ValueError, match="uint16"):
+        i420_to_rgb(np.zeros((2, 2), np.uint8), np.zeros((1, 1), np.uint8), np.zeros((1, 1), np.uint8), too_wide)
 
 
 def test_odd_sizes_are_converted():
