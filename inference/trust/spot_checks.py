@@ -38,8 +38,14 @@ class SpotCheckPolicy:
         return max(self.floor, min(1.0, (self.probation / (consecutive_valid + 1)) ** 2))
 
     def draw(self, records: Iterable[int], rng: random.Random) -> bool:
-        """One draw per contributor behind a sample: recompute it if any of them is picked."""
-        return any(rng.random() < self.rate(n) for n in records)
+        """One draw per sample, at the rate of its least-established contributor.
+
+        One recomputation of the frame checks every contributor behind it at once, so the sample
+        needs the highest of their rates, not one draw each (which would recompute a sample agreed
+        by ``r`` established contributors at about ``r`` times the floor).
+        """
+        rates = [self.rate(n) for n in records]
+        return bool(rates) and rng.random() < max(rates)
 
     def expected_checks(self, results: int) -> float:
         """Expected server recomputations over an honest contributor's first ``results`` results.

@@ -149,6 +149,17 @@ def test_spot_check_rate_is_one_in_probation_then_decays_to_the_floor():
     assert drawn == pytest.approx(0.02, abs=0.005)
 
 
+def test_a_sample_is_drawn_once_at_its_least_established_contributors_rate():
+    policy = SpotCheckPolicy(probation=10, floor=0.02)
+    rng = random.Random(1)
+    # Two established contributors agreeing on a sample: one recomputation checks both, at the floor.
+    drawn = sum(policy.draw([10_000, 20_000], rng) for _ in range(20_000)) / 20_000
+    assert drawn == pytest.approx(0.02, abs=0.005)
+    # A newcomer beside an established one: the newcomer's rate (1 in probation) decides.
+    assert all(policy.draw([10_000, 3], rng) for _ in range(100))
+    assert not policy.draw([], rng)
+
+
 @pytest.mark.parametrize("bad", [{"probation": -1, "floor": 0.1}, {"probation": 1, "floor": 1.5}])
 def test_spot_check_policy_refuses_nonsense(bad):
     with pytest.raises(ValueError):
