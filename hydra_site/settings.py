@@ -292,6 +292,9 @@ HYDRA_RATE_LIMITS = {
 HYDRA_ANALYSIS_COVERAGE_STEPS = sorted(
     float(step) for step in env_list("HYDRA_ANALYSIS_COVERAGE_STEPS", ["0.25", "0.5", "0.75", "1.0"])
 )
+# The websocket path only stores features; a worker judges and analyses a video's new features in one
+# pass at most this often (the first batch after a pass queues the next one with this countdown).
+HYDRA_SETTLE_DELAY_SECONDS = env_float("HYDRA_SETTLE_DELAY_SECONDS", 2.0)
 
 # Analysis websocket (inference.consumers): limits on what one client session may send.
 HYDRA_WS_MAX_MESSAGE_BYTES = env_int("HYDRA_WS_MAX_MESSAGE_BYTES", 64 * 1024)

@@ -6,5 +6,4 @@ class InferenceConfig(AppConfig):
     verbose_name = "Inference"
 
     def ready(self) -> None:
-        from inference import receivers  # noqa: F401  (connects the signal receivers)
-        from inference.trust import receivers as trust_receivers  # noqa: F401
+        from inference.trust import receivers  # noqa: F401  (connects the signal receivers)

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
-from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -82,7 +81,7 @@ def open_session(scope: dict[str, Any], slug: str, resume_id: str | None) -> Ope
         model=selectors.browser_model_spec(session.model_version),
         fps=selectors.rendition_timing(video)[0],
         sample_ms=assigned,
-        done_ms=selectors.session_sample_times(session),
+        done_ms=selectors.session_sample_times(session) if resume_id else [],
         limits=current_limits(),
     )
     return OpenedSession(session=session, assigned=frozenset(assigned), handshake=handshake)
@@ -124,7 +123,6 @@ class AnalysisConsumer(AsyncWebsocketConsumer):
         try:
             if not self.bucket.take(time.monotonic()):
                 raise ProtocolError(ErrorCode.RATE_LIMITED, f"more than {self.limits.rate_per_second:g} messages/s")
-            await self.check_shared_limits()
             if text_data is not None:
                 await self.receive_hello(text_data)
             else:
@@ -132,22 +130,26 @@ class AnalysisConsumer(AsyncWebsocketConsumer):
         except ProtocolError as error:
             await self.refuse(error.code, error.message, error.seq)
 
-    async def check_shared_limits(self) -> None:
-        """Per-IP and per-account message limits, shared by every process (inference.trust.ratelimit)."""
+    def check_shared_limits(self) -> None:
+        """Per-IP and per-account message limits, shared by every process (inference.trust.ratelimit).
+
+        Synchronous: called in the same worker thread as the message's database work, so a
+        message costs one hop out of the event loop.
+        """
         try:
-            await sync_to_async(ratelimit.check_client)(
-                "ws_message", ip=self.session.ip_address, user_id=self.session.user_id
-            )
+            ratelimit.check_client("ws_message", ip=self.session.ip_address, user_id=self.session.user_id)
         except ratelimit.RateLimited as limited:
             raise ProtocolError(ErrorCode.RATE_LIMITED, str(limited)) from None
 
     async def receive_hello(self, text: str) -> None:
         hello = protocol.parse_text_message(text)
-        await database_sync_to_async(services.identify_client_session)(
-            self.session, backend=hello.backend, device_id=hello.device_id
-        )
+        await database_sync_to_async(self.identify)(hello)
         self.hello = hello
         await self.send_json({"type": "ready", "session": str(self.session.pk), "backend": hello.backend})
+
+    def identify(self, hello: protocol.Hello) -> None:
+        self.check_shared_limits()
+        services.identify_client_session(self.session, backend=hello.backend, device_id=hello.device_id)
 
     async def receive_batch(self, data: bytes) -> None:
         if self.hello is None:
@@ -156,8 +158,12 @@ class AnalysisConsumer(AsyncWebsocketConsumer):
             data, feature_size=self.session.model_version.feature_size, limits=self.limits
         )
         protocol.check_assigned(batch, self.assigned)
-        recorded = await database_sync_to_async(services.record_frame_features)(self.session, batch.samples)
+        recorded = await database_sync_to_async(self.store)(batch)
         await self.send_json(protocol.ack_message(batch.seq, recorded.accepted, recorded.duplicates))
+
+    def store(self, batch: protocol.FeatureBatch) -> services.RecordedFeatures:
+        self.check_shared_limits()
+        return services.record_frame_features(self.session, batch.samples)
 
     async def refuse(self, code: ErrorCode, message: str, seq: int | None) -> None:
         """Answer a rejected message; too many of them end the connection."""

@@ -6,10 +6,6 @@ task was retried) and then sends the same signal again.
 
 from django.dispatch import Signal
 
-# After features for a video were stored and committed. kwargs: video, model_version.
-# inference connects ``services.on_features_recorded`` to it (see inference/apps.py).
-features_recorded = Signal()
-
 # An analysis found a category's verdict at or above its threshold. kwargs: verdict.
 # The moderation app opens (or updates) a case from it.
 verdict_flagged = Signal()

@@ -8,6 +8,7 @@ from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
 from inference import services
+from inference.models import ModelVersion
 from videos.models import Video
 
 logger = logging.getLogger(__name__)
@@ -34,3 +35,25 @@ def analyse_video_task(video_id: int) -> dict[str, float]:
         return {}
     verdicts = services.analyse_video(video)
     return {verdict.head_version.head.category: verdict.score for verdict in verdicts}
+
+
+@shared_task(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=2,
+    retry_backoff_max=120,
+    retry_jitter=True,
+    max_retries=6,
+)
+def settle_video_task(video_id: int, model_version_id: int) -> int:
+    """Judge and analyse the features viewers stored for a video since the last pass (see services.settle_video).
+
+    Returns the number of verdicts the pass stored (0 when no coverage step was reached).
+    """
+    video = Video.objects.filter(pk=video_id).first()
+    model_version = ModelVersion.objects.filter(pk=model_version_id).first()
+    if video is None or model_version is None:
+        logger.info("video %s or model version %s is gone; nothing to settle", video_id, model_version_id)
+        return 0
+    return len(services.settle_video(video, model_version))

@@ -112,21 +112,35 @@ def identity_of(session: ClientSession, uploader_id: int | None) -> Identity:
     )
 
 
-def refuse_if_quarantined(session: ClientSession) -> None:
-    """Raise the protocol error the consumer answers with when a caught session (or its person or device) sends more."""
+def quarantined_error(session: ClientSession):
+    """The protocol error a caught session gets for anything it sends (the consumer answers with it)."""
     from inference.protocol import ErrorCode, ProtocolError
 
     session.refresh_from_db(fields=["state", "device_id"])
+    return ProtocolError(ErrorCode.SESSION_MISMATCH, refusal_reason(session) or "this session was quarantined")
+
+
+def quarantine_if_caught(session: ClientSession) -> bool:
+    """A new session of a quarantined account or device starts quarantined (checked once its device is known).
+
+    Storing a batch checks only the session's own state (one statement per batch); this makes
+    that check cover the person and device behind the session too.
+    """
     reason = refusal_reason(session)
-    if reason:
-        raise ProtocolError(ErrorCode.SESSION_MISMATCH, reason)
+    if reason and session.state != ClientSession.State.QUARANTINED:
+        ClientSession.objects.filter(pk=session.pk).update(state=ClientSession.State.QUARANTINED, state_reason=reason)
+        session.state, session.state_reason = ClientSession.State.QUARANTINED, reason
+    return reason is not None
 
 
 def refusal_reason(session: ClientSession) -> str | None:
     """Why this session may no longer contribute, or None: it, or the person or device behind it, was caught."""
     if session.state == ClientSession.State.QUARANTINED:
         return "this session was quarantined for sending features that do not match the video"
-    quarantined = Contributor.objects.filter(key=contributor_key(session), quarantined_at__isnull=False).exists()
+    key = contributor_key(session)
+    if key.startswith("session:"):
+        return None  # no account or device: the contributor is the session, whose state was just read
+    quarantined = Contributor.objects.filter(key=key, quarantined_at__isnull=False).exists()
     return "this account or device was quarantined" if quarantined else None
 
 
@@ -388,20 +402,23 @@ class StatusChanges:
 
 
 @transaction.atomic
-def on_features_recorded(session: ClientSession, sample_ms: Sequence[int]) -> None:
-    """Called by ``record_frame_features`` for the samples it just stored: they start pending, then are judged.
+def verify_pending(video: Video, model_version: ModelVersion) -> None:
+    """Judge every pending feature of the video (a settlement pass, in a worker); quarantine whoever is proven wrong.
 
-    Judging is serialised per video (a row lock): two sessions storing the same sample at once
-    would otherwise each miss the other's uncommitted row and both wait for a replica.
+    Judging is serialised per video (a row lock): two passes judging the same sample at once
+    would each miss the other's status changes. Samples still waiting for a replica stay pending
+    and are judged again by the next pass.
     """
-    if not sample_ms:
-        return
-    Video.objects.select_for_update().filter(pk=session.video_id).first()
-    FrameFeature.objects.filter(session=session, sample_ms__in=sample_ms, status=Status.ACCEPTED).update(
-        status=Status.PENDING
+    Video.objects.select_for_update().filter(pk=video.pk).first()
+    pending = (
+        FrameFeature.objects.filter(video=video, model_version=model_version, status=Status.PENDING)
+        .exclude(session__state=ClientSession.State.QUARANTINED)
+        .values_list("sample_ms", flat=True)
+        .distinct()
     )
-    wrong = verify_samples(session.video, session.model_version, sample_ms)
-    quarantine_sessions(wrong, MISMATCH)
+    times = list(pending)
+    if times:
+        quarantine_sessions(verify_samples(video, model_version, times), MISMATCH)
 
 
 # --- Quarantine ------------------------------------------------------------------------------------
@@ -517,8 +534,8 @@ def run_recomputations(
         times = sorted({r.sample_ms for r in claimed})
         missing = sorted(set(times) - _server_settled(video, model_version))
         features = compute(video, missing, model_version) if missing else None
-        # Judge under the video's lock, like on_features_recorded: a batch stored meanwhile is either
-        # seen here or, once this commits, sees the server's features and queues itself again.
+        # Judge under the video's lock, like verify_pending: a batch stored meanwhile is either seen
+        # here or, once this commits, judged against the server's features by the next pass.
         Video.objects.select_for_update().filter(pk=video.pk).first()
         if missing:
             store_server_features(video, model_version, missing, features)

@@ -73,7 +73,7 @@ def test_the_task_module_does_not_load_tensorflow():
     code = (
         "import django, os, sys; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'hydra_site.settings');"
         "django.setup();"
-        "import inference.tasks, inference.services, inference.heads, inference.receivers;"
+        "import inference.tasks, inference.services, inference.heads, inference.consumers;"
         "print('tensorflow' in sys.modules or 'keras' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)

@@ -223,17 +223,15 @@ def test_nothing_stored_means_no_verdict(mean_feature_head, make_analysed_video)
     assert not Verdict.objects.exists()
 
 
-def test_analysis_is_queued_when_coverage_reaches_a_new_step(
-    mean_feature_head, make_analysed_video, store_features, model_version, django_capture_on_commit_callbacks, settings
+def test_a_settlement_pass_analyses_when_coverage_reaches_a_new_step(
+    mean_feature_head, make_analysed_video, store_features, model_version, settings
 ):
     settings.HYDRA_ANALYSIS_COVERAGE_STEPS = [0.25, 0.5, 1.0]
     video = make_analysed_video(seconds=10, fps=25)
 
     def record(times):
         store_features(video, model_version, times, constant_features([1] * len(times)))
-        with django_capture_on_commit_callbacks(execute=True) as callbacks:
-            signals.features_recorded.send(sender=FrameFeature, video=video, model_version=model_version)
-        return len(callbacks)
+        return len(services.settle_video(video, model_version))
 
     assert record([0, 1000]) == 0
     assert record([2000]) == 1  # 30%: the first step

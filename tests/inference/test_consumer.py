@@ -12,7 +12,7 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
 from hydra_site.asgi import application
-from inference import protocol
+from inference import protocol, services
 from inference.models import ClientSession, FrameFeature, ModelVersion
 from inference.protocol import CloseCode, ErrorCode, FrameSample
 from tests.inference.streaming_factories import FEATURES, make_model, make_ready_video
@@ -370,28 +370,24 @@ def test_too_many_errors_close_the_connection(video, settings):
     assert FrameFeature.objects.count() == 0
 
 
-def test_stored_features_are_announced_once_committed(video, model_version):
-    from inference import signals
+def test_stored_features_ask_for_a_settlement_pass_once_committed(video, model_version, monkeypatch):
+    requested = []
 
-    announced = []
+    def request_settlement(video_id, model_version_id):
+        requested.append((video_id, model_version_id, FrameFeature.objects.filter(video_id=video_id).count()))
 
-    def receiver(sender, video, model_version, **kwargs):
-        announced.append((video.pk, model_version.pk, FrameFeature.objects.filter(video=video).count()))
+    monkeypatch.setattr(services, "request_settlement", request_settlement)
 
-    signals.features_recorded.connect(receiver, dispatch_uid="test-features-recorded")
-    try:
+    async def scenario():
+        client = await connect(video.slug)
+        await client.send_batch(batch(1, sample(0), sample(1000)))
+        await client.send_batch(batch(2, sample(0)))  # only a duplicate: nothing new to settle
+        await client.send_batch(batch(3, sample(1500)))  # refused
+        await client.close()
 
-        async def scenario():
-            client = await connect(video.slug)
-            await client.send_batch(batch(1, sample(0), sample(1000)))
-            await client.send_batch(batch(2, sample(0)))  # only a duplicate: nothing new to announce
-            await client.send_batch(batch(3, sample(1500)))  # refused
-            await client.close()
-
-        run(scenario)
-    finally:
-        signals.features_recorded.disconnect(dispatch_uid="test-features-recorded")
-    assert announced == [(video.pk, model_version.pk, 2)]
+    run(scenario)
+    assert requested == [(video.pk, model_version.pk, 2)]
+    assert set(FrameFeature.objects.values_list("status", flat=True)) == {FrameFeature.Status.PENDING}
 
 
 def test_sample_times_follow_the_rendition_not_the_original(model_version):

@@ -29,7 +29,7 @@ def session_for(video, model_version, name: str, *, ip: str, user=None) -> Clien
 
 
 def record(session: ClientSession, times: list[int], features: np.ndarray) -> None:
-    """What record_frame_features does: store the batch, then hand it to the trust layer in the same transaction."""
+    """What a batch goes through: stored pending (record_frame_features), then judged by a settlement pass."""
     codes = quantise(features)
     with transaction.atomic():
         FrameFeature.objects.bulk_create(
@@ -40,10 +40,11 @@ def record(session: ClientSession, times: list[int], features: np.ndarray) -> No
                 sample_ms=t,
                 vector=codes[i].tobytes(),
                 backend=session.backend,
+                status=FrameFeature.Status.PENDING,
             )
             for i, t in enumerate(times)
         )
-        trust.on_features_recorded(session, times)
+        trust.verify_pending(session.video, session.model_version)
 
 
 def statuses(session: ClientSession) -> set[str]:
