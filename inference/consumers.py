@@ -90,6 +90,11 @@ def open_session(scope: dict[str, Any], slug: str, resume_id: str | None) -> Ope
 class AnalysisConsumer(AsyncWebsocketConsumer):
     """One connection = one ClientSession; see docs/protocol.md for the conversation."""
 
+    # The socket only talks to its own client: no channel layer. With one, every open connection
+    # would hold a blocking read on Redis (channels-redis) for messages nobody sends; under a few
+    # hundred viewers those reads time out and close the connections (measured in bench/).
+    channel_layer_alias = None
+
     session: ClientSession | None = None
     closing = False
 
