@@ -79,14 +79,17 @@ class FrameFeature(models.Model):
         ACCEPTED = "accepted", "Accepted"
         REJECTED = "rejected", "Rejected"
 
-    video = models.ForeignKey(Video, on_delete=models.CASCADE, related_name="frame_features")
+    # Every batch of every viewer inserts here, so indexes are few: (video, model_version, sample_ms)
+    # and the unique (session, sample_ms) also serve lookups by video and by session, and status is
+    # always filtered together with a video.
+    video = models.ForeignKey(Video, on_delete=models.CASCADE, related_name="frame_features", db_index=False)
     model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="frame_features")
-    session = models.ForeignKey(ClientSession, on_delete=models.CASCADE, related_name="frame_features")
+    session = models.ForeignKey(ClientSession, on_delete=models.CASCADE, related_name="frame_features", db_index=False)
     sample_ms = models.PositiveIntegerField()
     vector = models.BinaryField(help_text="feature_size bytes, uint8, dequantised with the model's quantisation.")
     backend = models.CharField(max_length=16, blank=True)
     inference_ms = models.FloatField(null=True, blank=True)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACCEPTED, db_index=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACCEPTED)
     received_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
