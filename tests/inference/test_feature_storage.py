@@ -98,26 +98,45 @@ def test_resuming_reopens_a_closed_session(session):
     assert again.state == ClientSession.State.ACTIVE
 
 
-def test_settlement_passes_are_debounced_per_video_and_released_by_the_pass(session, monkeypatch, settings):
+def test_batches_of_one_window_share_one_settlement_pass_queued_after_it(session, monkeypatch, settings):
     from django.core.cache import cache
 
     from inference import tasks
 
-    settings.HYDRA_SETTLE_DELAY_SECONDS = 3.0
+    settings.HYDRA_SETTLE_DELAY_SECONDS = 2.0
+    monkeypatch.setitem(tasks.settle_video_task.app.conf, "task_always_eager", False)
     queued = []
     monkeypatch.setattr(
         tasks.settle_video_task, "apply_async", lambda args, countdown: queued.append((args, countdown))
     )
+    clock = [1_000_000.5]  # half a second into a window
+    monkeypatch.setattr(services.time, "time", lambda: clock[0])
     video, model_version = session.video, session.model_version
-    cache.delete(services.settlement_key(video.pk, model_version.pk))
+    cache.clear()
 
     services.request_settlement(video.pk, model_version.pk)
-    services.request_settlement(video.pk, model_version.pk)  # within the window: shares the queued pass
-    assert queued == [((video.pk, model_version.pk), 3.0)]
+    clock[0] += 1.0
+    services.request_settlement(video.pk, model_version.pk)  # same window: shares the queued pass
+    assert queued == [((video.pk, model_version.pk), pytest.approx(1.5 + services.SETTLEMENT_MARGIN_SECONDS))]
 
-    services.settle_video(video, model_version)  # the pass releases the key before reading anything
+    services._settlements_requested.clear()  # another process: it asks Redis, which says the pass is queued
     services.request_settlement(video.pk, model_version.pk)
-    assert len(queued) == 2
+    assert len(queued) == 1
+
+    clock[0] += 1.0  # the next window: its batches need a pass of their own
+    services.request_settlement(video.pk, model_version.pk)
+    assert queued[1] == ((video.pk, model_version.pk), pytest.approx(1.5 + services.SETTLEMENT_MARGIN_SECONDS))
+
+
+def test_in_process_tasks_settle_every_batch_at_once(session, monkeypatch):
+    from inference import tasks
+
+    settled = []
+    monkeypatch.setitem(tasks.settle_video_task.app.conf, "task_always_eager", True)
+    monkeypatch.setattr(services, "settle_video", lambda video, model_version: settled.append(video.pk) or [])
+    services.request_settlement(session.video_id, session.model_version_id)
+    services.request_settlement(session.video_id, session.model_version_id)
+    assert settled == [session.video_id, session.video_id]
 
 
 def test_a_settlement_pass_judges_pending_features_without_touching_others(session):
