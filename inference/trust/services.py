@@ -270,6 +270,9 @@ def request_recomputation(video: Video, model_version: ModelVersion, sample_ms: 
     return len(created)
 
 
+# What judging reads of a session: who it is (identity_of, contributor_key), whether it is the server.
+JUDGED_SESSION_FIELDS = ("user_id", "device_id", "ip_address", "is_server", "state")
+
 AlternativeFeatures = Callable[[int], np.ndarray]
 """sample_ms -> float32[V, D]: the server's features of that frame painted as other browsers paint it."""
 
@@ -301,6 +304,7 @@ def verify_samples(
         .exclude(status=Status.REJECTED)
         .exclude(session__state=ClientSession.State.QUARANTINED)
         .select_related("session")
+        .only("sample_ms", "vector", "status", "session_id", *(f"session__{name}" for name in JUDGED_SESSION_FIELDS))
         .order_by("sample_ms", "received_at", "pk")
     )
     by_time: dict[int, list[FrameFeature]] = defaultdict(list)
@@ -315,8 +319,10 @@ def verify_samples(
     disputed: list[int] = []
     spot_checked: list[int] = []
 
+    identities = {session.pk: identity_of(session, video.owner_id) for session in {f.session for f in features}}
+
     def submissions(rows: Sequence[FrameFeature]) -> list[Submission]:
-        return [Submission(identity_of(f.session, video.owner_id), vectors[f.pk]) for f in rows]
+        return [Submission(identities[f.session_id], vectors[f.pk]) for f in rows]
 
     for t, rows in by_time.items():
         server = next((f for f in rows if f.session.is_server), None)
@@ -542,8 +548,11 @@ def run_recomputations(
         wrong = verify_samples(video, model_version, missing, rejudge_accepted=True, alternatives=alternatives)
         wrong |= verify_samples(video, model_version, sorted(set(times) - set(missing)), alternatives=alternatives)
         Recomputation.objects.filter(pk__in=[r.pk for r in claimed]).update(done_at=timezone.now())
-        quarantine_sessions(wrong, MISMATCH)
-        transaction.on_commit(functools.partial(analyse_again, video.pk))
+        quarantine_sessions(wrong, MISMATCH)  # re-runs the analysis of every video the liars touched
+        if any(r.reason != Reason.SPOT_CHECK for r in claimed):
+            # A spot check that confirms what peers agreed on changes no verdict input beyond the
+            # tolerance, so only other recomputations (flags, disputes, gaps) re-run the analysis.
+            transaction.on_commit(functools.partial(analyse_again, video.pk))
     return missing
 
 
