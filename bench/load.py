@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from bench.measure import percentile
+from bench.wire import CLIENT_BATCH
 
 
 @dataclass
@@ -36,7 +37,7 @@ class LoadConfig:
     times: list[int]
     codes_path: str
     clients: int
-    batch: int = 8
+    batch: int = CLIENT_BATCH
     deadline_s: float = 60.0
     origin: str = "http://127.0.0.1"
     run_tag: str = "run"

@@ -8,6 +8,7 @@ from typing import Any
 from bench.measure import median
 from bench.report import lookup
 from bench.server_only import PATHS
+from bench.wire import CLIENT_BATCH
 
 
 def _pyplot():
@@ -66,7 +67,7 @@ def latency(results: dict[str, Any], path: Path) -> Path | None:
     axes.set_yscale("log")
     axes.set_xlabel("concurrent simulated viewers")
     axes.set_ylabel("send -> ack, ms")
-    axes.set_title("Feature batch latency (batch of 8 frames)")
+    axes.set_title(f"Feature batch latency (batch of {CLIENT_BATCH} frames)")
     axes.grid(True, which="both", alpha=0.3)
     axes.legend()
     return _save(plt, figure, path)

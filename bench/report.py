@@ -9,6 +9,7 @@ from typing import Any
 
 from bench.measure import REPO_ROOT, median
 from bench.server_only import PATHS
+from bench.wire import CLIENT_BATCH
 
 DOCS = REPO_ROOT / "docs"
 RESULTS_START = "<!-- bench:results:start -->"
@@ -156,7 +157,7 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
             "(4) bytes/frame on the websocket",
             f"{fmt(summary['bytes_per_frame'], 0)} vs JPEG q85 {fmt(summary['jpeg_q85_bytes_per_frame'], 0)} "
             f"vs raw RGB {fmt(summary['raw_rgb_bytes_per_frame'], 0)}",
-            "224x224; batch of 8 + websocket header; JPEG median over rendition frames and photo crops",
+            f"224x224; batch of {CLIENT_BATCH} + websocket header; JPEG median over rendition frames and photo crops",
         )
     )
     for viewers, figures in (lookup(hydra, "time_to_verdict") or {}).items():

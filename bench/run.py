@@ -49,7 +49,7 @@ class Profile:
 
 QUICK = Profile(
     name="quick",
-    clip_seconds=20,
+    clip_seconds=60,
     repeats=3,
     cost_videos=5,
     cost_repeats=2,
