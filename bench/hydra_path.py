@@ -409,7 +409,7 @@ def cost_runs(
     """
     from django.conf import settings
 
-    per_video = settings.HYDRA_TRUST_REPLICAS
+    per_video = int(stack.env.get("HYDRA_TRUST_REPLICAS", settings.HYDRA_TRUST_REPLICAS))
     first = servers.daphnes[:1]
     measured_run(
         stack,

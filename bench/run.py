@@ -73,9 +73,10 @@ FULL = Profile(
     browser_frames=8,
     browser_backends=("wasm", "webgl", "cpu"),
     variants=(
-        # hydra_site sets one OpenBLAS thread by default; this shows what OpenBLAS's own default costs.
-        ("OpenBLAS threads on every core", (("OPENBLAS_NUM_THREADS", str(os.cpu_count() or 1)),)),
-        ("analyses only at 100% coverage", (("HYDRA_ANALYSIS_COVERAGE_STEPS", "1.0"),)),
+        # What bounds the ratio at the defaults: the spot-check floor (1/f) and the second replica of every sample.
+        ("spot-check floor 1 %", (("HYDRA_TRUST_SPOT_CHECK_FLOOR", "0.01"),)),
+        ("spot-check floor 0.5 %", (("HYDRA_TRUST_SPOT_CHECK_FLOOR", "0.005"),)),
+        ("one viewer per sample (no replica)", (("HYDRA_TRUST_REPLICAS", "1"),)),
     ),
     first_time_viewers=True,
 )

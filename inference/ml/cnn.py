@@ -83,10 +83,19 @@ def load_feature_extractor(artefact_dir: Path) -> keras.Model:
     return model
 
 
+# Keras traces a new graph for each new batch shape until it generalises the batch dimension,
+# after two shapes; each trace cost about 1.5 s of CPU here, paid by whichever small recomputation
+# first used a new batch size. Two warm-up batches pay it when the model loads.
+WARM_UP_BATCH_SIZES = (1, 2)
+
+
 @functools.lru_cache(maxsize=2)
 def cached_feature_extractor(artefact_dir: str) -> keras.Model:
-    """One loaded model per artefact directory per process (building it takes seconds)."""
-    return load_feature_extractor(Path(artefact_dir))
+    """One loaded model per artefact directory per process (building it takes seconds), ready for any batch size."""
+    model = load_feature_extractor(Path(artefact_dir))
+    for size in WARM_UP_BATCH_SIZES:
+        model.predict_on_batch(np.zeros((size, INPUT_SIZE, INPUT_SIZE, 3), dtype=np.float32))
+    return model
 
 
 def preprocess(frames_rgb: np.ndarray):

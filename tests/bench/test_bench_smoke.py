@@ -50,8 +50,9 @@ def test_wire_sizes_of_the_real_batch_format_against_jpeg_and_raw() -> None:
     noisy = rng.integers(0, 256, (2, 48, 64, 3), dtype=np.uint8)
     flat = np.full((2, 48, 64, 3), 128, dtype=np.uint8)
     sizes = wire.measure({"noisy": noisy, "flat": flat}, feature_size=1280)
-    assert sizes["features"]["payload_bytes_per_frame"] == (12 + 8 * (8 + 1280)) / 8  # docs/protocol.md
-    assert sizes["bytes_per_frame"] == sizes["features"]["payload_bytes_per_frame"] + 8 / 8
+    batch = wire.CLIENT_BATCH
+    assert sizes["features"]["payload_bytes_per_frame"] == (12 + batch * (8 + 1280)) / batch  # docs/protocol.md
+    assert sizes["bytes_per_frame"] == sizes["features"]["payload_bytes_per_frame"] + 8 / batch
     assert sizes["raw_rgb_224_bytes"] == 224 * 224 * 3
     assert sizes["jpeg_q85_224_bytes"]["noisy"] > sizes["jpeg_q85_224_bytes"]["flat"] > 0
     assert sizes["features"]["ack_bytes_per_frame"] > 0
