@@ -75,7 +75,11 @@ def latency(results: dict[str, Any], path: Path) -> Path | None:
 
 def cost_per_frame(results: dict[str, Any], path: Path) -> Path | None:
     paths = lookup(results, "server_only", "cpu_ms_per_frame")
-    runs = [r for r in lookup(results, "hydra_path", "cost_runs") or [] if r.get("settled")]
+    runs = [
+        r
+        for r in lookup(results, "hydra_path", "cost_runs") or []
+        if r.get("settled") and r.get("server_cpu_ms_per_analysed_frame")
+    ]
     if not paths or not runs:
         return None
     hydra = {

@@ -80,7 +80,11 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
             )
         )
     for name, variant in (hydra.get("variants") or {}).items():
-        runs = [run["server_cpu_ms_per_analysed_frame"]["total"] for run in variant["cost_runs"] if run.get("settled")]
+        runs = [
+            run["server_cpu_ms_per_analysed_frame"]["total"]
+            for run in variant["cost_runs"]
+            if run.get("settled") and run.get("server_cpu_ms_per_analysed_frame")
+        ]
         table.append(
             (
                 f"(1b) Hydra path, {name}",

@@ -163,7 +163,11 @@ def ingest_knee(runs: list[dict], growth: float = 1.1) -> int | None:
 
 def hydra_cpu_ms_per_frame(cost_runs: list[dict]) -> float | None:
     """Median server CPU per analysed frame over the runs that settled."""
-    per_frame = [run["server_cpu_ms_per_analysed_frame"]["total"] for run in cost_runs if run.get("settled")]
+    per_frame = [
+        run["server_cpu_ms_per_analysed_frame"]["total"]
+        for run in cost_runs
+        if run.get("settled") and run.get("server_cpu_ms_per_analysed_frame")
+    ]
     return median(per_frame) if per_frame else None
 
 

@@ -118,9 +118,10 @@ def judge_by_peers(
     """Accept when every submission agrees with every other and enough of them are independent.
 
     Any disagreement is a dispute that only the server can settle: peers never outvote each
-    other, because a majority can be a botnet.
+    other, because a majority can be a botnet. With ``replicas=1`` (no second opinion asked
+    for) one independent submission is enough, and spot checks are the only check on it.
     """
-    if len(submissions) < 2:
+    if not submissions or len(submissions) < replicas:
         return SampleOutcome(reason="waiting for an independent replica")
     for i, first in enumerate(submissions[:-1]):
         rest = np.stack([s.vector for s in submissions[i + 1 :]])

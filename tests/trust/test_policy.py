@@ -127,6 +127,17 @@ def test_peers_accept_only_with_an_independent_quorum_and_dispute_any_disagreeme
     assert dispute.needs_server and dispute.accepted == frozenset()
 
 
+def test_one_replica_accepts_a_lone_independent_viewer_but_never_the_uploader_alone():
+    v = vector(3)
+    viewer = _sub("a", v, device_id="da", network="10.0.1.0/24")
+    uploader = _sub("u", v, device_id="du", network="10.0.2.0/24", is_uploader=True)
+    liar = _sub("l", vector(4), device_id="dl", network="10.0.4.0/24")
+    assert judge_by_peers([viewer], TOLERANCE, fake_head, replicas=1).accepted == {"a"}
+    assert judge_by_peers([uploader], TOLERANCE, fake_head, replicas=1).accepted == frozenset()
+    assert judge_by_peers([viewer, liar], TOLERANCE, fake_head, replicas=1).needs_server  # still compared
+    assert judge_by_peers([], TOLERANCE, fake_head, replicas=1).accepted == frozenset()
+
+
 def test_the_server_decides_disputes():
     v = vector(5)
     outcome = judge_against_server([_sub("honest", v + 0.01), _sub("liar", vector(6))], v, TOLERANCE, fake_head)
