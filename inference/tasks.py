@@ -13,16 +13,21 @@ from videos.models import Video
 
 logger = logging.getLogger(__name__)
 
+# Both tasks replace their own rows, so they are safe to run twice: acknowledged late (a worker that
+# dies mid-task leaves the message to another) and retried with backoff on transient database
+# errors (a lost connection, another analysis holding the video's lock).
+RETRY_DATABASE_ERRORS = {
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "autoretry_for": (OperationalError, InterfaceError),
+    "retry_backoff": 2,
+    "retry_backoff_max": 120,
+    "retry_jitter": True,
+    "max_retries": 6,
+}
 
-@shared_task(
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=(OperationalError, InterfaceError),
-    retry_backoff=2,
-    retry_backoff_max=120,
-    retry_jitter=True,
-    max_retries=6,
-)
+
+@shared_task(**RETRY_DATABASE_ERRORS)
 def analyse_video_task(video_id: int) -> dict[str, float]:
     """Recompute a video's verdicts. Safe to run twice or to retry: the service replaces its own rows.
 
@@ -37,15 +42,7 @@ def analyse_video_task(video_id: int) -> dict[str, float]:
     return {verdict.head_version.head.category: verdict.score for verdict in verdicts}
 
 
-@shared_task(
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=(OperationalError, InterfaceError),
-    retry_backoff=2,
-    retry_backoff_max=120,
-    retry_jitter=True,
-    max_retries=6,
-)
+@shared_task(**RETRY_DATABASE_ERRORS)
 def settle_video_task(video_id: int, model_version_id: int) -> int:
     """Judge and analyse the features viewers stored for a video since the last pass (see services.settle_video).
 
