@@ -289,12 +289,29 @@ HYDRA_RATE_LIMITS = {
 }
 
 # Verdicts are (re)computed when the share of analysed samples first reaches each of these steps.
-HYDRA_ANALYSIS_COVERAGE_STEPS = sorted(
-    float(step) for step in env_list("HYDRA_ANALYSIS_COVERAGE_STEPS", ["0.25", "0.5", "0.75", "1.0"])
+
+
+def coverage_steps(values: list[str]) -> list[float]:
+    """Shares of a video's samples in (0, 1], ascending; anything else is a configuration error, said at start."""
+    try:
+        steps = sorted(float(value) for value in values)
+    except ValueError:
+        steps = []
+    if not steps or not all(0.0 < step <= 1.0 for step in steps):
+        raise ImproperlyConfigured(
+            f"HYDRA_ANALYSIS_COVERAGE_STEPS must be comma-separated shares in (0, 1], e.g. 0.25,0.5,1.0; got {values}"
+        )
+    return steps
+
+
+HYDRA_ANALYSIS_COVERAGE_STEPS = coverage_steps(
+    env_list("HYDRA_ANALYSIS_COVERAGE_STEPS", ["0.25", "0.5", "0.75", "1.0"])
 )
 # The websocket path only stores features; a worker judges and analyses a video's new features in one
 # pass at most this often (the first batch after a pass queues the next one with this countdown).
 HYDRA_SETTLE_DELAY_SECONDS = env_float("HYDRA_SETTLE_DELAY_SECONDS", 2.0)
+if HYDRA_SETTLE_DELAY_SECONDS <= 0:
+    raise ImproperlyConfigured("HYDRA_SETTLE_DELAY_SECONDS must be a positive number of seconds.")
 
 # Analysis websocket (inference.consumers): limits on what one client session may send.
 HYDRA_WS_MAX_MESSAGE_BYTES = env_int("HYDRA_WS_MAX_MESSAGE_BYTES", 64 * 1024)

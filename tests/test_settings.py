@@ -58,3 +58,16 @@ def test_embedded_default_uses_sqlite_in_memory_layer_and_eager_tasks():
         timeout=120,
     )
     assert out.stdout.split() == ["django.db.backends.sqlite3", "channels.layers.InMemoryChannelLayer", "True"]
+
+
+def test_malformed_analysis_settings_stop_the_start_with_a_clear_message():
+    for name, value in [
+        ("HYDRA_ANALYSIS_COVERAGE_STEPS", "0.5,half"),
+        ("HYDRA_ANALYSIS_COVERAGE_STEPS", "0,1"),
+        ("HYDRA_ANALYSIS_COVERAGE_STEPS", "0.5,1.5"),
+        ("HYDRA_SETTLE_DELAY_SECONDS", "0"),
+    ]:
+        result = _manage("check", env={name: value})
+        assert result.returncode != 0, (name, value)
+        assert "ImproperlyConfigured" in result.stderr and name in result.stderr, result.stderr[-500:]
+    assert _manage("check", env={"HYDRA_ANALYSIS_COVERAGE_STEPS": "1.0,0.5"}).returncode == 0
