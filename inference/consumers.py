@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -21,22 +20,14 @@ from inference import protocol, selectors, services
 from inference.models import ClientSession
 from inference.protocol import BatchLimits, CloseCode, ErrorCode, ProtocolError
 from inference.trust import ratelimit
-from videos.selectors import can_view, video_by_slug
 
-
-class ConnectRefused(Exception):
-    def __init__(self, close_code: CloseCode, error_code: ErrorCode, message: str) -> None:
-        super().__init__(message)
-        self.close_code = close_code
-        self.error_code = error_code
-        self.message = message
-
-
-@dataclass
-class OpenedSession:
-    session: ClientSession
-    assigned: frozenset[int]
-    handshake: dict[str, Any]
+# How each refusal of services.open_analysis_session ends the connection (docs/protocol.md).
+REFUSAL_CLOSE_CODES = {
+    ErrorCode.RATE_LIMITED: CloseCode.TOO_MANY_ERRORS,
+    ErrorCode.VIDEO_UNAVAILABLE: CloseCode.VIDEO_UNAVAILABLE,
+    ErrorCode.NO_MODEL: CloseCode.NO_MODEL,
+    ErrorCode.SESSION_MISMATCH: CloseCode.SESSION_MISMATCH,
+}
 
 
 def current_limits() -> BatchLimits:
@@ -48,43 +39,30 @@ def current_limits() -> BatchLimits:
     )
 
 
-def open_session(scope: dict[str, Any], slug: str, resume_id: str | None) -> OpenedSession:
-    """Check the viewer may watch the video, then start (or resume) a session and describe its work."""
+def open_session(scope: dict[str, Any], slug: str, resume_id: str | None) -> services.OpenedAnalysis:
+    """The connection's scope, translated into the service's arguments."""
     user = scope.get("user")
-    user_id = user.pk if user is not None and user.is_authenticated else None
-    try:
-        ratelimit.check_client("ws_connect", ip=(scope.get("client") or [None])[0], user_id=user_id)
-    except ratelimit.RateLimited as limited:
-        raise ConnectRefused(CloseCode.TOO_MANY_ERRORS, ErrorCode.RATE_LIMITED, str(limited)) from None
-    video = video_by_slug(slug)
-    if video is None or not video.is_playable or not can_view(user, video):
-        raise ConnectRefused(CloseCode.VIDEO_UNAVAILABLE, ErrorCode.VIDEO_UNAVAILABLE, "no playable video here")
-    model_version = selectors.active_model_version()
-    if model_version is None:
-        raise ConnectRefused(CloseCode.NO_MODEL, ErrorCode.NO_MODEL, "no model version is active")
     headers = dict(scope.get("headers", []))
-    try:
-        session = services.start_client_session(
-            video=video,
-            model_version=model_version,
-            user_id=user.pk if user is not None and user.is_authenticated else None,
-            ip_address=(scope.get("client") or [None])[0],
-            user_agent=headers.get(b"user-agent", b"").decode("latin-1"),
-            resume_id=resume_id,
-        )
-    except services.SessionMismatch as exc:
-        raise ConnectRefused(CloseCode.SESSION_MISMATCH, ErrorCode.SESSION_MISMATCH, str(exc)) from None
-    assigned = selectors.assigned_sample_times(session)
-    handshake = protocol.handshake_message(
-        session_id=str(session.pk),
-        video_slug=video.slug,
-        model=selectors.browser_model_spec(session.model_version),
-        fps=selectors.rendition_timing(video)[0],
-        sample_ms=assigned,
-        done_ms=selectors.session_sample_times(session) if resume_id else [],
-        limits=current_limits(),
+    return services.open_analysis_session(
+        slug=slug,
+        user=user if user is not None and user.is_authenticated else None,
+        ip_address=(scope.get("client") or [None])[0],
+        user_agent=headers.get(b"user-agent", b"").decode("latin-1"),
+        resume_id=resume_id,
     )
-    return OpenedSession(session=session, assigned=frozenset(assigned), handshake=handshake)
+
+
+def handshake(opened: services.OpenedAnalysis, limits: BatchLimits) -> dict[str, Any]:
+    session = opened.session
+    return protocol.handshake_message(
+        session_id=str(session.pk),
+        video_slug=session.video.slug,
+        model=selectors.browser_model_spec(session.model_version),
+        fps=selectors.rendition_timing(session.video)[0],
+        sample_ms=opened.assigned,
+        done_ms=opened.done,
+        limits=limits,
+    )
 
 
 class AnalysisConsumer(AsyncWebsocketConsumer):
@@ -110,13 +88,13 @@ class AnalysisConsumer(AsyncWebsocketConsumer):
             opened = await database_sync_to_async(open_session)(
                 self.scope, self.scope["url_route"]["kwargs"]["slug"], resume
             )
-        except ConnectRefused as refused:
-            await self.send_json(protocol.error_message(refused.error_code, refused.message, fatal=True))
-            await self.close(code=refused.close_code)
+        except services.AnalysisRefused as refused:
+            await self.send_json(protocol.error_message(refused.code, refused.message, fatal=True))
+            await self.close(code=REFUSAL_CLOSE_CODES[refused.code])
             return
         self.session = opened.session
-        self.assigned = opened.assigned
-        await self.send_json(opened.handshake)
+        self.assigned = frozenset(opened.assigned)
+        await self.send_json(handshake(opened, self.limits))
 
     async def disconnect(self, code: int) -> None:
         if self.session is not None:

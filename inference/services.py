@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser
 from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
@@ -35,10 +37,12 @@ from inference.models import (
     TrainingClip,
     Verdict,
 )
-from inference.protocol import FrameSample
+from inference.protocol import ErrorCode, FrameSample
 from inference.sampling import sample_times_ms
+from inference.trust import ratelimit
 from inference.trust import services as trust
 from videos.models import Video
+from videos.selectors import can_view, video_by_slug
 
 logger = logging.getLogger(__name__)
 
@@ -500,6 +504,55 @@ def train_temporal_head_version(
 
 class SessionMismatch(Exception):
     """A client asked to resume a session it may not continue (other video, other user, quarantined)."""
+
+
+class AnalysisRefused(Exception):
+    """Why a viewer may not contribute to a video's analysis; ``code`` is the protocol's error code."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class OpenedAnalysis:
+    session: ClientSession
+    assigned: list[int]  # sample times the session must compute
+    done: list[int]  # those of them a resumed session already delivered
+
+
+def open_analysis_session(
+    *, slug: str, user: AbstractBaseUser | None, ip_address: str | None, user_agent: str, resume_id: str | None
+) -> OpenedAnalysis:
+    """A viewer's page wants to analyse a video: check it may, then start (or resume) a session and assign its work."""
+    user_id = user.pk if user is not None else None
+    try:
+        ratelimit.check_client("ws_connect", ip=ip_address, user_id=user_id)
+    except ratelimit.RateLimited as limited:
+        raise AnalysisRefused(ErrorCode.RATE_LIMITED, str(limited)) from None
+    video = video_by_slug(slug)
+    if video is None or not video.is_playable or not can_view(user or AnonymousUser(), video):
+        raise AnalysisRefused(ErrorCode.VIDEO_UNAVAILABLE, "no playable video here")
+    model_version = selectors.active_model_version()
+    if model_version is None:
+        raise AnalysisRefused(ErrorCode.NO_MODEL, "no model version is active")
+    try:
+        session = start_client_session(
+            video=video,
+            model_version=model_version,
+            user_id=user_id,
+            ip_address=ip_address,
+            user_agent=user_agent,
+            resume_id=resume_id,
+        )
+    except SessionMismatch as exc:
+        raise AnalysisRefused(ErrorCode.SESSION_MISMATCH, str(exc)) from None
+    return OpenedAnalysis(
+        session=session,
+        assigned=selectors.assigned_sample_times(session),
+        done=selectors.session_sample_times(session) if resume_id else [],
+    )
 
 
 @dataclass(frozen=True)
