@@ -37,7 +37,7 @@ from inference.models import (
     TrainingClip,
     Verdict,
 )
-from inference.protocol import ErrorCode, FrameSample
+from inference.protocol import ErrorCode, FrameSample, ProtocolError
 from inference.sampling import sample_times_ms
 from inference.trust import ratelimit
 from inference.trust import services as trust
@@ -506,13 +506,8 @@ class SessionMismatch(Exception):
     """A client asked to resume a session it may not continue (other video, other user, quarantined)."""
 
 
-class AnalysisRefused(Exception):
-    """Why a viewer may not contribute to a video's analysis; ``code`` is the protocol's error code."""
-
-    def __init__(self, code: ErrorCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+class AnalysisRefused(ProtocolError):
+    """Why a viewer may not contribute to a video's analysis at all (the consumer closes the connection)."""
 
 
 @dataclass(frozen=True)
