@@ -13,6 +13,7 @@ import logging
 import random
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from django.conf import settings
@@ -41,6 +42,9 @@ from inference.trust.agreement import (
 from inference.trust.assignment import Identity, network_of, plan_assignment
 from inference.trust.spot_checks import SpotCheckPolicy
 from videos.models import Video
+
+if TYPE_CHECKING:
+    from inference.protocol import ProtocolError
 
 logger = logging.getLogger(__name__)
 
@@ -112,36 +116,40 @@ def identity_of(session: ClientSession, uploader_id: int | None) -> Identity:
     )
 
 
-def quarantined_error(session: ClientSession):
+CAUGHT_SESSION = "this session was quarantined for sending features that do not match the video"
+CAUGHT_CONTRIBUTOR = "this account or device was quarantined"
+
+
+def quarantined_error(session: ClientSession) -> ProtocolError:
     """The protocol error a caught session gets for anything it sends (the consumer answers with it)."""
     from inference.protocol import ErrorCode, ProtocolError
 
-    session.refresh_from_db(fields=["state", "device_id"])
-    return ProtocolError(ErrorCode.SESSION_MISMATCH, refusal_reason(session) or "this session was quarantined")
+    session.refresh_from_db(fields=["state", "state_reason", "device_id"])
+    return ProtocolError(ErrorCode.SESSION_MISMATCH, refusal_reason(session) or CAUGHT_SESSION)
 
 
-def quarantine_if_caught(session: ClientSession) -> bool:
+def quarantine_if_caught(session: ClientSession) -> None:
     """A new session of a quarantined account or device starts quarantined (checked once its device is known).
 
     Storing a batch checks only the session's own state (one statement per batch); this makes
     that check cover the person and device behind the session too.
     """
-    reason = refusal_reason(session)
-    if reason and session.state != ClientSession.State.QUARANTINED:
-        ClientSession.objects.filter(pk=session.pk).update(state=ClientSession.State.QUARANTINED, state_reason=reason)
-        session.state, session.state_reason = ClientSession.State.QUARANTINED, reason
-    return reason is not None
+    if session.state != ClientSession.State.QUARANTINED and refusal_reason(session):
+        ClientSession.objects.filter(pk=session.pk).update(
+            state=ClientSession.State.QUARANTINED, state_reason=CAUGHT_CONTRIBUTOR
+        )
+        session.state, session.state_reason = ClientSession.State.QUARANTINED, CAUGHT_CONTRIBUTOR
 
 
 def refusal_reason(session: ClientSession) -> str | None:
     """Why this session may no longer contribute, or None: it, or the person or device behind it, was caught."""
     if session.state == ClientSession.State.QUARANTINED:
-        return "this session was quarantined for sending features that do not match the video"
+        return CAUGHT_CONTRIBUTOR if session.state_reason == CAUGHT_CONTRIBUTOR else CAUGHT_SESSION
     key = contributor_key(session)
     if key.startswith("session:"):
         return None  # no account or device: the contributor is the session, whose state was just read
     quarantined = Contributor.objects.filter(key=key, quarantined_at__isnull=False).exists()
-    return "this account or device was quarantined" if quarantined else None
+    return CAUGHT_CONTRIBUTOR if quarantined else None
 
 
 # --- Assignment ------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from inference import selectors, services
 from inference.models import ClientSession, FrameFeature
@@ -151,3 +152,14 @@ def test_a_settlement_pass_judges_pending_features_without_touching_others(sessi
     statuses = dict(FrameFeature.objects.filter(session=session).values_list("sample_ms", "status"))
     # Sample 0 has two independent agreeing replicas; sample 1000 still waits for its second one.
     assert statuses == {0: FrameFeature.Status.ACCEPTED, 1000: FrameFeature.Status.PENDING}
+
+
+def test_a_new_session_of_a_quarantined_device_is_refused_from_its_hello_on(session):
+    from inference.models import Contributor
+
+    Contributor.objects.create(key="device:caught-device-1", quarantined_at=timezone.now())
+    services.identify_client_session(session, backend="wasm", device_id="caught-device-1")
+    assert ClientSession.objects.get(pk=session.pk).state == ClientSession.State.QUARANTINED
+    with pytest.raises(ProtocolError, match="device was quarantined"):
+        services.record_frame_features(session, [FrameSample(0, 1.0, vector(1))])
+    assert not FrameFeature.objects.exists()
