@@ -47,22 +47,22 @@ def write_clips(root: Path, per_label: int) -> None:
 def bench_training(folder: Path, model_version, per_label: int) -> None:
     from django.conf import settings
 
-    from inference import services
     from inference.ml.temporal import TemporalConfig
     from inference.ml.training import TrainingOptions
+    from inference.services import training
 
     settings.HYDRA_SAMPLE_INTERVAL_MS = TRAINING_INTERVAL_MS
     video_minutes = 2 * per_label * CLIP_SECONDS / 60
     started = time.perf_counter()
-    sequences = services.sequences_from_folder(folder, model_version)
+    sequences = training.sequences_from_folder(folder, model_version)
     decode_seconds = time.perf_counter() - started
     started = time.perf_counter()
-    services.sequences_from_folder(folder, model_version)
+    training.sequences_from_folder(folder, model_version)
     cached_seconds = time.perf_counter() - started
     samples = sum(len(s.features) for s in sequences)
     config = TemporalConfig(window=4, stride=2)
     started = time.perf_counter()
-    version = services.train_temporal_head_version(
+    version = training.train_temporal_head_version(
         "violence", sequences, config, TrainingOptions(batch_size=8), source="bench"
     )
     total_seconds = time.perf_counter() - started
@@ -89,9 +89,10 @@ def bench_inference(model_version, minutes: int, repeats: int) -> None:
     from django.conf import settings
     from django.contrib.auth import get_user_model
 
-    from inference import heads, selectors, services
+    from inference import heads, selectors
     from inference.ml.quantise import dequantise, quantise
     from inference.models import ClientSession, FrameFeature
+    from inference.services import settlement
     from videos.models import Video
 
     settings.HYDRA_SAMPLE_INTERVAL_MS = 1000
@@ -103,14 +104,21 @@ def bench_inference(model_version, minutes: int, repeats: int) -> None:
     times = selectors.expected_sample_times(video)
     codes = quantise(np.random.default_rng(0).uniform(0, 3, size=(len(times), 1280)).astype(np.float32))
     FrameFeature.objects.bulk_create(
-        FrameFeature(video=video, model_version=model_version, session=session, sample_ms=ms, vector=codes[i].tobytes())
+        FrameFeature(
+            video=video,
+            model_version=model_version,
+            session=session,
+            sample_ms=ms,
+            vector=codes[i].tobytes(),
+            status=FrameFeature.Status.ACCEPTED,
+        )
         for i, ms in enumerate(times)
     )
-    services.analyse_video(video)  # loads the runners (weights, Keras) once, as a warm worker has
+    settlement.analyse_and_announce(video)  # loads the runners (weights, Keras) once, as a warm worker has
     durations = []
     for _ in range(repeats):
         started = time.perf_counter()
-        services.analyse_video(video)
+        settlement.analyse_and_announce(video)
         durations.append(time.perf_counter() - started)
     median = statistics.median(durations)
     print(f"inference: {minutes} video minutes, {len(times)} samples at 1/s, heads: nudity + violence")
@@ -140,9 +148,9 @@ def main() -> None:
     from django.conf import settings
     from django.db import transaction
 
-    from inference import services
+    from inference.services import registry
 
-    model_version = services.ensure_model_version()
+    model_version = registry.ensure_model_version()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "models"
         root.mkdir()
@@ -151,7 +159,7 @@ def main() -> None:
         write_clips(Path(tmp) / "clips", args.clips)
         try:
             with transaction.atomic():
-                services.ensure_default_heads(model_version)
+                registry.ensure_default_heads(model_version)
                 bench_training(Path(tmp) / "clips", model_version, args.clips)
                 bench_inference(model_version, args.minutes, args.repeats)
                 raise Rollback

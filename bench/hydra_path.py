@@ -46,10 +46,10 @@ def _setup_site(stack: Stack) -> None:
     django.setup()
     from django.core.management import call_command
 
-    from inference import services
+    from inference.services import registry
 
     call_command("migrate", verbosity=0, interactive=False)
-    services.ensure_default_heads(services.ensure_model_version())
+    registry.ensure_default_heads(registry.ensure_model_version())
     _close_db()
 
 

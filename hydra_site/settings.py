@@ -1,8 +1,8 @@
 """Hydra's settings, read from the environment.
 
-With no environment at all the site runs on an embedded default: SQLite, the in-memory
-channel layer and Celery tasks executed in-process. ``DATABASE_URL`` and ``REDIS_URL``
-switch to PostgreSQL, channels-redis and a real Celery broker. ``HYDRA_ENV=production``
+With no environment at all the site runs on an embedded default: SQLite, a per-process
+memory cache and Celery tasks executed in-process. ``DATABASE_URL`` and ``REDIS_URL``
+switch to PostgreSQL, a shared Redis cache and a real Celery broker. ``HYDRA_ENV=production``
 refuses to start without real secrets. Every variable is listed in the README.
 """
 
@@ -129,16 +129,9 @@ DATABASES = {
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# No CHANNEL_LAYERS: the only consumer (inference.consumers) talks to its own client alone and opts
+# out of the channel layer, so Channels needs none.
 REDIS_URL = env_str("REDIS_URL")
-if REDIS_URL:
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
-        }
-    }
-else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_RESULT_BACKEND = None
@@ -276,15 +269,14 @@ HYDRA_TRUST_COVERAGE_DEADLINE_SECONDS = env_int("HYDRA_TRUST_COVERAGE_DEADLINE_S
 HYDRA_TRUST_COVERAGE_SLACK_SECONDS = env_int("HYDRA_TRUST_COVERAGE_SLACK_SECONDS", 60)
 HYDRA_TRUST_SERVER_SECONDS_PER_SAMPLE = env_float("HYDRA_TRUST_SERVER_SECONDS_PER_SAMPLE", 0.25)
 HYDRA_RATE_LIMITS = {
-    # name: (events, per seconds). Override one with HYDRA_RATE_<NAME>="events/seconds", e.g. HYDRA_RATE_REPORT_IP=5/60.
+    # name: (events, per seconds). Override with HYDRA_RATE_<NAME>="events/seconds", e.g. HYDRA_RATE_WS_MESSAGE_IP=5/60.
+    # Reports have their own single rule, HYDRA_REPORTS_PER_HOUR (hydra_site.ratelimit.check_client_limit).
     name: tuple(int(part) for part in env_str(f"HYDRA_RATE_{name.upper()}", default).split("/", 1))
     for name, default in {
         "ws_connect_ip": "30/60",
         "ws_connect_account": "30/60",
         "ws_message_ip": "600/60",
         "ws_message_account": "300/60",
-        "report_ip": "20/3600",
-        "report_account": "10/3600",
     }.items()
 }
 

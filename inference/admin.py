@@ -55,13 +55,13 @@ class HeadForm(forms.ModelForm):
 
     def clean_threshold(self) -> float:
         threshold = self.cleaned_data["threshold"]
-        if not 0.0 <= threshold <= 1.0:
+        if not Head.MIN_THRESHOLD <= threshold <= Head.MAX_THRESHOLD:
             raise forms.ValidationError("A threshold is a score between 0 and 1.")
         return threshold
 
     def clean_severity(self) -> int:
         severity = self.cleaned_data["severity"]
-        if not 1 <= severity <= 5:
+        if not Head.MIN_SEVERITY <= severity <= Head.MAX_SEVERITY:
             raise forms.ValidationError("Severity goes from 1 (low) to 5 (critical).")
         return severity
 

@@ -6,4 +6,4 @@ class InferenceConfig(AppConfig):
     verbose_name = "Inference"
 
     def ready(self) -> None:
-        from inference.trust import receivers  # noqa: F401  (connects the signal receivers)
+        from inference import scheduling  # noqa: F401  (connects the receivers that queue follow-up tasks)

@@ -16,17 +16,29 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from inference import protocol, selectors, services
+from hydra_site import ratelimit
+from inference import protocol, selectors
+from inference.errors import AnalysisRefused, RefusalReason
 from inference.models import ClientSession
 from inference.protocol import BatchLimits, CloseCode, ErrorCode, ProtocolError
-from inference.trust import ratelimit
+from inference.services import streaming
+from videos.selectors import rendition_timing
 
-# How each refusal of services.open_analysis_session ends the connection (docs/protocol.md).
+# The wire code of each refusal reason of the services (docs/protocol.md).
+REFUSAL_ERROR_CODES = {
+    RefusalReason.RATE_LIMITED: ErrorCode.RATE_LIMITED,
+    RefusalReason.VIDEO_UNAVAILABLE: ErrorCode.VIDEO_UNAVAILABLE,
+    RefusalReason.NO_MODEL: ErrorCode.NO_MODEL,
+    RefusalReason.SESSION_MISMATCH: ErrorCode.SESSION_MISMATCH,
+    RefusalReason.QUARANTINED: ErrorCode.SESSION_MISMATCH,
+}
+# How each refusal of streaming.open_analysis_session ends the connection (docs/protocol.md).
 REFUSAL_CLOSE_CODES = {
-    ErrorCode.RATE_LIMITED: CloseCode.TOO_MANY_ERRORS,
-    ErrorCode.VIDEO_UNAVAILABLE: CloseCode.VIDEO_UNAVAILABLE,
-    ErrorCode.NO_MODEL: CloseCode.NO_MODEL,
-    ErrorCode.SESSION_MISMATCH: CloseCode.SESSION_MISMATCH,
+    RefusalReason.RATE_LIMITED: CloseCode.TOO_MANY_ERRORS,
+    RefusalReason.VIDEO_UNAVAILABLE: CloseCode.VIDEO_UNAVAILABLE,
+    RefusalReason.NO_MODEL: CloseCode.NO_MODEL,
+    RefusalReason.SESSION_MISMATCH: CloseCode.SESSION_MISMATCH,
+    RefusalReason.QUARANTINED: CloseCode.SESSION_MISMATCH,
 }
 
 
@@ -39,11 +51,11 @@ def current_limits() -> BatchLimits:
     )
 
 
-def open_session(scope: dict[str, Any], slug: str, resume_id: str | None) -> services.OpenedAnalysis:
+def open_session(scope: dict[str, Any], slug: str, resume_id: str | None) -> streaming.OpenedAnalysis:
     """The connection's scope, translated into the service's arguments."""
     user = scope.get("user")
     headers = dict(scope.get("headers", []))
-    return services.open_analysis_session(
+    return streaming.open_analysis_session(
         slug=slug,
         user=user if user is not None and user.is_authenticated else None,
         ip_address=(scope.get("client") or [None])[0],
@@ -52,13 +64,13 @@ def open_session(scope: dict[str, Any], slug: str, resume_id: str | None) -> ser
     )
 
 
-def handshake(opened: services.OpenedAnalysis, limits: BatchLimits) -> dict[str, Any]:
+def handshake(opened: streaming.OpenedAnalysis, limits: BatchLimits) -> dict[str, Any]:
     session = opened.session
     return protocol.handshake_message(
         session_id=str(session.pk),
         video_slug=session.video.slug,
         model=selectors.browser_model_spec(session.model_version),
-        fps=selectors.rendition_timing(session.video)[0],
+        fps=rendition_timing(session.video)[0],
         sample_ms=opened.assigned,
         done_ms=opened.done,
         limits=limits,
@@ -88,9 +100,10 @@ class AnalysisConsumer(AsyncWebsocketConsumer):
             opened = await database_sync_to_async(open_session)(
                 self.scope, self.scope["url_route"]["kwargs"]["slug"], resume
             )
-        except services.AnalysisRefused as refused:
-            await self.send_json(protocol.error_message(refused.code, refused.message, fatal=True))
-            await self.close(code=REFUSAL_CLOSE_CODES[refused.code])
+        except AnalysisRefused as refused:
+            code = REFUSAL_ERROR_CODES[refused.reason]
+            await self.send_json(protocol.error_message(code, refused.message, fatal=True))
+            await self.close(code=REFUSAL_CLOSE_CODES[refused.reason])
             return
         self.session = opened.session
         self.assigned = frozenset(opened.assigned)
@@ -98,7 +111,7 @@ class AnalysisConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         if self.session is not None:
-            await database_sync_to_async(services.close_client_session)(self.session)
+            await database_sync_to_async(streaming.close_client_session)(self.session)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.session is None or self.closing:
@@ -112,9 +125,11 @@ class AnalysisConsumer(AsyncWebsocketConsumer):
                 await self.receive_batch(bytes_data or b"")
         except ProtocolError as error:
             await self.refuse(error.code, error.message, error.seq)
+        except AnalysisRefused as refused:
+            await self.refuse(REFUSAL_ERROR_CODES[refused.reason], refused.message, None)
 
     def check_shared_limits(self) -> None:
-        """Per-IP and per-account message limits, shared by every process (inference.trust.ratelimit).
+        """Per-IP and per-account message limits, shared by every process (hydra_site.ratelimit).
 
         Synchronous: called in the same worker thread as the message's database work, so a
         message costs one hop out of the event loop.
@@ -132,7 +147,7 @@ class AnalysisConsumer(AsyncWebsocketConsumer):
 
     def identify(self, hello: protocol.Hello) -> None:
         self.check_shared_limits()
-        services.identify_client_session(self.session, backend=hello.backend, device_id=hello.device_id)
+        streaming.identify_client_session(self.session, backend=hello.backend, device_id=hello.device_id)
 
     async def receive_batch(self, data: bytes) -> None:
         if self.hello is None:
@@ -144,9 +159,9 @@ class AnalysisConsumer(AsyncWebsocketConsumer):
         recorded = await database_sync_to_async(self.store)(batch)
         await self.send_json(protocol.ack_message(batch.seq, recorded.accepted, recorded.duplicates))
 
-    def store(self, batch: protocol.FeatureBatch) -> services.RecordedFeatures:
+    def store(self, batch: protocol.FeatureBatch) -> streaming.RecordedFeatures:
         self.check_shared_limits()
-        return services.record_frame_features(self.session, batch.samples)
+        return streaming.record_frame_features(self.session, batch.samples)
 
     async def refuse(self, code: ErrorCode, message: str, seq: int | None) -> None:
         """Answer a rejected message; too many of them end the connection."""

@@ -24,6 +24,8 @@ from typing import Protocol
 import numpy as np
 from django.conf import settings
 
+from inference.ml.nsfw_head import NsfwHead, load_nsfw_head
+from inference.ml.temporal import load_temporal_head, score_sequence
 from inference.models import HeadVersion
 
 
@@ -95,11 +97,15 @@ class ClassSumRunner:
         return HeadScores(scores=scores.astype(np.float32), class_scores=class_scores)
 
 
+@functools.lru_cache(maxsize=8)
+def nsfw_head(weights: Path) -> NsfwHead:
+    """nsfwjs's dense head, loaded once per process whoever asks: the nudity runner and trust's agreement."""
+    return load_nsfw_head(weights)
+
+
 @register_runner("nsfwjs_dense")
 def load_nsfwjs_dense(weights: Path, config: dict) -> ClassSumRunner:
-    from inference.ml.nsfw_head import load_nsfw_head
-
-    head = load_nsfw_head(weights)
+    head = nsfw_head(weights)
     unknown = set(config["positive_classes"]) - set(head.class_names)
     if unknown:
         raise ValueError(f"positive classes {sorted(unknown)} are not among {head.class_names}")
@@ -114,8 +120,6 @@ class TemporalRunner:
     config: object
 
     def score(self, features: np.ndarray, positions: np.ndarray) -> HeadScores:
-        from inference.ml.temporal import score_sequence
-
         scores = np.zeros(len(features), dtype=np.float32)
         for start, end in contiguous_runs(positions):
             scores[start:end] = score_sequence(self.model, features[start:end], self.config)
@@ -133,7 +137,5 @@ def contiguous_runs(positions: np.ndarray) -> list[tuple[int, int]]:
 
 @register_runner("keras_lstm")
 def load_keras_lstm(weights: Path, config: dict) -> TemporalRunner:
-    from inference.ml.temporal import load_temporal_head
-
     model, temporal_config = load_temporal_head(weights)
     return TemporalRunner(model=model, config=temporal_config)

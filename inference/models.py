@@ -89,7 +89,7 @@ class FrameFeature(models.Model):
     vector = models.BinaryField(help_text="feature_size bytes, uint8, dequantised with the model's quantisation.")
     backend = models.CharField(max_length=16, blank=True)
     inference_ms = models.FloatField(null=True, blank=True)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACCEPTED)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     received_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -102,12 +102,21 @@ class FrameFeature(models.Model):
         return f"{self.video_id}@{self.sample_ms}ms by {self.session_id}"
 
 
+# A head's threshold is a probability; its severity (1 low to 5 critical) weighs queue priority.
+# The database enforces both (Head.Meta.constraints); services and the admin read the same limits.
+MIN_THRESHOLD, MAX_THRESHOLD = 0.0, 1.0
+MIN_SEVERITY, MAX_SEVERITY = 1, 5
+
+
 class Head(models.Model):
     """A moderation category, answered by the active version of its head."""
 
     class Kind(models.TextChoices):
         FRAME = "frame", "Per frame"
         TEMPORAL = "temporal", "Temporal"
+
+    MIN_THRESHOLD, MAX_THRESHOLD = MIN_THRESHOLD, MAX_THRESHOLD
+    MIN_SEVERITY, MAX_SEVERITY = MIN_SEVERITY, MAX_SEVERITY
 
     category = models.SlugField(max_length=40, unique=True)
     label = models.CharField(max_length=80)
@@ -119,6 +128,15 @@ class Head(models.Model):
 
     class Meta:
         ordering = ["category"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(threshold__gte=MIN_THRESHOLD, threshold__lte=MAX_THRESHOLD),
+                name="head_threshold_is_a_probability",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(severity__gte=MIN_SEVERITY, severity__lte=MAX_SEVERITY), name="head_severity_1_to_5"
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.label
@@ -190,7 +208,7 @@ class Verdict(models.Model):
         return f"{self.head_version} on {self.video_id}: {self.score:.3f}"
 
 
-# --- Trust and coverage (issue 6, inference.trust): who computes what, and how far each contributor is trusted ---
+# --- Trust and coverage (inference.trust): who computes what, and how far each contributor is trusted ---
 
 
 class Contributor(models.Model):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,8 +16,9 @@ from inference.ml.export import MODEL_JSON
 from inference.models import ClientSession, FrameFeature, Head, HeadVersion, ModelVersion, Verdict
 from inference.sampling import sample_times_ms
 from videos.models import Video
+from videos.selectors import rendition_timing
 
-# --- Model registry (ml helper) -----------------------------------------------------------------
+# --- Model registry ------------------------------------------------------------------------------
 
 
 def active_model_version() -> ModelVersion | None:
@@ -56,21 +58,42 @@ def _browser_files(directory: Path) -> tuple[str, ...]:
     return read_artefacts(directory).browser_files
 
 
-# --- Heads, features and verdicts (analysis helper) ---------------------------------------------
-
-
-def rendition_timing(video: Video) -> tuple[float | None, int | None]:
-    """Frame rate and duration of what browsers play and the server decodes: the rendition's, once known
-    (it may differ from the original's, e.g. a 120 fps upload plays at 60), else the probed original's."""
-    return video.rendition_fps or video.fps, video.rendition_duration_ms or video.duration_ms
+# --- The sample grid and what covers it -----------------------------------------------------------
 
 
 def expected_sample_times(video: Video) -> list[int]:
-    """Every sample time of the video's rendition (empty until its duration and frame rate are known)."""
+    """Every sample time of the video's rendition (empty until its duration and frame rate are known).
+
+    A pass over a video computes this once and hands it to what it calls (``sample_times``).
+    """
     fps, duration_ms = rendition_timing(video)
     if not duration_ms or not fps:
         return []
     return sample_times_ms(duration_ms, fps, settings.HYDRA_SAMPLE_INTERVAL_MS)
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """Which of a video's sample times have accepted features for one model version."""
+
+    covered_ms: tuple[int, ...]
+    total: int
+
+    @property
+    def fraction(self) -> float:
+        return len(self.covered_ms) / self.total if self.total else 0.0
+
+
+def coverage(video: Video, model_version: ModelVersion, sample_times: Sequence[int] | None = None) -> Coverage:
+    """Accepted sample times among the video's grid (``sample_times``, else computed here): one index-only query."""
+    expected = set(expected_sample_times(video) if sample_times is None else sample_times)
+    covered = (
+        FrameFeature.objects.filter(video=video, model_version=model_version, status=FrameFeature.Status.ACCEPTED)
+        .order_by("sample_ms")
+        .values_list("sample_ms", flat=True)
+        .distinct()
+    )
+    return Coverage(covered_ms=tuple(ms for ms in covered if ms in expected), total=len(expected))
 
 
 @dataclass(frozen=True)
@@ -84,16 +107,15 @@ class AcceptedFeatures:
 
     @property
     def coverage(self) -> float:
-        return len(self.sample_ms) / self.expected_count if self.expected_count else 0.0
+        return Coverage(covered_ms=tuple(self.sample_ms), total=self.expected_count).fraction
 
 
-def accepted_features(video: Video, model_version: ModelVersion) -> AcceptedFeatures:
+def accepted_features(video: Video, model_version: ModelVersion, sample_times: Sequence[int]) -> AcceptedFeatures:
     """The vector the heads analyse at each sample time: the server's own if it computed one, else the first accepted.
 
-    Rows at times that are not sample times of the video are ignored.
+    Rows at times that are not among the video's ``sample_times`` are ignored.
     """
-    expected = expected_sample_times(video)
-    position_of = {ms: index for index, ms in enumerate(expected)}
+    position_of = {ms: index for index, ms in enumerate(sample_times)}
     rows = (
         FrameFeature.objects.filter(video=video, model_version=model_version, status=FrameFeature.Status.ACCEPTED)
         .order_by("sample_ms", "-session__is_server", "id")
@@ -109,8 +131,11 @@ def accepted_features(video: Video, model_version: ModelVersion) -> AcceptedFeat
         sample_ms=times,
         positions=np.asarray([position_of[ms] for ms in times], dtype=np.int64),
         codes=codes.reshape(len(times), model_version.feature_size),
-        expected_count=len(expected),
+        expected_count=len(sample_times),
     )
+
+
+# --- Heads and verdicts --------------------------------------------------------------------------
 
 
 def active_head_versions(model_version: ModelVersion) -> list[HeadVersion]:
@@ -140,52 +165,12 @@ def analysed_coverage(video: Video, head_versions: list[HeadVersion]) -> float:
     return min(coverages) if len(coverages) == len(head_versions) and coverages else 0.0
 
 
-def verdicts_for(video: Video) -> list[Verdict]:
-    """The current verdicts of a video: those of the active head versions."""
-    return list(
-        Verdict.objects.select_related("head_version__head", "model_version")
-        .filter(video=video, head_version__is_active=True)
-        .order_by("head_version__head__category")
-    )
-
-
-# --- Feature streaming (client helper): sample assignment and coverage -------------------------
-
-
-def assigned_sample_times(session: ClientSession) -> list[int]:
-    """The sample times this session is asked to compute: the trust layer spreads them over independent sessions."""
-    from inference.trust.services import assigned_sample_times as assign
-
-    return assign(session, expected_sample_times(session.video))
+# --- Sessions and the handshake ---------------------------------------------------------------------
 
 
 def session_sample_times(session: ClientSession) -> list[int]:
     """Sample times this session has already delivered, so a reconnecting client resumes after them."""
     return list(session.frame_features.order_by("sample_ms").values_list("sample_ms", flat=True))
-
-
-@dataclass(frozen=True)
-class Coverage:
-    """Which of a video's sample times have accepted features for one model version."""
-
-    covered_ms: tuple[int, ...]
-    total: int
-
-    @property
-    def fraction(self) -> float:
-        return len(self.covered_ms) / self.total if self.total else 0.0
-
-
-def coverage(video: Video, model_version: ModelVersion) -> Coverage:
-    """One index-only query on (video, model_version, sample_ms) plus the sample grid."""
-    expected = set(expected_sample_times(video))
-    covered = (
-        FrameFeature.objects.filter(video=video, model_version=model_version, status=FrameFeature.Status.ACCEPTED)
-        .order_by("sample_ms")
-        .values_list("sample_ms", flat=True)
-        .distinct()
-    )
-    return Coverage(covered_ms=tuple(ms for ms in covered if ms in expected), total=len(expected))
 
 
 def browser_model_spec(model_version: ModelVersion) -> dict:

@@ -13,3 +13,17 @@ verdict_flagged = Signal()
 # An analysis with full coverage found every trained category below its threshold.
 # kwargs: video, verdicts. The moderation app's hold policy publishes held videos on it.
 video_cleared = Signal()
+
+# Follow-up work inside the inference app. Use cases send these instead of queueing Celery tasks,
+# because the tasks call the use cases (a direct call would be an import cycle); the receivers in
+# inference.scheduling queue the tasks. Sent once the change is committed (transaction.on_commit).
+
+# New pending features were stored. kwargs: video_id, model_version_id. A settlement pass follows.
+features_stored = Signal()
+
+# Samples were queued for the server's own features. kwargs: video_id, model_version_id.
+recomputation_requested = Signal()
+
+# Trust changed a video's accepted features (a recomputation, a quarantine). kwargs: video_id.
+# Its verdicts are computed again.
+accepted_features_changed = Signal()

@@ -7,8 +7,8 @@ import logging
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from inference import services
 from inference.models import ModelVersion
+from inference.services import settlement
 from videos.models import Video
 
 logger = logging.getLogger(__name__)
@@ -38,13 +38,13 @@ def analyse_video_task(video_id: int) -> dict[str, float]:
     if video is None:
         logger.info("video %s is gone; nothing to analyse", video_id)
         return {}
-    verdicts = services.analyse_video(video)
+    verdicts = settlement.analyse_and_announce(video)
     return {verdict.head_version.head.category: verdict.score for verdict in verdicts}
 
 
 @shared_task(**RETRY_DATABASE_ERRORS)
 def settle_video_task(video_id: int, model_version_id: int) -> int:
-    """Judge and analyse the features viewers stored for a video since the last pass (see services.settle_video).
+    """Judge and analyse the features viewers stored for a video since the last pass (``settlement.settle_video``).
 
     Returns the number of verdicts the pass stored (0 when no coverage step was reached).
     """
@@ -53,4 +53,4 @@ def settle_video_task(video_id: int, model_version_id: int) -> int:
     if video is None or model_version is None:
         logger.info("video %s or model version %s is gone; nothing to settle", video_id, model_version_id)
         return 0
-    return len(services.settle_video(video, model_version))
+    return len(settlement.settle_video(video, model_version))

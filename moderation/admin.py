@@ -23,7 +23,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from . import frames, selectors, services
+from . import selectors, services, thumbnails
 from .case_page import build_case_page
 from .models import Appeal, AuditEvent, Case, Decision, PolicyReason, Report
 
@@ -407,8 +407,8 @@ class CaseAdmin(admin.ModelAdmin):
         """A still of one sampled frame, cut on demand from the rendition (staff with view_case only)."""
         case = self._case_or_404(request, object_id)
         try:
-            still = frames.frame_thumbnail(case.video, sample_ms)
-        except frames.FrameUnavailable as exc:
+            still = thumbnails.frame_thumbnail(case.video, sample_ms)
+        except thumbnails.FrameUnavailable as exc:
             raise Http404(str(exc)) from exc
         response = FileResponse(still.open("rb"), content_type="image/jpeg")
         response["Cache-Control"] = "private, max-age=3600"

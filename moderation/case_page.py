@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 from inference.models import Verdict
 from inference.sampling import seek_time_seconds
-from inference.selectors import rendition_timing
 from videos.models import Video
+from videos.selectors import rendition_timing
 
 from . import selectors
 from .models import Case, Decision, PolicyReason

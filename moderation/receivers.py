@@ -15,7 +15,7 @@ from django.dispatch import receiver
 from inference import signals as inference_signals
 from videos.models import Video
 
-from . import frames, services
+from . import services, thumbnails
 
 
 @receiver(inference_signals.verdict_flagged, dispatch_uid="moderation.open_case_for_verdict")
@@ -31,4 +31,4 @@ def publish_cleared_video(sender, video, **kwargs) -> None:
 @receiver(post_delete, sender=Video, dispatch_uid="moderation.delete_frame_thumbnails")
 def delete_frame_thumbnails(sender, instance: Video, **kwargs) -> None:
     """The case page's stills of a deleted video are removed once the deletion is committed."""
-    transaction.on_commit(partial(frames.delete_thumbnails, instance.storage_key), robust=True)
+    transaction.on_commit(partial(thumbnails.delete_thumbnails, instance.storage_key), robust=True)

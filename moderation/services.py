@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -18,8 +17,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from hydra_site import ratelimit
 from inference.models import Head, Verdict
-from inference.trust import ratelimit
 from videos.models import Video
 
 from .models import (
@@ -243,17 +242,16 @@ def _report_case_weight(video: Video, category: str, reason: str) -> tuple[int, 
 
 
 def _check_report_rate(reporter, ip_address: str | None) -> None:
-    limit = settings.HYDRA_REPORTS_PER_HOUR
-    since = timezone.now() - timedelta(hours=1)
-    recent = Report.objects.filter(created_at__gte=since)
-    if recent.filter(reporter=reporter).count() >= limit or (
-        ip_address and recent.filter(ip_address=ip_address).count() >= limit
-    ):
-        raise RateLimited(f"You can send at most {limit} reports an hour. Please try again later.")
-    try:  # attempts too, not only stored reports: the shared token buckets of inference.trust.ratelimit
-        ratelimit.check_client("report", ip=ip_address, user_id=reporter.pk)
-    except ratelimit.RateLimited as limited:
-        raise RateLimited(str(limited)) from None
+    """One rule: at most HYDRA_REPORTS_PER_HOUR report attempts per account and per IP address an hour.
+
+    Counted in the shared token buckets (hydra_site.ratelimit), so every web process sees the same
+    count, and attempts count, not only stored reports.
+    """
+    limit = ratelimit.Limit("report", settings.HYDRA_REPORTS_PER_HOUR, 3600)
+    try:
+        ratelimit.check_client_limit(limit, ip=ip_address, user_id=reporter.pk)
+    except ratelimit.RateLimited:
+        raise RateLimited(f"You can send at most {limit.events} reports an hour. Please try again later.") from None
 
 
 @transaction.atomic

@@ -14,7 +14,7 @@ from videos.synthetic import write_video
 @pytest.fixture(autouse=True)
 def full_rate_limit_buckets() -> None:
     """Rate-limit buckets live in the shared cache (Redis under make test): every test starts with full ones."""
-    from inference.trust.ratelimit import reset_all
+    from hydra_site.ratelimit import reset_all
 
     reset_all()
 

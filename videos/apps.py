@@ -7,6 +7,7 @@ class VideosConfig(AppConfig):
     verbose_name = "Videos"
 
     def ready(self) -> None:
+        from videos import receivers  # noqa: F401  (connects the receiver that queues transcoding)
         from videos.checks import check_publication_policy
 
         checks.register(check_publication_policy)

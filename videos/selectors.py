@@ -58,3 +58,9 @@ def videos_owned_by(user: AbstractBaseUser) -> QuerySet[Video]:
 
 def video_by_slug(slug: str) -> Video | None:
     return Video.objects.select_related("owner").filter(slug=slug).first()
+
+
+def rendition_timing(video: Video) -> tuple[float | None, int | None]:
+    """Frame rate and duration of what browsers play and the server decodes: the rendition's, once known
+    (it may differ from the original's, e.g. a 120 fps upload plays at 60), else the probed original's."""
+    return video.rendition_fps or video.fps, video.rendition_duration_ms or video.duration_ms

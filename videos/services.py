@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from videos import media
 from videos.models import Video, poster_path, rendition_path
-from videos.signals import video_ready
+from videos.signals import transcoding_requested, video_ready
 from videos.uploads import too_large_message
 
 logger = logging.getLogger(__name__)
@@ -119,11 +119,13 @@ def ingest_upload(*, owner: AbstractBaseUser, upload: File, title: str = "", des
 
 
 def _queue_transcoding(video: Video) -> None:
-    """Hand the video to a worker; if the broker cannot be reached, say so on the video instead of leaving it."""
-    from videos.tasks import transcode_video
+    """Hand the video to a worker; if the broker cannot be reached, say so on the video instead of leaving it.
 
+    The task is queued by the receiver of ``transcoding_requested`` (``videos.receivers``): the task
+    calls this module, so this module does not import it. A receiver's error reaches the ``except``.
+    """
     try:
-        transcode_video.delay(video.pk)
+        transcoding_requested.send(sender=Video, video=video)
     except Exception:
         logger.exception("Could not queue transcoding of video %s", video.slug)
         _mark_failed(video, "The video could not be queued for conversion; please upload it again later.")

@@ -7,3 +7,8 @@
 from django.dispatch import Signal
 
 video_ready = Signal()
+
+# An ingested video is committed and waits for its rendition (kwargs: video). The videos app's own
+# receiver (videos.receivers) queues the transcoding task, which calls videos.services: a signal
+# instead of an import keeps services and tasks out of an import cycle.
+transcoding_requested = Signal()

@@ -141,7 +141,8 @@ def i420_to_rgb(y: np.ndarray, u: np.ndarray, v: np.ndarray, constants: YuvConst
     return rgb
 
 
-def _plane(frame: av.VideoFrame, index: int, height: int, width: int) -> np.ndarray:
+def yuv_plane(frame: av.VideoFrame, index: int, height: int, width: int) -> np.ndarray:
+    """One plane of a planar YUV frame as uint8[height, width] (a view: the line padding is cut off)."""
     plane = frame.planes[index]
     rows = np.frombuffer(plane, dtype=np.uint8).reshape(-1, plane.line_size)
     return rows[:height, :width]
@@ -161,7 +162,10 @@ def frame_to_rgb(frame: av.VideoFrame) -> np.ndarray:
     height, width = frame.height, frame.width
     half_h, half_w = (height + 1) // 2, (width + 1) // 2
     return i420_to_rgb(
-        _plane(frame, 0, height, width), _plane(frame, 1, half_h, half_w), _plane(frame, 2, half_h, half_w), constants
+        yuv_plane(frame, 0, height, width),
+        yuv_plane(frame, 1, half_h, half_w),
+        yuv_plane(frame, 2, half_h, half_w),
+        constants,
     )
 
 

@@ -65,10 +65,6 @@ def compare_to_reference(reference: np.ndarray, others: np.ndarray, head: HeadPr
     return [Comparison(float(c), float(r), float(d)) for c, r, d in zip(cosines, ratios, differences, strict=True)]
 
 
-def compare(a: np.ndarray, b: np.ndarray, head: HeadProbabilities) -> Comparison:
-    return compare_to_reference(a, b.reshape(1, -1), head)[0]
-
-
 @dataclass(frozen=True)
 class Submission:
     """One session's features for one sample."""
@@ -97,7 +93,7 @@ def judge_against_server(
     """The server's own features are the truth: whoever is within tolerance of them was right.
 
     ``alternatives`` (float32[V, D]) are the server's features of the same frame painted the
-    ways other honest browsers paint it (inference.trust.backends): matching one of them is
+    ways other honest browsers paint it (inference.trust.paintings): matching one of them is
     matching the truth too.
     """
     if not submissions:

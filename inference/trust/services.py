@@ -4,16 +4,19 @@ Features arrive ``pending``. A sample's features become ``accepted`` when indepe
 agree on them (then a spot check may still recompute it) or when the server computed the
 sample itself; the server's features settle every dispute. Whoever the server proves wrong is
 quarantined with everything it ever sent. docs/trust.md describes the whole design.
+
+Nothing here queues a task: a function that opens recomputations or changes accepted features
+returns ``FollowUps``, and its caller (``inference.services.settlement``) queues them.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import random
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from django.conf import settings
@@ -21,7 +24,9 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from inference.ml.quantise import dequantise, quantise
+from inference import heads, selectors
+from inference.ml.nsfw_head import WEIGHTS_FILE, NsfwHead
+from inference.ml.quantise import dequantise
 from inference.models import (
     ClientSession,
     Contributor,
@@ -31,6 +36,7 @@ from inference.models import (
     SampleAssignment,
     Verdict,
 )
+from inference.services import server_features
 from inference.trust.agreement import (
     HeadProbabilities,
     SampleOutcome,
@@ -43,9 +49,6 @@ from inference.trust.assignment import Identity, network_of, plan_assignment
 from inference.trust.spot_checks import SpotCheckPolicy
 from videos.models import Video
 
-if TYPE_CHECKING:
-    from inference.protocol import ProtocolError
-
 logger = logging.getLogger(__name__)
 
 # Spot checks must be unpredictable to clients; tests replace this with a seeded random.Random.
@@ -54,6 +57,27 @@ spot_check_rng: random.Random = random.SystemRandom()
 MISMATCH = "its features did not match the server's own for the same frames"
 Status = FrameFeature.Status
 Reason = Recomputation.Reason
+
+
+@dataclass
+class FollowUps:
+    """What a trust step changed that needs work elsewhere; the caller queues it (``settlement.queue_follow_ups``).
+
+    ``recompute``: (video, model version) pairs with new samples queued for the server's own
+    features. ``reanalyse``: videos whose accepted features changed, so their verdicts must follow.
+    Both keep the order in which they were found.
+    """
+
+    recompute: dict[tuple[int, int], None] = field(default_factory=dict)
+    reanalyse: dict[int, None] = field(default_factory=dict)
+
+    def update(self, other: FollowUps) -> FollowUps:
+        self.recompute.update(other.recompute)
+        self.reanalyse.update(other.reanalyse)
+        return self
+
+    def __bool__(self) -> bool:
+        return bool(self.recompute or self.reanalyse)
 
 
 def configured_tolerance() -> Tolerance:
@@ -70,11 +94,9 @@ def configured_spot_checks() -> SpotCheckPolicy:
     )
 
 
-@functools.lru_cache(maxsize=4)
-def _nudity_head(artefact_dir: str):
-    from inference.ml.nsfw_head import WEIGHTS_FILE, load_nsfw_head
-
-    return load_nsfw_head(settings.HYDRA_MODEL_ROOT / artefact_dir / WEIGHTS_FILE)
+def nudity_head(model_version: ModelVersion) -> NsfwHead:
+    """The nsfwjs dense head shipped with this model version's artefacts (one cached copy per process)."""
+    return heads.nsfw_head(Path(settings.HYDRA_MODEL_ROOT) / model_version.artefact_dir / WEIGHTS_FILE)
 
 
 def _no_head(features: np.ndarray) -> np.ndarray:
@@ -88,7 +110,7 @@ def head_probabilities(model_version: ModelVersion) -> HeadProbabilities:
     features alone, with a warning.
     """
     try:
-        return _nudity_head(model_version.artefact_dir).predict
+        return nudity_head(model_version).predict
     except FileNotFoundError:
         logger.warning("model version %s has no nudity head: agreement compares features only", model_version)
         return _no_head
@@ -118,14 +140,6 @@ def identity_of(session: ClientSession, uploader_id: int | None) -> Identity:
 
 CAUGHT_SESSION = "this session was quarantined for sending features that do not match the video"
 CAUGHT_CONTRIBUTOR = "this account or device was quarantined"
-
-
-def quarantined_error(session: ClientSession) -> ProtocolError:
-    """The protocol error a caught session gets for anything it sends (the consumer answers with it)."""
-    from inference.protocol import ErrorCode, ProtocolError
-
-    session.refresh_from_db(fields=["state", "state_reason", "device_id"])
-    return ProtocolError(ErrorCode.SESSION_MISMATCH, refusal_reason(session) or CAUGHT_SESSION)
 
 
 def quarantine_if_caught(session: ClientSession) -> None:
@@ -186,7 +200,7 @@ def _server_settled(video: Video, model_version: ModelVersion) -> set[int]:
     )
 
 
-def assigned_sample_times(session: ClientSession, sample_times: Sequence[int]) -> list[int]:
+def assign_samples(session: ClientSession, sample_times: Sequence[int]) -> list[int]:
     """The sample times this session must compute, out of the video's ``sample_times``.
 
     A session keeps what it was given (a reconnecting client resumes it) and is topped up with
@@ -224,10 +238,10 @@ def release_unfinished_assignments(session: ClientSession) -> None:
 class ContributorRecords:
     """The spot-check records of a verification's contributors: read in one query, written once per contributor.
 
-    A batch touches a few contributors many times (once per sample), and verification runs inline in
-    the websocket path: so the records are read in one query, and the server-verified results are
-    added up and written at the end (``save``) with one atomic increment per contributor. Reads see
-    the results already counted in this verification, as a save per result would.
+    A pass touches a few contributors many times (once per sample), so the records are read in one
+    query, and the server-verified results are added up and written at the end (``save``) with one
+    atomic increment per contributor. Reads see the results already counted in this verification,
+    as a save per result would.
     """
 
     def __init__(self, sessions: Iterable[ClientSession]) -> None:
@@ -263,19 +277,18 @@ class ContributorRecords:
         self._new_valid.clear()
 
 
-def request_recomputation(video: Video, model_version: ModelVersion, sample_ms: Iterable[int], reason: str) -> int:
-    """Queue samples for the server's own features (once per sample while open); returns how many were new."""
+def request_recomputation(
+    video: Video, model_version: ModelVersion, sample_ms: Iterable[int], reason: str
+) -> FollowUps:
+    """Open a recomputation per sample (once per sample while open); the follow-up runs them on the server."""
     times = sorted(set(sample_ms))
     if not times:
-        return 0
-    created = Recomputation.objects.bulk_create(
+        return FollowUps()
+    Recomputation.objects.bulk_create(
         [Recomputation(video=video, model_version=model_version, sample_ms=t, reason=reason) for t in times],
         ignore_conflicts=True,
     )
-    from inference.trust import tasks
-
-    transaction.on_commit(lambda: tasks.recompute_samples.delay(video.pk, model_version.pk))
-    return len(created)
+    return FollowUps(recompute={(video.pk, model_version.pk): None})
 
 
 # What judging reads of a session: who it is (identity_of, contributor_key), whether it is the server.
@@ -292,7 +305,7 @@ def verify_samples(
     *,
     rejudge_accepted: bool = False,
     alternatives: AlternativeFeatures | None = None,
-) -> set[ClientSession]:
+) -> tuple[set[ClientSession], FollowUps]:
     """Judge the features of these samples; returns the sessions proven wrong (not yet quarantined).
 
     With the server's features present, pending client features are judged against them (and
@@ -303,7 +316,7 @@ def verify_samples(
     peers must agree; a dispute or a spot check queues the sample for the server.
 
     The whole call costs a fixed number of queries and one head call, whatever the number of
-    samples and sessions: it runs inline in the websocket path for every stored batch.
+    samples and sessions.
     """
     times = sorted(set(sample_ms))
     features = list(
@@ -358,9 +371,9 @@ def verify_samples(
             spot_checked.append(t)
     changes.save()
     records.save()
-    request_recomputation(video, model_version, disputed, Reason.DISPUTE)
-    request_recomputation(video, model_version, spot_checked, Reason.SPOT_CHECK)
-    return wrong
+    follow_ups = request_recomputation(video, model_version, disputed, Reason.DISPUTE)
+    follow_ups.update(request_recomputation(video, model_version, spot_checked, Reason.SPOT_CHECK))
+    return wrong, follow_ups
 
 
 def _dequantised(feature: FrameFeature) -> np.ndarray:
@@ -416,7 +429,7 @@ class StatusChanges:
 
 
 @transaction.atomic
-def verify_pending(video: Video, model_version: ModelVersion) -> None:
+def verify_pending(video: Video, model_version: ModelVersion) -> FollowUps:
     """Judge every pending feature of the video (a settlement pass, in a worker); quarantine whoever is proven wrong.
 
     Judging is serialised per video (a row lock): two passes judging the same sample at once
@@ -431,8 +444,10 @@ def verify_pending(video: Video, model_version: ModelVersion) -> None:
         .distinct()
     )
     times = list(pending)
-    if times:
-        quarantine_sessions(verify_samples(video, model_version, times), MISMATCH)
+    if not times:
+        return FollowUps()
+    wrong, follow_ups = verify_samples(video, model_version, times)
+    return follow_ups.update(quarantine_sessions(wrong, MISMATCH))
 
 
 # --- Quarantine ------------------------------------------------------------------------------------
@@ -444,15 +459,16 @@ def _sessions_of(key: str) -> Q:
     return Q(**{field: value}, is_server=False)
 
 
-def quarantine_sessions(sessions: Iterable[ClientSession], reason: str) -> None:
+def quarantine_sessions(sessions: Iterable[ClientSession], reason: str) -> FollowUps:
     """Discard everything the contributors behind these sessions sent and make the server redo what they held.
 
     Samples that still have an agreeing independent quorum without them stay accepted; the
-    others are recomputed by the server. Every video they touched is analysed again.
+    others are recomputed by the server. Every video they touched must be analysed again.
     """
     keys = {contributor_key(s) for s in sessions}
+    follow_ups = FollowUps()
     if not keys:
-        return
+        return follow_ups
     now = timezone.now()
     for key in keys:
         contributor, _ = Contributor.objects.select_for_update().get_or_create(key=key)
@@ -475,55 +491,30 @@ def quarantine_sessions(sessions: Iterable[ClientSession], reason: str) -> None:
         affected[(video_id, model_version_id)].add(t)
     discarded.update(status=Status.REJECTED)
     for (video_id, model_version_id), times in affected.items():
-        _reverify_without_quarantined(
-            Video.objects.get(pk=video_id), ModelVersion.objects.get(pk=model_version_id), times
+        follow_ups.update(
+            _reverify_without_quarantined(
+                Video.objects.get(pk=video_id), ModelVersion.objects.get(pk=model_version_id), times
+            )
         )
+    return follow_ups
 
 
-def _reverify_without_quarantined(video: Video, model_version: ModelVersion, times: set[int]) -> None:
+def _reverify_without_quarantined(video: Video, model_version: ModelVersion, times: set[int]) -> FollowUps:
     """Accepted features that leaned on a quarantined peer are judged again; what lost its quorum goes to the server."""
     settled = _server_settled(video, model_version)
     peer_judged = times - settled
     FrameFeature.objects.filter(
         video=video, model_version=model_version, sample_ms__in=peer_judged, status=Status.ACCEPTED
     ).update(status=Status.PENDING)
-    quarantine_sessions(verify_samples(video, model_version, peer_judged), MISMATCH)
+    wrong, follow_ups = verify_samples(video, model_version, peer_judged)
+    follow_ups.update(quarantine_sessions(wrong, MISMATCH))
     uncovered = uncovered_sample_times(video, model_version, sorted(peer_judged))
-    request_recomputation(video, model_version, uncovered, Reason.QUARANTINE)
-    transaction.on_commit(functools.partial(analyse_again, video.pk))
+    follow_ups.update(request_recomputation(video, model_version, uncovered, Reason.QUARANTINE))
+    follow_ups.reanalyse[video.pk] = None
+    return follow_ups
 
 
-# --- The server's own features -----------------------------------------------------------------------
-
-
-def server_session(video: Video, model_version: ModelVersion) -> ClientSession:
-    session, _ = ClientSession.objects.get_or_create(
-        video=video, model_version=model_version, is_server=True, defaults={"backend": "server"}
-    )
-    return session
-
-
-def store_server_features(
-    video: Video, model_version: ModelVersion, sample_ms: Sequence[int], features: np.ndarray
-) -> None:
-    """Store the server's own (quantised) features; they are accepted by definition."""
-    session = server_session(video, model_version)
-    codes = quantise(features)
-    FrameFeature.objects.bulk_create(
-        [
-            FrameFeature(
-                video=video,
-                model_version=model_version,
-                session=session,
-                sample_ms=t,
-                vector=codes[i].tobytes(),
-                backend="server",
-                status=Status.ACCEPTED,
-            )
-            for i, t in enumerate(sample_ms)
-        ],
-        ignore_conflicts=True,
-    )
+# --- The server's own recomputations -------------------------------------------------------------------
 
 
 ServerFeatures = Callable[[Video, Sequence[int], ModelVersion], np.ndarray]
@@ -531,12 +522,13 @@ ServerFeatures = Callable[[Video, Sequence[int], ModelVersion], np.ndarray]
 
 def run_recomputations(
     video: Video, model_version: ModelVersion, compute: ServerFeatures, alternatives: AlternativeFeatures
-) -> list[int]:
+) -> tuple[list[int], FollowUps]:
     """Compute every open recomputation of this video with the server's CNN, then settle those samples.
 
     Rows are claimed with SKIP LOCKED so two workers never compute the same sample twice.
     Returns the sample times computed.
     """
+    follow_ups = FollowUps()
     with transaction.atomic():
         claimed = list(
             Recomputation.objects.select_for_update(skip_locked=True).filter(
@@ -544,7 +536,7 @@ def run_recomputations(
             )
         )
         if not claimed:
-            return []
+            return [], follow_ups
         times = sorted({r.sample_ms for r in claimed})
         missing = sorted(set(times) - _server_settled(video, model_version))
         features = compute(video, missing, model_version) if missing else None
@@ -552,44 +544,37 @@ def run_recomputations(
         # here or, once this commits, judged against the server's features by the next pass.
         Video.objects.select_for_update().filter(pk=video.pk).first()
         if missing:
-            store_server_features(video, model_version, missing, features)
-        wrong = verify_samples(video, model_version, missing, rejudge_accepted=True, alternatives=alternatives)
-        wrong |= verify_samples(video, model_version, sorted(set(times) - set(missing)), alternatives=alternatives)
+            server_features.store_server_features(video, model_version, missing, features)
+        wrong, found = verify_samples(video, model_version, missing, rejudge_accepted=True, alternatives=alternatives)
+        follow_ups.update(found)
+        more_wrong, found = verify_samples(
+            video, model_version, sorted(set(times) - set(missing)), alternatives=alternatives
+        )
+        follow_ups.update(found)
         Recomputation.objects.filter(pk__in=[r.pk for r in claimed]).update(done_at=timezone.now())
-        quarantine_sessions(wrong, MISMATCH)  # re-runs the analysis of every video the liars touched
+        follow_ups.update(quarantine_sessions(wrong | more_wrong, MISMATCH))  # every video the liars touched
         if any(r.reason != Reason.SPOT_CHECK for r in claimed):
             # A spot check that confirms what peers agreed on changes no verdict input beyond the
             # tolerance, so only other recomputations (flags, disputes, gaps) re-run the analysis.
-            transaction.on_commit(functools.partial(analyse_again, video.pk))
-    return missing
+            follow_ups.reanalyse[video.pk] = None
+    return missing, follow_ups
 
 
 def uncovered_sample_times(video: Video, model_version: ModelVersion, sample_times: Sequence[int]) -> list[int]:
     """The given sample times that have no accepted features."""
-    accepted = set(
-        FrameFeature.objects.filter(video=video, model_version=model_version, status=Status.ACCEPTED).values_list(
-            "sample_ms", flat=True
-        )
-    )
-    return [t for t in sample_times if t not in accepted]
+    covered = set(selectors.coverage(video, model_version, sample_times).covered_ms)
+    return [t for t in sample_times if t not in covered]
 
 
-def cover_video(video: Video, model_version: ModelVersion, sample_times: Sequence[int]) -> list[int]:
+def cover_video(video: Video, model_version: ModelVersion, sample_times: Sequence[int]) -> tuple[list[int], FollowUps]:
     """Queue for the server every sample no session got accepted; returns them."""
     missing = uncovered_sample_times(video, model_version, sample_times)
     with transaction.atomic():
-        request_recomputation(video, model_version, missing, Reason.COVERAGE)
-    return missing
+        follow_ups = request_recomputation(video, model_version, missing, Reason.COVERAGE)
+    return missing, follow_ups
 
 
-def analyse_again(video_id: int) -> None:
-    """Verdicts follow the accepted features: re-run the analysis after trust changed them."""
-    from inference.tasks import analyse_video_task
-
-    analyse_video_task.delay(video_id)
-
-
-# --- Asymmetric trust and the coverage deadline ------------------------------------------------------
+# --- Flags and the coverage deadline ------------------------------------------------------------------
 
 
 def flagged_sample_times(segments: Iterable[Sequence[float]], sample_times: Sequence[int]) -> list[int]:
@@ -598,22 +583,21 @@ def flagged_sample_times(segments: Iterable[Sequence[float]], sample_times: Sequ
     return [t for t in sample_times if any(start <= t <= end for start, end in spans)]
 
 
-def confirm_flag_with_server(verdict: Verdict) -> bool:
+def confirm_flag_with_server(verdict: Verdict, sample_times: Sequence[int]) -> tuple[bool, FollowUps]:
     """True when the server computed every frame of the flagged segments itself; else queue them and say False.
 
     A case must never reach the moderators on client features alone (false flags would flood
     the queue and could get clean videos taken down): the recomputation re-runs the analysis,
-    and the verdict that follows stands on the server's own features.
+    and the verdict that follows stands on the server's own features. ``sample_times`` is the
+    video's sample grid.
     """
-    from inference.selectors import expected_sample_times
-
     video, model_version = verdict.video, verdict.model_version
-    times = flagged_sample_times(verdict.segments, expected_sample_times(video))
+    times = flagged_sample_times(verdict.segments, sample_times)
     missing = sorted(set(times) - _server_settled(video, model_version))
-    if missing:
-        with transaction.atomic():
-            request_recomputation(video, model_version, missing, Reason.FLAG)
-    return not missing
+    if not missing:
+        return True, FollowUps()
+    with transaction.atomic():
+        return False, request_recomputation(video, model_version, missing, Reason.FLAG)
 
 
 def coverage_countdown_seconds(video: Video, sample_count: int) -> int:

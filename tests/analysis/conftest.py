@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from django.contrib.auth import get_user_model
 
-from inference import services
 from inference.ml.quantise import quantise
 from inference.models import ClientSession, FrameFeature, ModelVersion
+from inference.services import registry
 from tests.inference import conftest as inference_fixtures
 from videos.models import Video
 
@@ -86,4 +86,4 @@ def model_root(tmp_path: Path, settings, model_artefacts) -> Path:
 
 @pytest.fixture
 def default_heads(model_root, model_version):
-    return services.ensure_default_heads(model_version)
+    return registry.ensure_default_heads(model_version)

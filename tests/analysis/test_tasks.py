@@ -16,8 +16,8 @@ from django.conf import settings as django_settings
 from django.db import OperationalError, connection, transaction
 
 from hydra_site.celery import app as celery_app
-from inference import services
 from inference.models import FrameScore, Verdict
+from inference.services import settlement
 from inference.tasks import analyse_video_task
 from videos.models import Video
 
@@ -49,7 +49,7 @@ def test_running_the_task_twice_gives_the_same_verdicts_and_no_duplicates(analys
 
 
 def test_a_transient_database_failure_is_retried_and_then_succeeds(analysed_video, monkeypatch):
-    real = services.analyse_video
+    real = settlement.analyse_and_announce
     calls: list[int] = []
 
     def flaky(video):
@@ -58,7 +58,7 @@ def test_a_transient_database_failure_is_retried_and_then_succeeds(analysed_vide
             raise OperationalError("server closed the connection unexpectedly")
         return real(video)
 
-    monkeypatch.setattr(services, "analyse_video", flaky)
+    monkeypatch.setattr(settlement, "analyse_and_announce", flaky)
     # throw=False: let Celery's own retry path run (eager mode would otherwise propagate the Retry).
     result = analyse_video_task.apply(args=(analysed_video.pk,), throw=False).get()
     assert calls == [analysed_video.pk, analysed_video.pk]
@@ -73,7 +73,7 @@ def test_the_task_module_does_not_load_tensorflow():
     code = (
         "import django, os, sys; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'hydra_site.settings');"
         "django.setup();"
-        "import inference.tasks, inference.services, inference.heads, inference.consumers;"
+        "import inference.tasks, inference.trust.tasks, inference.scheduling, inference.heads, inference.consumers;"
         "print('tensorflow' in sys.modules or 'keras' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)

@@ -13,10 +13,11 @@ from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from inference import selectors, services
+from inference import selectors
 from inference.ml import frames
 from inference.ml.training import find_labelled_videos
 from inference.models import FrameFeature, Head, HeadVersion, TrainingClip, Verdict
+from inference.services import settlement, training
 from moderation import services as moderation_services
 from moderation.models import PolicyReason
 from videos.synthetic import write_video
@@ -106,11 +107,11 @@ def assert_fight_is_flagged_and_calm_is_not(folder, make_analysed_video, store_f
     """The trained head, analysing two clips' features stored as if browsers had sent them."""
     verdicts = {}
     for name in ("Fight/fight_0.mp4", "NonFight/calm_0.mp4"):
-        times, features = services.training_clip_features(folder / name, model_version)
+        times, features = training.training_clip_features(folder / name, model_version)
         video = make_analysed_video(seconds=3, fps=24, title=name)
         assert selectors.expected_sample_times(video) == times
         store_features(video, model_version, times, features)
-        verdicts[name] = {v.head_version.head.category: v for v in services.analyse_video(video)}["violence"]
+        verdicts[name] = {v.head_version.head.category: v for v in settlement.analyse_and_announce(video)}["violence"]
     fight, calm = verdicts["Fight/fight_0.mp4"], verdicts["NonFight/calm_0.mp4"]
     assert fight.flagged and fight.segments and fight.score > calm.score
     assert not calm.flagged and calm.segments == []

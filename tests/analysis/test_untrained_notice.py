@@ -5,9 +5,10 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.template import Context, Template
 
-from inference import selectors, services
+from inference import selectors
 from inference.ml.temporal import TemporalConfig, build_temporal_model, save_temporal_head
 from inference.models import Head, ModelVersion
+from inference.services import registry
 
 NOTICE = Template("{% load inference_heads %}{% untrained_heads_notice %}")
 
@@ -19,7 +20,7 @@ def test_the_notice_names_untrained_categories_until_they_are_trained(default_he
 
     config = TemporalConfig(window=2, projection_units=4, lstm_units=2)
     save_temporal_head(build_temporal_model(2560, config), config, model_root / "heads" / "violence" / "v1")
-    services.register_head_version(
+    registry.register_head_version(
         Head.objects.get(category="violence"), model_version, "heads/violence/v1", {"runner": "keras_lstm"}
     )
     assert NOTICE.render(Context()).strip() == ""

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from django.db import IntegrityError, transaction
 
-from inference import heads, selectors, services, signals
+from inference import heads, selectors, signals
 from inference.heads import HeadScores, contiguous_runs, register_runner
 from inference.ml import cnn
 from inference.ml.nsfw_head import load_nsfw_head
@@ -16,6 +17,7 @@ from inference.ml.nsfwjs import CLASS_NAMES
 from inference.ml.quantise import dequantise, quantise
 from inference.ml.temporal import TemporalConfig, build_temporal_model, save_temporal_head
 from inference.models import FrameFeature, FrameScore, Head, HeadVersion, Verdict
+from inference.services import registry, settlement
 from moderation.models import Case
 from videos.synthetic import iter_frames
 
@@ -77,8 +79,8 @@ def mean_feature_head(model_root, model_version) -> HeadVersion:
     weights = model_root / "heads" / "brightness" / "v1" / "weights.json"
     weights.parent.mkdir(parents=True)
     weights.write_text(json.dumps({"scale": 6.0}))
-    head = services.register_head("brightness", "Bright features", Head.Kind.FRAME, threshold=0.5, severity=2)
-    return services.register_head_version(
+    head = registry.register_head("brightness", "Bright features", Head.Kind.FRAME, threshold=0.5, severity=2)
+    return registry.register_head_version(
         head,
         model_version,
         weights_path=str(weights.relative_to(model_root)),
@@ -102,7 +104,7 @@ def test_default_heads_are_nudity_with_nsfwjs_weights_and_untrained_violence(def
     assert selectors.untrained_heads() == [violence]
     assert "no score" in violence.description
 
-    services.ensure_default_heads()
+    registry.ensure_default_heads()
     assert HeadVersion.objects.count() == 1 and Head.objects.count() == 2
 
 
@@ -114,7 +116,7 @@ def test_nudity_scores_stored_features_with_nsfwjs_dense_head(
     assert times == list(range(0, 10000, 1000))
     store_features(video, model_version, times[:8], frame_features[:8])
 
-    [verdict] = services.analyse_video(video)
+    [verdict] = settlement.analyse_and_announce(video)
 
     nudity_version = HeadVersion.objects.get(head__category="nudity")
     expected = load_nsfw_head(model_root / nudity_version.weights_path).predict(
@@ -146,7 +148,7 @@ def test_nudity_head_on_stored_features_matches_nsfwjs_itself(
     nsfwjs = run_tfjs(frames[chosen], ["dense_3"], nsfwjs_dir=settings.HYDRA_NSFWJS_DIR)["dense_3"]
     video = make_analysed_video(seconds=4, fps=25)
     store_features(video, model_version, selectors.expected_sample_times(video), frame_features[chosen])
-    services.analyse_video(video)
+    settlement.analyse_and_announce(video)
     stored = FrameScore.objects.filter(video=video, head_version__head__category="nudity").order_by("sample_ms")
     server = np.asarray([[row.class_scores[name] for name in CLASS_NAMES] for row in stored])
     assert server.shape == nsfwjs.shape == (4, 5)
@@ -162,7 +164,7 @@ def test_a_registered_category_is_analysed_without_touching_the_pipeline(
     features = constant_features([1, 4, 4.5, 1, 1, 3])
     store_features(video, model_version, [0, 1000, 2000, 3000, 4000, 5000], features, is_server=True)
 
-    [verdict] = services.analyse_video(video)
+    [verdict] = settlement.analyse_and_announce(video)
 
     assert verdict.head_version == mean_feature_head
     assert verdict.flagged and verdict.coverage == 1.0
@@ -180,9 +182,9 @@ def test_running_the_analysis_again_gives_the_same_rows(
 ):
     video = make_analysed_video(seconds=6, fps=25)
     store_features(video, model_version, [0, 1000, 2000], constant_features([1, 4, 1]))
-    first = services.analyse_video(video)
+    first = settlement.analyse_and_announce(video)
     scores_before = list(FrameScore.objects.order_by("sample_ms").values_list("sample_ms", "score"))
-    second = services.analyse_video(video)
+    second = settlement.analyse_and_announce(video)
     assert [v.pk for v in first] == [v.pk for v in second]
     assert Verdict.objects.count() == 1 and FrameScore.objects.count() == 3
     assert list(FrameScore.objects.order_by("sample_ms").values_list("sample_ms", "score")) == scores_before
@@ -195,11 +197,11 @@ def test_full_coverage_below_every_threshold_clears_the_video(
 ):
     video = make_analysed_video(seconds=3, fps=25)
     store_features(video, model_version, [0, 1000], constant_features([1, 1]))
-    services.analyse_video(video)
+    settlement.analyse_and_announce(video)
     assert cleared_recorder.calls == []  # two of three samples: not enough to clear
 
     store_features(video, model_version, [2000], constant_features([1]))
-    verdicts = services.analyse_video(video)
+    verdicts = settlement.analyse_and_announce(video)
     assert cleared_recorder.calls == [{"video": video, "verdicts": verdicts}]
     assert flagged_recorder.calls == []
 
@@ -212,14 +214,14 @@ def test_the_server_vector_wins_and_rejected_or_stray_rows_are_ignored(
     store_features(video, model_version, [1000], constant_features([0.6]), is_server=True)
     store_features(video, model_version, [2000], constant_features([6]), status=FrameFeature.Status.REJECTED)
     store_features(video, model_version, [1500], constant_features([6]))  # not a sample time of this video
-    services.analyse_video(video)
+    settlement.analyse_and_announce(video)
     scores = dict(FrameScore.objects.values_list("sample_ms", "score"))
     assert scores == {0: pytest.approx(5.5 / 6, abs=0.01), 1000: pytest.approx(0.1, abs=0.01)}
     assert Verdict.objects.get().coverage == pytest.approx(2 / 3)
 
 
 def test_nothing_stored_means_no_verdict(mean_feature_head, make_analysed_video):
-    assert services.analyse_video(make_analysed_video()) == []
+    assert settlement.analyse_and_announce(make_analysed_video()) == []
     assert not Verdict.objects.exists()
 
 
@@ -231,7 +233,7 @@ def test_a_settlement_pass_analyses_when_coverage_reaches_a_new_step(
 
     def record(times):
         store_features(video, model_version, times, constant_features([1] * len(times)))
-        return len(services.settle_video(video, model_version))
+        return len(settlement.settle_video(video, model_version))
 
     assert record([0, 1000]) == 0
     assert record([2000]) == 1  # 30%: the first step
@@ -245,15 +247,15 @@ def test_a_settlement_pass_analyses_when_coverage_reaches_a_new_step(
 
 def test_rolling_back_activates_an_earlier_version(mean_feature_head, model_version):
     head = mean_feature_head.head
-    second = services.register_head_version(
+    second = registry.register_head_version(
         head, model_version, mean_feature_head.weights_path, {"runner": "test_mean_feature"}
     )
     assert second.version == 2 and second.is_active
     assert not HeadVersion.objects.get(pk=mean_feature_head.pk).is_active
-    services.activate_head_version("brightness", 1)
+    registry.activate_head_version("brightness", 1)
     assert HeadVersion.objects.get(is_active=True, head=head).version == 1
     with pytest.raises(ValueError, match="has no version 7; versions: \\[1, 2\\]"):
-        services.activate_head_version("brightness", 7)
+        registry.activate_head_version("brightness", 7)
 
 
 @pytest.mark.parametrize(
@@ -267,13 +269,25 @@ def test_rolling_back_activates_an_earlier_version(mean_feature_head, model_vers
 def test_bad_head_registrations_are_refused(db, kwargs, message):
     arguments = {"category": "spam", "label": "Spam", "kind": "frame", "threshold": 0.5, "severity": 2, **kwargs}
     with pytest.raises(ValueError, match=message):
-        services.register_head(**arguments)
+        registry.register_head(**arguments)
     assert not Head.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("threshold", 1.5), ("threshold", -0.1), ("severity", 0), ("severity", 9)]
+)
+def test_the_database_refuses_limits_out_of_range_whoever_writes_them(db, field, value):
+    """The attack: bypass the service and the admin form (a bulk update, a shell) to store a threshold
+    no score reaches (flagging turned off) or a severity outside the queue's scale."""
+    head = Head.objects.create(category="spam", label="Spam", kind="frame", threshold=0.5, severity=2)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Head.objects.filter(pk=head.pk).update(**{field: value})
+    assert Head.objects.filter(pk=head.pk, threshold=0.5, severity=2).exists()
 
 
 def test_unknown_runner_is_refused(mean_feature_head, model_version):
     with pytest.raises(ValueError, match="runner"):
-        services.register_head_version(mean_feature_head.head, model_version, "x", {"runner": "telepathy"})
+        registry.register_head_version(mean_feature_head.head, model_version, "x", {"runner": "telepathy"})
     assert HeadVersion.objects.count() == 1
 
 
@@ -289,7 +303,7 @@ def test_a_trained_temporal_head_scores_every_stored_sample(
     directory = model_root / "heads" / "violence" / "v1"
     save_temporal_head(build_temporal_model(2560, config), config, directory)
     violence = Head.objects.get(category="violence")
-    services.register_head_version(
+    registry.register_head_version(
         violence, model_version, str(directory.relative_to(model_root)), {"runner": "keras_lstm", **config.to_dict()}
     )
     video = make_analysed_video(seconds=10, fps=25)
@@ -297,7 +311,7 @@ def test_a_trained_temporal_head_scores_every_stored_sample(
     kept = [0, 1, 2, 3, 6, 7, 8, 9]  # a hole at 4 and 5 s
     store_features(video, model_version, [times[i] for i in kept], frame_features[kept])
 
-    verdicts = {v.head_version.head.category: v for v in services.analyse_video(video)}
+    verdicts = {v.head_version.head.category: v for v in settlement.analyse_and_announce(video)}
 
     assert set(verdicts) == {"nudity", "violence"}
     scores = FrameScore.objects.filter(head_version__head=violence).order_by("sample_ms")

@@ -11,7 +11,7 @@ from django.conf import settings
 
 from inference.ml.artefacts import Artefacts, ensure_artefacts
 from inference.models import ModelVersion
-from inference.services import ensure_model_version
+from inference.services.registry import ensure_model_version
 
 
 @pytest.fixture(scope="session")

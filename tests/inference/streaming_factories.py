@@ -34,3 +34,8 @@ def make_ready_video(title: str = "clip", **fields) -> Video:
     }
     values.update(fields)
     return Video.objects.create(**values)
+
+
+def vector(fill: int) -> bytes:
+    """A quantised feature vector with every byte ``fill``."""
+    return bytes([fill]) * FEATURES

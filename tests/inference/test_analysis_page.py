@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from django.db import connections
 
-from inference import selectors, services
 from inference.ml.quantise import dequantise
 from inference.models import ClientSession, FrameFeature
+from inference.services import server_features, streaming
 from tests.browser import AUTOPLAY_ARGS, SCREENSHOTS, launch_chromium
 from tests.inference.live_site import (
     analysis_state_is,
@@ -126,7 +126,7 @@ def test_a_lost_connection_is_resumed_and_nothing_is_lost_or_stored_twice(site, 
     session = ClientSession.objects.get(video=video)
     assert f"resume={session.pk}" in routes[1].url
     stored = list(FrameFeature.objects.filter(video=video).order_by("sample_ms").values_list("sample_ms", flat=True))
-    assert stored == selectors.assigned_sample_times(session)
+    assert stored == streaming.assign_sample_times(session)
     assert int(state["done"]) == len(stored)
 
 
@@ -140,8 +140,8 @@ def test_without_offscreen_canvas_the_page_computes_on_the_main_thread(site, pag
     assert (state["state"], state["mode"], state["backend"]) == ("done", "main-thread", "wasm"), state
     session = ClientSession.objects.get(video=video)
     rows = list(FrameFeature.objects.filter(session=session).order_by("sample_ms"))
-    assert [row.sample_ms for row in rows] == selectors.assigned_sample_times(session)
+    assert [row.sample_ms for row in rows] == streaming.assign_sample_times(session)
     browser = dequantise(np.stack([np.frombuffer(bytes(row.vector), dtype=np.uint8) for row in rows]))
-    server = services.compute_server_features(video, [row.sample_ms for row in rows], model_version)
+    server = server_features.compute_server_features(video, [row.sample_ms for row in rows], model_version)
     similarity = (browser * server).sum(axis=1) / (np.linalg.norm(browser, axis=1) * np.linalg.norm(server, axis=1))
     assert similarity.min() >= 0.9995

@@ -3,7 +3,7 @@
 Real daphne (subprocess) on the test PostgreSQL database, real websocket, real TF.js build.
 The page plays a short clip with a forced backend; the test waits for the client to report
 that every assigned sample was acknowledged, then compares what was stored with the Keras
-features of the same frames decoded by PyAV (inference.services.compute_server_features).
+features of the same frames decoded by PyAV (inference.services.server_features.compute_server_features).
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from inference import selectors, services
+from inference import selectors
 from inference.ml.nsfw_head import WEIGHTS_FILE, load_nsfw_head
 from inference.ml.quantise import dequantise
 from inference.models import ClientSession, FrameFeature
+from inference.services import server_features, streaming
 from inference.trust.tasks import cover_video
 from tests.browser import AUTOPLAY_ARGS, SCREENSHOTS, launch_chromium
 from tests.inference.live_site import (
@@ -111,7 +112,7 @@ def test_browser_features_match_the_server(site, model_version, make_video, back
 
     session = ClientSession.objects.get(video=video)
     assert (session.backend, session.model_version) == (backend, model_version)
-    assigned = selectors.assigned_sample_times(session)
+    assigned = streaming.assign_sample_times(session)
     rows = list(FrameFeature.objects.filter(session=session).order_by("sample_ms"))
     assert [row.sample_ms for row in rows] == assigned
     assert all(row.backend == backend and row.inference_ms > 0 for row in rows)
@@ -122,7 +123,7 @@ def test_browser_features_match_the_server(site, model_version, make_video, back
     assert set(FrameFeature.objects.filter(session=session).values_list("status", flat=True)) == {"accepted"}
 
     browser = dequantise(np.stack([np.frombuffer(bytes(row.vector), dtype=np.uint8) for row in rows]))
-    server = services.compute_server_features(video, assigned, model_version)
+    server = server_features.compute_server_features(video, assigned, model_version)
     similarity = cosine(browser, server)
     print(
         f"\n{backend} {video.video_codec} original, {video.rendition_width}x{video.rendition_height}: "

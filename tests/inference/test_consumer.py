@@ -12,7 +12,9 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
 from hydra_site.asgi import application
-from inference import protocol, services
+from inference import protocol, scheduling
+from inference.consumers import REFUSAL_CLOSE_CODES, REFUSAL_ERROR_CODES
+from inference.errors import RefusalReason
 from inference.models import ClientSession, FrameFeature, ModelVersion
 from inference.protocol import CloseCode, ErrorCode, FrameSample
 from tests.inference.streaming_factories import FEATURES, make_model, make_ready_video
@@ -376,7 +378,7 @@ def test_stored_features_ask_for_a_settlement_pass_once_committed(video, model_v
     def request_settlement(video_id, model_version_id):
         requested.append((video_id, model_version_id, FrameFeature.objects.filter(video_id=video_id).count()))
 
-    monkeypatch.setattr(services, "request_settlement", request_settlement)
+    monkeypatch.setattr(scheduling, "request_settlement", request_settlement)
 
     async def scenario():
         client = await connect(video.slug)
@@ -401,3 +403,7 @@ def test_sample_times_follow_the_rendition_not_the_original(model_version):
 
     handshake = run(scenario)
     assert (handshake["fps"], handshake["sample_ms"]) == (25.0, [0, 1000])
+
+
+def test_every_refusal_reason_of_the_services_has_a_wire_code_and_a_close_code():
+    assert set(REFUSAL_ERROR_CODES) == set(RefusalReason) == set(REFUSAL_CLOSE_CODES)

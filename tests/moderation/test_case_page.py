@@ -9,7 +9,7 @@ import pytest
 from django.urls import reverse
 from PIL import Image
 
-from moderation import frames, services
+from moderation import services, thumbnails
 from moderation.models import Decision
 
 pytestmark = pytest.mark.django_db
@@ -72,15 +72,15 @@ def test_frame_thumbnail_is_cut_from_the_rendition_and_cached(client, busy_case,
     assert response.status_code == 200 and response["Content-Type"] == "image/jpeg"
     image = Image.open(io.BytesIO(b"".join(response.streaming_content)))
     assert image.size == (320, 180)
-    cached = frames.thumbnail_path(busy_case.video, 4000)
+    cached = thumbnails.thumbnail_path(busy_case.video, 4000)
     assert cached.is_file() and str(cached).startswith(str(media_root))
     assert client.get(reverse("admin:moderation_case_frame", args=[busy_case.pk, 999_999])).status_code == 404
 
 
 def test_thumbnail_shows_the_sampled_frame(busy_case):
     """Different sample times give different stills (the bars pattern moves every second)."""
-    first = Image.open(frames.frame_thumbnail(busy_case.video, 1000)).tobytes()
-    later = Image.open(frames.frame_thumbnail(busy_case.video, 6000)).tobytes()
+    first = Image.open(thumbnails.frame_thumbnail(busy_case.video, 1000)).tobytes()
+    later = Image.open(thumbnails.frame_thumbnail(busy_case.video, 6000)).tobytes()
     assert first != later
 
 
@@ -121,8 +121,8 @@ def test_case_page_says_plainly_which_categories_are_not_analysed(client, busy_c
 
 def test_deleting_a_video_removes_its_frame_stills(busy_case, django_capture_on_commit_callbacks):
     video = busy_case.video
-    frames.frame_thumbnail(video, 4000)
-    folder = frames.thumbnail_dir(video.storage_key)
+    thumbnails.frame_thumbnail(video, 4000)
+    folder = thumbnails.thumbnail_dir(video.storage_key)
     assert folder.is_dir()
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         video.delete()
@@ -150,14 +150,14 @@ def test_case_page_times_follow_the_rendition(client, make_playable_video, make_
 def test_frame_stills_exist_only_for_sample_times(client, busy_case, moderator):
     client.force_login(moderator)
     assert client.get(reverse("admin:moderation_case_frame", args=[busy_case.pk, 4500])).status_code == 404
-    assert not frames.thumbnail_path(busy_case.video, 4500).exists()
+    assert not thumbnails.thumbnail_path(busy_case.video, 4500).exists()
 
 
 def test_frame_still_is_the_frame_the_analysis_decoded(busy_case):
     """Same frame and colours as the CNN's input (decode_frames_at), only scaled down for the page."""
     from inference.ml.frames import decode_frames_at
 
-    still = np.asarray(Image.open(frames.frame_thumbnail(busy_case.video, 3000)), dtype=np.int16)
+    still = np.asarray(Image.open(thumbnails.frame_thumbnail(busy_case.video, 3000)), dtype=np.int16)
     analysed = decode_frames_at(busy_case.video.rendition.path, [3000])[0].astype(np.int16)
     assert still.shape == analysed.shape  # 320x180 already fits the thumbnail size
     assert np.abs(still - analysed).mean() < 3  # JPEG noise only

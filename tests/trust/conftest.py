@@ -11,8 +11,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from inference import services as inference_services
 from inference.models import ModelVersion
+from inference.services import registry
 from inference.trust import services as trust_services
 from tests.inference.conftest import feature_extractor, model_artefacts, model_version  # noqa: F401
 from videos import services as video_services
@@ -30,16 +30,16 @@ def seeded_spot_checks(monkeypatch) -> random.Random:
 @dataclass
 class Deadlines:
     started: list[int]
-    schedule: Callable[[Video], None]  # the real inference.trust.tasks.schedule_coverage
+    schedule: Callable[[Video], None]  # the real inference.scheduling.schedule_coverage
 
 
 @pytest.fixture
 def deadlines(monkeypatch) -> Deadlines:
     """Coverage deadlines are recorded instead of started (eager Celery would cover every video at once)."""
-    from inference.trust import tasks
+    from inference import scheduling
 
-    recorded = Deadlines(started=[], schedule=tasks.schedule_coverage)
-    monkeypatch.setattr(tasks, "schedule_coverage", lambda video: recorded.started.append(video.pk))
+    recorded = Deadlines(started=[], schedule=scheduling.schedule_coverage)
+    monkeypatch.setattr(scheduling, "schedule_coverage", lambda video: recorded.started.append(video.pk))
     return recorded
 
 
@@ -80,5 +80,5 @@ def truth_of(model_version: ModelVersion, feature_extractor) -> Callable:  # noq
 
 @pytest.fixture
 def nudity_head(model_version: ModelVersion):  # noqa: F811
-    inference_services.ensure_default_heads(model_version)
-    return trust_services._nudity_head(model_version.artefact_dir)
+    registry.ensure_default_heads(model_version)
+    return trust_services.nudity_head(model_version)

@@ -6,7 +6,7 @@ Reusable by bench/. Three layers:
   and the features of the same frames as different browsers would paint them. Real browsers
   differ from the server mainly in how they convert YUV to RGB (Chromium's software path equals
   the server's libyuv emulation; GPU paths filter chroma bilinearly, round differently or use
-  textbook float matrices): ``BROWSER_PROFILES`` are those paintings (inference.trust.backends);
+  textbook float matrices): ``BROWSER_PROFILES`` are those paintings (inference.trust.paintings);
   an honest viewer sends the Keras features of its profile's frames, quantised like the browser
   does. docs/trust.md gives the measured spread.
 * **Behaviours** (``Behaviour``): what a viewer sends for a sample: the honest features, or one
@@ -34,11 +34,11 @@ import numpy as np
 
 from inference.ml.nsfw_head import NsfwHead
 from inference.ml.quantise import dequantise, quantise
-from inference.trust import backends
+from inference.trust import paintings
 
 # --- Ground truth: the server's features and those of different browsers ------------------------------------
 
-BROWSER_PROFILES = tuple(backends.PAINTINGS)
+BROWSER_PROFILES = tuple(paintings.PAINTINGS)
 NUDE_CLASSES = ("hentai", "porn", "sexy")
 
 
@@ -59,7 +59,7 @@ def video_truth(
     slug: str, path: Path, times: Sequence[int], features: Callable[[np.ndarray], np.ndarray]
 ) -> VideoTruth:
     """``features`` maps uint8 RGB frames to float32 features (the Keras CNN chunk)."""
-    by_profile = {profile: features(backends.painted_frames(path, times, profile)) for profile in BROWSER_PROFILES}
+    by_profile = {profile: features(paintings.painted_frames(path, times, profile)) for profile in BROWSER_PROFILES}
     return VideoTruth(slug=slug, times=list(times), server=by_profile["chromium-software"], by_profile=by_profile)
 
 

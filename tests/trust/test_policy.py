@@ -11,7 +11,7 @@ import pytest
 from inference.trust.agreement import (
     Submission,
     Tolerance,
-    compare,
+    compare_to_reference,
     judge_against_server,
     judge_by_peers,
 )
@@ -95,17 +95,17 @@ def test_a_session_is_not_assigned_what_it_already_holds_or_what_the_server_sett
 def test_agreement_accepts_small_noise_and_refuses_scaling_and_head_flips():
     v = vector(1)
     noisy = v + np.random.default_rng(2).normal(0, 0.05, v.shape).astype(np.float32)
-    assert compare(v, noisy, fake_head).within(TOLERANCE)
-    scaled = compare(v, v * 1.5, fake_head)
+    assert compare_to_reference(v, noisy, fake_head)[0].within(TOLERANCE)
+    scaled = compare_to_reference(v, v * 1.5, fake_head)[0]
     assert scaled.cosine == pytest.approx(1.0)
     assert not scaled.within(TOLERANCE)
     flipped = v.copy()
     flipped[0] = 0.0 if v[0] > 0.5 else 6.0  # one coordinate: tiny in cosine, large for the head
-    comparison = compare(v, flipped, fake_head)
+    comparison = compare_to_reference(v, flipped, fake_head)[0]
     assert comparison.cosine > 0.98
     assert not comparison.within(TOLERANCE)
-    assert not compare(v, np.zeros_like(v), fake_head).within(TOLERANCE)
-    assert not compare(np.zeros_like(v), np.zeros_like(v), fake_head).within(TOLERANCE)
+    assert not compare_to_reference(v, np.zeros_like(v), fake_head)[0].within(TOLERANCE)
+    assert not compare_to_reference(np.zeros_like(v), np.zeros_like(v), fake_head)[0].within(TOLERANCE)
 
 
 def _sub(session: str, vec: np.ndarray, **identity) -> Submission:

@@ -14,7 +14,8 @@ from django.db import transaction
 from inference import selectors
 from inference.ml.quantise import quantise
 from inference.models import ClientSession, Contributor, FrameFeature, Recomputation, Verdict
-from inference.services import compute_server_features
+from inference.services import settlement
+from inference.services.server_features import compute_server_features
 from inference.trust import services as trust
 from inference.trust.tasks import cover_video
 from videos.models import Video
@@ -44,7 +45,7 @@ def record(session: ClientSession, times: list[int], features: np.ndarray) -> No
             )
             for i, t in enumerate(times)
         )
-        trust.verify_pending(session.video, session.model_version)
+        settlement.queue_follow_ups(trust.verify_pending(session.video, session.model_version))
 
 
 def statuses(session: ClientSession) -> set[str]:
@@ -76,17 +77,17 @@ def test_assignment_is_persisted_independent_and_handed_on_when_a_session_leaves
     first = session_for(video, model_version, "a", ip="10.0.1.1")
     same_network = session_for(video, model_version, "b", ip="10.0.1.2")
     second = session_for(video, model_version, "c", ip="10.0.2.1")
-    assert trust.assigned_sample_times(uploader, times) == []  # never counts towards the quorum
-    assert trust.assigned_sample_times(first, times) == times
-    assert trust.assigned_sample_times(same_network, times) == []  # adds no independence
-    assert trust.assigned_sample_times(second, times) == times
-    assert trust.assigned_sample_times(second, times) == times  # stable on reconnect
+    assert trust.assign_samples(uploader, times) == []  # never counts towards the quorum
+    assert trust.assign_samples(first, times) == times
+    assert trust.assign_samples(same_network, times) == []  # adds no independence
+    assert trust.assign_samples(second, times) == times
+    assert trust.assign_samples(second, times) == times  # stable on reconnect
     # `second` leaves having sent only the first sample: the rest goes to the next independent session.
     record(second, times[:1], np.random.default_rng(0).uniform(0, 6, (1, model_version.feature_size)))
     ClientSession.objects.filter(pk=second.pk).update(state=ClientSession.State.CLOSED)
     trust.release_unfinished_assignments(second)
     newcomer = session_for(video, model_version, "d", ip="10.0.3.1")
-    assert trust.assigned_sample_times(newcomer, times) == times[1:]
+    assert trust.assign_samples(newcomer, times) == times[1:]
 
 
 def test_agreeing_sessions_are_accepted_and_a_liar_is_quarantined_with_everything_it_sent(
@@ -115,7 +116,7 @@ def test_agreeing_sessions_are_accepted_and_a_liar_is_quarantined_with_everythin
     assert Contributor.objects.get(key=trust.contributor_key(honest[0])).consecutive_valid == 502
     assert "quarantined" in trust.refusal_reason(liar)
     later = session_for(video, model_version, "liar", ip="10.9.9.10")  # same device, new session
-    assert trust.assigned_sample_times(later, times) == []
+    assert trust.assign_samples(later, times) == []
 
 
 def test_colluding_newcomers_cannot_get_a_lie_accepted(
@@ -144,10 +145,12 @@ def test_a_flag_waits_for_the_server_to_compute_the_flagged_frames(video, model_
     times, _ = server_truth
     verdict = Verdict(video=video, model_version=model_version, segments=[[times[1], times[2], 0.9]])
     with transaction.atomic():
-        assert trust.confirm_flag_with_server(verdict) is False
+        confirmed, follow_ups = trust.confirm_flag_with_server(verdict, times)
+        assert confirmed is False
+        settlement.queue_follow_ups(follow_ups)
     reasons = Recomputation.objects.values_list("sample_ms", "reason")
     assert sorted(reasons) == [(times[1], "flag"), (times[2], "flag")]
-    assert trust.confirm_flag_with_server(verdict) is True  # the eager task computed them
+    assert trust.confirm_flag_with_server(verdict, times) == (True, trust.FollowUps())  # the eager task computed them
 
 
 def test_unwatched_video_is_covered_by_the_server(video, model_version):
@@ -185,14 +188,14 @@ def test_an_honest_gpu_browser_is_never_quarantined_even_where_it_strays_beyond_
 ):
     """GPU chroma filtering strays far on small sharp frames; the server recognises that painting before judging."""
     from inference.ml import cnn
-    from inference.trust import backends
+    from inference.trust import paintings
     from inference.trust.agreement import compare_to_reference
 
     clip = ready_video("sharp", pattern="bars", seed=3)
     times = selectors.expected_sample_times(clip)
     path = clip.rendition.path
-    truth = cnn.compute_features(feature_extractor, backends.painted_frames(path, times, "chromium-software"))
-    gpu = cnn.compute_features(feature_extractor, backends.painted_frames(path, times, "gpu-bilinear-chroma"))
+    truth = cnn.compute_features(feature_extractor, paintings.painted_frames(path, times, "chromium-software"))
+    gpu = cnn.compute_features(feature_extractor, paintings.painted_frames(path, times, "gpu-bilinear-chroma"))
     tolerance = trust.configured_tolerance()
     strays = [
         not c.within(tolerance)

@@ -37,7 +37,7 @@ def watch(video, truth: harness.VideoTruth, model_version, head, *, liars: tuple
         if behaviour is Behaviour.HONEST:
             establish(session)
         sessions[name] = (session, behaviour)
-        times = trust.assigned_sample_times(session, truth.times)
+        times = trust.assign_samples(session, truth.times)
         viewer = harness.Viewer(name, behaviour, profile=profile or "chromium-software", seed=name)
         codes = np.stack([np.frombuffer(viewer.features(truth, t, [], head), np.uint8) for t in times])
         record(session, times, dequantise(codes))

@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from inference import selectors
 from inference.ml.artefacts import ArtefactError
 from inference.ml.nsfwjs import NsfwjsError
-from inference.services import ensure_default_heads, ensure_model_version
+from inference.services.registry import ensure_default_heads, ensure_model_version
 
 
 class Command(BaseCommand):

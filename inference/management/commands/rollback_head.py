@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from inference import services
 from inference.models import Head
+from inference.services import registry
 
 
 class Command(BaseCommand):
@@ -21,7 +21,7 @@ class Command(BaseCommand):
             raise CommandError(f"no head {category!r}")
         if version is not None:
             try:
-                chosen = services.activate_head_version(category, version)
+                chosen = registry.activate_head_version(category, version)
             except ValueError as exc:
                 raise CommandError(str(exc)) from exc
             self.stdout.write(self.style.SUCCESS(f"{chosen} is now active"))

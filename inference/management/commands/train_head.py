@@ -7,10 +7,12 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from inference import selectors, services
+from inference import selectors
 from inference.ml.temporal import INPUT_MODES, TemporalConfig
 from inference.ml.training import TrainingOptions
 from inference.models import Head
+from inference.services import training as training_services
+from moderation.selectors import final_labels
 
 
 class Command(BaseCommand):
@@ -67,17 +69,18 @@ class Command(BaseCommand):
             started = time.monotonic()
             if options["from_folder"]:
                 source = f"folder {options['from_folder']}"
-                sequences = services.sequences_from_folder(
+                sequences = training_services.sequences_from_folder(
                     options["from_folder"], model_version, options["positive_label"]
                 )
             else:
                 source = "moderators' final decisions"
-                sequences = services.sequences_from_decisions(category, model_version)
+                labels = [(video_id, label) for video_id, _category, label in final_labels(category)]
+                sequences = training_services.sequences_from_labels(labels, model_version)
             features_seconds = time.monotonic() - started
             self.stdout.write(
                 f"{len(sequences)} labelled clips from {source} ({features_seconds:.1f} s to get features)"
             )
-            version = services.train_temporal_head_version(
+            version = training_services.train_temporal_head_version(
                 category, sequences, config, training, source=source, activate=not options["no_activate"]
             )
         except ValueError as exc:

@@ -24,9 +24,9 @@ def _planes(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         frame = frame.reformat(format="yuv420p")
     h, w = frame.height, frame.width
     return (
-        server_frames._plane(frame, 0, h, w),
-        server_frames._plane(frame, 1, (h + 1) // 2, (w + 1) // 2),
-        server_frames._plane(frame, 2, (h + 1) // 2, (w + 1) // 2),
+        server_frames.yuv_plane(frame, 0, h, w),
+        server_frames.yuv_plane(frame, 1, (h + 1) // 2, (w + 1) // 2),
+        server_frames.yuv_plane(frame, 2, (h + 1) // 2, (w + 1) // 2),
     )
 
 

@@ -6,9 +6,11 @@ token bucket), so one atomic read-modify-write suffices: a Lua script when the c
 (the production setting, shared by all daphne and web processes), a lock otherwise (the
 embedded default's per-process memory cache).
 
-Limits are named in ``settings.HYDRA_RATE_LIMITS`` as ``name: (events, seconds)``. The websocket
-consumer and the report button call ``check_client(action, ip=..., user_id=...)`` with action
-``"ws_connect"``, ``"ws_message"`` or ``"report"``; per-session limits live in the consumer.
+The websocket's limits are named in ``settings.HYDRA_RATE_LIMITS`` as ``name: (events, seconds)``
+and applied with ``check_client(action, ip=..., user_id=...)`` (action ``"ws_connect"`` or
+``"ws_message"``; per-session limits live in the consumer). The report button's one limit
+(``HYDRA_REPORTS_PER_HOUR``) goes through ``check_client_limit``. Shared by the apps: it lives
+in the project package so that none of them reaches into another for it.
 """
 
 from __future__ import annotations
@@ -94,12 +96,16 @@ def take(limit: Limit, key: str) -> float:
     return _take_local(backend, cache_key, limit, now)
 
 
-def check(name: str, key: str) -> None:
-    """Take a token from the named limit for ``key`` or raise ``RateLimited``."""
-    limit = configured_limit(name)
+def check_limit(limit: Limit, key: str) -> None:
+    """Take a token from ``key``'s bucket of ``limit`` or raise ``RateLimited``."""
     retry_after = take(limit, key)
     if retry_after > 0:
         raise RateLimited(limit, retry_after)
+
+
+def check(name: str, key: str) -> None:
+    """Take a token from the named limit (``HYDRA_RATE_LIMITS``) for ``key`` or raise ``RateLimited``."""
+    check_limit(configured_limit(name), key)
 
 
 def check_client(action: str, *, ip: str | None, user_id: int | None) -> None:
@@ -108,6 +114,14 @@ def check_client(action: str, *, ip: str | None, user_id: int | None) -> None:
         check(f"{action}_ip", ip)
     if user_id is not None:
         check(f"{action}_account", str(user_id))
+
+
+def check_client_limit(limit: Limit, *, ip: str | None, user_id: int | None) -> None:
+    """Apply one limit to the address and, separately, to the account, when known."""
+    if ip:
+        check_limit(limit, f"ip:{ip}")
+    if user_id is not None:
+        check_limit(limit, f"account:{user_id}")
 
 
 def reset_all() -> None:
