@@ -26,7 +26,7 @@ from inference import selectors, signals
 from inference.models import HeadVersion, ModelVersion, Recomputation, Verdict
 from inference.services import analysis, server_features
 from inference.trust import services as trust
-from inference.trust.services import FollowUps
+from inference.trust.verification import FollowUps
 from videos.models import Video
 
 logger = logging.getLogger(__name__)

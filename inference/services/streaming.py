@@ -25,6 +25,7 @@ from inference import selectors, signals
 from inference.errors import AnalysisRefused, RefusalReason
 from inference.models import ClientSession, FrameFeature, ModelVersion
 from inference.protocol import FrameSample
+from inference.trust import contributors
 from inference.trust import services as trust
 from videos.models import Video
 from videos.selectors import can_view, video_by_slug
@@ -124,7 +125,7 @@ def identify_client_session(session: ClientSession, *, backend: str, device_id: 
     session.backend = backend
     session.device_id = device_id
     session.save(update_fields=["backend", "device_id", "last_seen_at"])
-    trust.quarantine_if_caught(session)
+    contributors.quarantine_if_caught(session)
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,7 @@ def record_frame_features(session: ClientSession, samples: Sequence[FrameSample]
     stored = store(session, samples)
     if stored is None:
         raise AnalysisRefused(
-            RefusalReason.QUARANTINED, trust.refusal_reason(_refreshed(session)) or trust.CAUGHT_SESSION
+            RefusalReason.QUARANTINED, contributors.refusal_reason(_refreshed(session)) or contributors.CAUGHT_SESSION
         )
     if stored:
         transaction.on_commit(

@@ -12,21 +12,16 @@ returns ``FollowUps``, and its caller (``inference.services.settlement``) queues
 from __future__ import annotations
 
 import logging
-import random
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
 
-from inference import heads, selectors
-from inference.ml.nsfw_head import WEIGHTS_FILE, NsfwHead
-from inference.ml.quantise import dequantise
+from inference import selectors
 from inference.models import (
     ClientSession,
     Contributor,
@@ -37,133 +32,16 @@ from inference.models import (
     Verdict,
 )
 from inference.services import server_features
-from inference.trust.agreement import (
-    HeadProbabilities,
-    SampleOutcome,
-    Submission,
-    Tolerance,
-    judge_against_server,
-    judge_by_peers,
-)
-from inference.trust.assignment import Identity, network_of, plan_assignment
-from inference.trust.spot_checks import SpotCheckPolicy
+from inference.trust.assignment import Identity, plan_assignment
+from inference.trust.contributors import contributor_key, identity_of, refusal_reason
+from inference.trust.verification import AlternativeFeatures, FollowUps, request_recomputation, verify_samples
 from videos.models import Video
 
 logger = logging.getLogger(__name__)
 
-# Spot checks must be unpredictable to clients; tests replace this with a seeded random.Random.
-spot_check_rng: random.Random = random.SystemRandom()
-
 MISMATCH = "its features did not match the server's own for the same frames"
 Status = FrameFeature.Status
 Reason = Recomputation.Reason
-
-
-@dataclass
-class FollowUps:
-    """What a trust step changed that needs work elsewhere; the caller queues it (``settlement.queue_follow_ups``).
-
-    ``recompute``: (video, model version) pairs with new samples queued for the server's own
-    features. ``reanalyse``: videos whose accepted features changed, so their verdicts must follow.
-    Both keep the order in which they were found.
-    """
-
-    recompute: dict[tuple[int, int], None] = field(default_factory=dict)
-    reanalyse: dict[int, None] = field(default_factory=dict)
-
-    def update(self, other: FollowUps) -> FollowUps:
-        self.recompute.update(other.recompute)
-        self.reanalyse.update(other.reanalyse)
-        return self
-
-    def __bool__(self) -> bool:
-        return bool(self.recompute or self.reanalyse)
-
-
-def configured_tolerance() -> Tolerance:
-    return Tolerance(
-        min_cosine=settings.HYDRA_TRUST_MIN_COSINE,
-        max_norm_ratio=settings.HYDRA_TRUST_MAX_NORM_RATIO,
-        max_head_difference=settings.HYDRA_TRUST_MAX_HEAD_DIFFERENCE,
-    )
-
-
-def configured_spot_checks() -> SpotCheckPolicy:
-    return SpotCheckPolicy(
-        probation=settings.HYDRA_TRUST_PROBATION_RESULTS, floor=settings.HYDRA_TRUST_SPOT_CHECK_FLOOR
-    )
-
-
-def nudity_head(model_version: ModelVersion) -> NsfwHead:
-    """The nsfwjs dense head shipped with this model version's artefacts (one cached copy per process)."""
-    return heads.nsfw_head(Path(settings.HYDRA_MODEL_ROOT) / model_version.artefact_dir / WEIGHTS_FILE)
-
-
-def _no_head(features: np.ndarray) -> np.ndarray:
-    return np.zeros((len(features), 1), dtype=np.float32)
-
-
-def head_probabilities(model_version: ModelVersion) -> HeadProbabilities:
-    """The nudity head of this model version: agreement compares its decisions as well as features.
-
-    A version registered without head weights (only hand-made test fixtures) is compared on
-    features alone, with a warning.
-    """
-    try:
-        return nudity_head(model_version).predict
-    except FileNotFoundError:
-        logger.warning("model version %s has no nudity head: agreement compares features only", model_version)
-        return _no_head
-
-
-# --- Who a session is ------------------------------------------------------------------------------
-
-
-def contributor_key(session: ClientSession) -> str:
-    """An account if logged in, else the device id the client gave, else the session alone."""
-    if session.user_id is not None:
-        return f"user:{session.user_id}"
-    if session.device_id:
-        return f"device:{session.device_id}"
-    return f"session:{session.pk}"
-
-
-def identity_of(session: ClientSession, uploader_id: int | None) -> Identity:
-    return Identity(
-        session_id=str(session.pk),
-        user_id=session.user_id,
-        device_id=session.device_id,
-        network=network_of(session.ip_address),
-        is_uploader=session.user_id is not None and session.user_id == uploader_id,
-    )
-
-
-CAUGHT_SESSION = "this session was quarantined for sending features that do not match the video"
-CAUGHT_CONTRIBUTOR = "this account or device was quarantined"
-
-
-def quarantine_if_caught(session: ClientSession) -> None:
-    """A new session of a quarantined account or device starts quarantined (checked once its device is known).
-
-    Storing a batch checks only the session's own state (one statement per batch); this makes
-    that check cover the person and device behind the session too.
-    """
-    if session.state != ClientSession.State.QUARANTINED and refusal_reason(session):
-        ClientSession.objects.filter(pk=session.pk).update(
-            state=ClientSession.State.QUARANTINED, state_reason=CAUGHT_CONTRIBUTOR
-        )
-        session.state, session.state_reason = ClientSession.State.QUARANTINED, CAUGHT_CONTRIBUTOR
-
-
-def refusal_reason(session: ClientSession) -> str | None:
-    """Why this session may no longer contribute, or None: it, or the person or device behind it, was caught."""
-    if session.state == ClientSession.State.QUARANTINED:
-        return CAUGHT_CONTRIBUTOR if session.state_reason == CAUGHT_CONTRIBUTOR else CAUGHT_SESSION
-    key = contributor_key(session)
-    if key.startswith("session:"):
-        return None  # no account or device: the contributor is the session, whose state was just read
-    quarantined = Contributor.objects.filter(key=key, quarantined_at__isnull=False).exists()
-    return CAUGHT_CONTRIBUTOR if quarantined else None
 
 
 # --- Assignment ------------------------------------------------------------------------------------
@@ -230,202 +108,6 @@ def release_unfinished_assignments(session: ClientSession) -> None:
     SampleAssignment.objects.filter(session=session).exclude(
         sample_ms__in=FrameFeature.objects.filter(session=session).values("sample_ms")
     ).delete()
-
-
-# --- Verification ----------------------------------------------------------------------------------
-
-
-class ContributorRecords:
-    """The spot-check records of a verification's contributors: read in one query, written once per contributor.
-
-    A pass touches a few contributors many times (once per sample), so the records are read in one
-    query, and the server-verified results are added up and written at the end (``save``) with one
-    atomic increment per contributor. Reads see the results already counted in this verification,
-    as a save per result would.
-    """
-
-    def __init__(self, sessions: Iterable[ClientSession]) -> None:
-        keys = {contributor_key(session) for session in sessions}
-        self._consecutive_valid = dict(Contributor.objects.filter(key__in=keys).values_list("key", "consecutive_valid"))
-        self._new_valid: dict[str, int] = defaultdict(int)
-
-    def consecutive_valid(self, session: ClientSession) -> int:
-        """A contributor without a row yet has no record (the row's default)."""
-        return self._consecutive_valid.get(contributor_key(session), 0)
-
-    def record_valid(self, sessions: Iterable[ClientSession]) -> None:
-        for session in sessions:
-            key = contributor_key(session)
-            self._consecutive_valid[key] = self._consecutive_valid.get(key, 0) + 1
-            self._new_valid[key] += 1
-
-    def spot_check_due(self, sessions: Iterable[ClientSession]) -> bool:
-        records = [self.consecutive_valid(session) for session in sessions]
-        return configured_spot_checks().draw(records, spot_check_rng)
-
-    def save(self) -> None:
-        if not self._new_valid:
-            return
-        Contributor.objects.bulk_create([Contributor(key=key) for key in self._new_valid], ignore_conflicts=True)
-        by_count: dict[int, list[str]] = defaultdict(list)
-        for key, count in self._new_valid.items():
-            by_count[count].append(key)
-        for count, keys in by_count.items():
-            Contributor.objects.filter(key__in=keys).update(
-                consecutive_valid=F("consecutive_valid") + count, valid_total=F("valid_total") + count
-            )
-        self._new_valid.clear()
-
-
-def request_recomputation(
-    video: Video, model_version: ModelVersion, sample_ms: Iterable[int], reason: str
-) -> FollowUps:
-    """Open a recomputation per sample (once per sample while open); the follow-up runs them on the server."""
-    times = sorted(set(sample_ms))
-    if not times:
-        return FollowUps()
-    Recomputation.objects.bulk_create(
-        [Recomputation(video=video, model_version=model_version, sample_ms=t, reason=reason) for t in times],
-        ignore_conflicts=True,
-    )
-    return FollowUps(recompute={(video.pk, model_version.pk): None})
-
-
-# What judging reads of a session: who it is (identity_of, contributor_key), whether it is the server.
-JUDGED_SESSION_FIELDS = ("user_id", "device_id", "ip_address", "is_server", "state")
-
-AlternativeFeatures = Callable[[int], np.ndarray]
-"""sample_ms -> float32[V, D]: the server's features of that frame painted as other browsers paint it."""
-
-
-def verify_samples(
-    video: Video,
-    model_version: ModelVersion,
-    sample_ms: Iterable[int],
-    *,
-    rejudge_accepted: bool = False,
-    alternatives: AlternativeFeatures | None = None,
-) -> tuple[set[ClientSession], FollowUps]:
-    """Judge the features of these samples; returns the sessions proven wrong (not yet quarantined).
-
-    With the server's features present, pending client features are judged against them (and
-    accepted ones too when ``rejudge_accepted``: right after the server computed the sample).
-    Nobody is proven wrong before its features were also compared with the other honest
-    paintings of the frame (``alternatives``, CNN work that only Celery workers do: without them
-    a mismatch stays pending and the sample goes to the workers). Without the server's features,
-    peers must agree; a dispute or a spot check queues the sample for the server.
-
-    The whole call costs a fixed number of queries and one head call, whatever the number of
-    samples and sessions.
-    """
-    times = sorted(set(sample_ms))
-    features = list(
-        FrameFeature.objects.select_for_update(of=("self",))
-        .filter(video=video, model_version=model_version, sample_ms__in=times)
-        .exclude(status=Status.REJECTED)
-        .exclude(session__state=ClientSession.State.QUARANTINED)
-        .select_related("session")
-        .only("sample_ms", "vector", "status", "session_id", *(f"session__{name}" for name in JUDGED_SESSION_FIELDS))
-        .order_by("sample_ms", "received_at", "pk")
-    )
-    by_time: dict[int, list[FrameFeature]] = defaultdict(list)
-    for feature in features:
-        by_time[feature.sample_ms].append(feature)
-    vectors = {feature.pk: _dequantised(feature) for feature in features}
-    head = batch_head(head_probabilities(model_version), vectors.values())
-    records = ContributorRecords(f.session for f in features if not f.session.is_server)
-    tolerance = configured_tolerance()
-    changes = StatusChanges()
-    wrong: set[ClientSession] = set()
-    disputed: list[int] = []
-    spot_checked: list[int] = []
-
-    identities = {session.pk: identity_of(session, video.owner_id) for session in {f.session for f in features}}
-
-    def submissions(rows: Sequence[FrameFeature]) -> list[Submission]:
-        return [Submission(identities[f.session_id], vectors[f.pk]) for f in rows]
-
-    for t, rows in by_time.items():
-        server = next((f for f in rows if f.session.is_server), None)
-        clients = [f for f in rows if not f.session.is_server]
-        if server is not None:
-            judged = [f for f in clients if f.status == Status.PENDING or rejudge_accepted]
-            sent, truth = submissions(judged), vectors[server.pk]
-            outcome = judge_against_server(sent, truth, tolerance, head)
-            if outcome.rejected and alternatives is None:
-                outcome = SampleOutcome(accepted=outcome.accepted)
-                disputed.append(t)
-            elif outcome.rejected:
-                outcome = judge_against_server(sent, truth, tolerance, head, alternatives(t))
-            changes.apply(judged, outcome)
-            records.record_valid(f.session for f in judged if str(f.session_id) in outcome.accepted)
-            wrong.update(f.session for f in judged if str(f.session_id) in outcome.rejected)
-            continue
-        outcome = judge_by_peers(submissions(clients), tolerance, head, replicas=settings.HYDRA_TRUST_REPLICAS)
-        if outcome.needs_server:
-            disputed.append(t)
-            continue
-        newly = [f for f in clients if f.status == Status.PENDING and str(f.session_id) in outcome.accepted]
-        changes.apply(newly, outcome)
-        if newly and records.spot_check_due(f.session for f in newly):
-            spot_checked.append(t)
-    changes.save()
-    records.save()
-    follow_ups = request_recomputation(video, model_version, disputed, Reason.DISPUTE)
-    follow_ups.update(request_recomputation(video, model_version, spot_checked, Reason.SPOT_CHECK))
-    return wrong, follow_ups
-
-
-def _dequantised(feature: FrameFeature) -> np.ndarray:
-    return dequantise(np.frombuffer(bytes(feature.vector), dtype=np.uint8))
-
-
-def batch_head(head: HeadProbabilities, vectors: Iterable[np.ndarray]) -> HeadProbabilities:
-    """``head``, run once over every vector a verification will compare, instead of once per pair.
-
-    Agreement asks for the head's probabilities of a few vectors per sample; on a batch that is
-    many tiny matrix products, each with numpy's fixed overhead. The returned function answers
-    from the batch's probabilities (looked up by the vector's bytes) and runs the head only on
-    vectors it has not seen, such as the server's other paintings of a frame.
-    """
-    known = [np.asarray(vector, dtype=np.float32) for vector in vectors]
-    probabilities = {row.tobytes(): p for row, p in zip(known, head(np.stack(known)), strict=True)} if known else {}
-
-    def predict(features: np.ndarray) -> np.ndarray:
-        features = np.asarray(features, dtype=np.float32)
-        unseen = [i for i, row in enumerate(features) if row.tobytes() not in probabilities]
-        if unseen:
-            for i, p in zip(unseen, head(features[unseen]), strict=True):
-                probabilities[features[i].tobytes()] = p
-        return np.stack([probabilities[row.tobytes()] for row in features])
-
-    return predict
-
-
-class StatusChanges:
-    """The statuses a verification decided, written with one UPDATE per status instead of one per row."""
-
-    def __init__(self) -> None:
-        self._by_status: dict[str, set[int]] = defaultdict(set)
-
-    def apply(self, features: Sequence[FrameFeature], outcome: SampleOutcome) -> None:
-        for feature in features:
-            session_id = str(feature.session_id)
-            status = (
-                Status.ACCEPTED
-                if session_id in outcome.accepted
-                else Status.REJECTED
-                if session_id in outcome.rejected
-                else None
-            )
-            if status is not None and feature.status != status:
-                feature.status = status
-                self._by_status[status].add(feature.pk)
-
-    def save(self) -> None:
-        for status, pks in self._by_status.items():
-            FrameFeature.objects.filter(pk__in=pks).update(status=status)
-        self._by_status.clear()
 
 
 @transaction.atomic

@@ -13,7 +13,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from inference.models import ModelVersion
 from inference.services import registry
-from inference.trust import services as trust_services
+from inference.trust import verification
 from tests.inference.conftest import feature_extractor, model_artefacts, model_version  # noqa: F401
 from videos import services as video_services
 from videos.models import Video
@@ -23,7 +23,7 @@ from videos.models import Video
 def seeded_spot_checks(monkeypatch) -> random.Random:
     """Spot checks drawn from a seeded generator, so a run can be repeated exactly."""
     rng = random.Random(6)
-    monkeypatch.setattr(trust_services, "spot_check_rng", rng)
+    monkeypatch.setattr(verification, "spot_check_rng", rng)
     return rng
 
 
@@ -81,4 +81,4 @@ def truth_of(model_version: ModelVersion, feature_extractor) -> Callable:  # noq
 @pytest.fixture
 def nudity_head(model_version: ModelVersion):  # noqa: F811
     registry.ensure_default_heads(model_version)
-    return trust_services.nudity_head(model_version)
+    return verification.nudity_head(model_version)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from inference.models import ClientSession, Contributor, FrameFeature, Head, Recomputation, Verdict
-from inference.trust import services as trust_services
+from inference.trust import verification
 from inference.trust.agreement import compare_to_reference
 from tests.trust import harness
 from tests.trust.harness import Behaviour, Viewer
@@ -163,7 +163,7 @@ def check_outcome(honest: RunResult, mixed: RunResult, mixed_videos: dict, truth
     # No honest session quarantined, whatever its browser profile.
     assert [v.name for v in honest_sessions if state[v.session_id] == ClientSession.State.QUARANTINED] == []
     # Every liar that told a detectable lie is quarantined (a "lie" within tolerance of an honest painting is none).
-    tolerance = trust_services.configured_tolerance()
+    tolerance = verification.configured_tolerance()
     by_slug = {
         mixed_videos[t].slug: dataclasses.replace(truth, slug=mixed_videos[t].slug) for t, truth in truths.items()
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from inference.trust.agreement import compare_to_reference
-from inference.trust.services import batch_head
+from inference.trust.verification import batch_head
 
 
 class CountingHead:

@@ -16,6 +16,7 @@ from inference.ml.quantise import quantise
 from inference.models import ClientSession, Contributor, FrameFeature, Recomputation, Verdict
 from inference.services import settlement
 from inference.services.server_features import compute_server_features
+from inference.trust import contributors, verification
 from inference.trust import services as trust
 from inference.trust.tasks import cover_video
 from videos.models import Video
@@ -66,7 +67,7 @@ def server_truth(video, model_version):
 def establish(*sessions: ClientSession, record_length: int = 500) -> None:
     for session in sessions:
         Contributor.objects.update_or_create(
-            key=trust.contributor_key(session), defaults={"consecutive_valid": record_length}
+            key=contributors.contributor_key(session), defaults={"consecutive_valid": record_length}
         )
 
 
@@ -108,13 +109,13 @@ def test_agreeing_sessions_are_accepted_and_a_liar_is_quarantined_with_everythin
     liar.refresh_from_db()
     assert liar.state == ClientSession.State.QUARANTINED
     assert statuses(liar) == {"rejected"}
-    assert Contributor.objects.get(key=trust.contributor_key(liar)).quarantined_at is not None
+    assert Contributor.objects.get(key=contributors.contributor_key(liar)).quarantined_at is not None
     assert all(statuses(s) == {"accepted"} for s in honest)
     assert set(Recomputation.objects.values_list("reason", flat=True)) == {"dispute"}
     assert Recomputation.objects.filter(done_at__isnull=True).count() == 0
     # Honest records grew with the server's verification; later messages of the liar are refused.
-    assert Contributor.objects.get(key=trust.contributor_key(honest[0])).consecutive_valid == 502
-    assert "quarantined" in trust.refusal_reason(liar)
+    assert Contributor.objects.get(key=contributors.contributor_key(honest[0])).consecutive_valid == 502
+    assert "quarantined" in contributors.refusal_reason(liar)
     later = session_for(video, model_version, "liar", ip="10.9.9.10")  # same device, new session
     assert trust.assign_samples(later, times) == []
 
@@ -150,7 +151,10 @@ def test_a_flag_waits_for_the_server_to_compute_the_flagged_frames(video, model_
         settlement.queue_follow_ups(follow_ups)
     reasons = Recomputation.objects.values_list("sample_ms", "reason")
     assert sorted(reasons) == [(times[1], "flag"), (times[2], "flag")]
-    assert trust.confirm_flag_with_server(verdict, times) == (True, trust.FollowUps())  # the eager task computed them
+    assert trust.confirm_flag_with_server(verdict, times) == (
+        True,
+        verification.FollowUps(),
+    )  # the eager task computed them
 
 
 def test_unwatched_video_is_covered_by_the_server(video, model_version):
@@ -196,7 +200,7 @@ def test_an_honest_gpu_browser_is_never_quarantined_even_where_it_strays_beyond_
     path = clip.rendition.path
     truth = cnn.compute_features(feature_extractor, paintings.painted_frames(path, times, "chromium-software"))
     gpu = cnn.compute_features(feature_extractor, paintings.painted_frames(path, times, "gpu-bilinear-chroma"))
-    tolerance = trust.configured_tolerance()
+    tolerance = verification.configured_tolerance()
     strays = [
         not c.within(tolerance)
         for c in (

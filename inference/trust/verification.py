@@ -1,0 +1,252 @@
+"""Judging features: the tolerance, the nudity head's decisions, and one verification of a set of samples.
+
+``verify_samples`` compares every session's features of a sample with its peers' (or with the
+server's own, and the server's other honest paintings of the frame) and says who was right and
+who was proven wrong; what needs the server goes back as ``FollowUps``. Quarantining the wrong
+ones is the caller's business (``inference.trust.services``).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+
+from inference import heads
+from inference.ml.nsfw_head import WEIGHTS_FILE, NsfwHead
+from inference.ml.quantise import dequantise
+from inference.models import ClientSession, FrameFeature, ModelVersion, Recomputation
+from inference.trust.agreement import (
+    HeadProbabilities,
+    SampleOutcome,
+    Submission,
+    Tolerance,
+    judge_against_server,
+    judge_by_peers,
+)
+from inference.trust.contributors import ContributorRecords, identity_of
+from inference.trust.spot_checks import SpotCheckPolicy
+from videos.models import Video
+
+logger = logging.getLogger(__name__)
+
+# Spot checks must be unpredictable to clients; tests replace this with a seeded random.Random.
+spot_check_rng: random.Random = random.SystemRandom()
+
+Status = FrameFeature.Status
+Reason = Recomputation.Reason
+
+
+@dataclass
+class FollowUps:
+    """What a trust step changed that needs work elsewhere; the caller queues it (``settlement.queue_follow_ups``).
+
+    ``recompute``: (video, model version) pairs with new samples queued for the server's own
+    features. ``reanalyse``: videos whose accepted features changed, so their verdicts must follow.
+    Both keep the order in which they were found.
+    """
+
+    recompute: dict[tuple[int, int], None] = field(default_factory=dict)
+    reanalyse: dict[int, None] = field(default_factory=dict)
+
+    def update(self, other: FollowUps) -> FollowUps:
+        self.recompute.update(other.recompute)
+        self.reanalyse.update(other.reanalyse)
+        return self
+
+    def __bool__(self) -> bool:
+        return bool(self.recompute or self.reanalyse)
+
+
+def configured_tolerance() -> Tolerance:
+    return Tolerance(
+        min_cosine=settings.HYDRA_TRUST_MIN_COSINE,
+        max_norm_ratio=settings.HYDRA_TRUST_MAX_NORM_RATIO,
+        max_head_difference=settings.HYDRA_TRUST_MAX_HEAD_DIFFERENCE,
+    )
+
+
+def configured_spot_checks() -> SpotCheckPolicy:
+    return SpotCheckPolicy(
+        probation=settings.HYDRA_TRUST_PROBATION_RESULTS, floor=settings.HYDRA_TRUST_SPOT_CHECK_FLOOR
+    )
+
+
+def nudity_head(model_version: ModelVersion) -> NsfwHead:
+    """The nsfwjs dense head shipped with this model version's artefacts (one cached copy per process)."""
+    return heads.nsfw_head(Path(settings.HYDRA_MODEL_ROOT) / model_version.artefact_dir / WEIGHTS_FILE)
+
+
+def _no_head(features: np.ndarray) -> np.ndarray:
+    return np.zeros((len(features), 1), dtype=np.float32)
+
+
+def head_probabilities(model_version: ModelVersion) -> HeadProbabilities:
+    """The nudity head of this model version: agreement compares its decisions as well as features.
+
+    A version registered without head weights (only hand-made test fixtures) is compared on
+    features alone, with a warning.
+    """
+    try:
+        return nudity_head(model_version).predict
+    except FileNotFoundError:
+        logger.warning("model version %s has no nudity head: agreement compares features only", model_version)
+        return _no_head
+
+
+def request_recomputation(
+    video: Video, model_version: ModelVersion, sample_ms: Iterable[int], reason: str
+) -> FollowUps:
+    """Open a recomputation per sample (once per sample while open); the follow-up runs them on the server."""
+    times = sorted(set(sample_ms))
+    if not times:
+        return FollowUps()
+    Recomputation.objects.bulk_create(
+        [Recomputation(video=video, model_version=model_version, sample_ms=t, reason=reason) for t in times],
+        ignore_conflicts=True,
+    )
+    return FollowUps(recompute={(video.pk, model_version.pk): None})
+
+
+# What judging reads of a session: who it is (identity_of, contributor_key), whether it is the server.
+
+JUDGED_SESSION_FIELDS = ("user_id", "device_id", "ip_address", "is_server", "state")
+
+AlternativeFeatures = Callable[[int], np.ndarray]
+"""sample_ms -> float32[V, D]: the server's features of that frame painted as other browsers paint it."""
+
+
+def verify_samples(
+    video: Video,
+    model_version: ModelVersion,
+    sample_ms: Iterable[int],
+    *,
+    rejudge_accepted: bool = False,
+    alternatives: AlternativeFeatures | None = None,
+) -> tuple[set[ClientSession], FollowUps]:
+    """Judge the features of these samples; returns the sessions proven wrong (not yet quarantined).
+
+    With the server's features present, pending client features are judged against them (and
+    accepted ones too when ``rejudge_accepted``: right after the server computed the sample).
+    Nobody is proven wrong before its features were also compared with the other honest
+    paintings of the frame (``alternatives``, CNN work that only Celery workers do: without them
+    a mismatch stays pending and the sample goes to the workers). Without the server's features,
+    peers must agree; a dispute or a spot check queues the sample for the server.
+
+    The whole call costs a fixed number of queries and one head call, whatever the number of
+    samples and sessions.
+    """
+    times = sorted(set(sample_ms))
+    features = list(
+        FrameFeature.objects.select_for_update(of=("self",))
+        .filter(video=video, model_version=model_version, sample_ms__in=times)
+        .exclude(status=Status.REJECTED)
+        .exclude(session__state=ClientSession.State.QUARANTINED)
+        .select_related("session")
+        .only("sample_ms", "vector", "status", "session_id", *(f"session__{name}" for name in JUDGED_SESSION_FIELDS))
+        .order_by("sample_ms", "received_at", "pk")
+    )
+    by_time: dict[int, list[FrameFeature]] = defaultdict(list)
+    for feature in features:
+        by_time[feature.sample_ms].append(feature)
+    vectors = {feature.pk: _dequantised(feature) for feature in features}
+    head = batch_head(head_probabilities(model_version), vectors.values())
+    records = ContributorRecords(f.session for f in features if not f.session.is_server)
+    tolerance = configured_tolerance()
+    changes = StatusChanges()
+    wrong: set[ClientSession] = set()
+    disputed: list[int] = []
+    spot_checked: list[int] = []
+
+    identities = {session.pk: identity_of(session, video.owner_id) for session in {f.session for f in features}}
+
+    def submissions(rows: Sequence[FrameFeature]) -> list[Submission]:
+        return [Submission(identities[f.session_id], vectors[f.pk]) for f in rows]
+
+    for t, rows in by_time.items():
+        server = next((f for f in rows if f.session.is_server), None)
+        clients = [f for f in rows if not f.session.is_server]
+        if server is not None:
+            judged = [f for f in clients if f.status == Status.PENDING or rejudge_accepted]
+            sent, truth = submissions(judged), vectors[server.pk]
+            outcome = judge_against_server(sent, truth, tolerance, head)
+            if outcome.rejected and alternatives is None:
+                outcome = SampleOutcome(accepted=outcome.accepted)
+                disputed.append(t)
+            elif outcome.rejected:
+                outcome = judge_against_server(sent, truth, tolerance, head, alternatives(t))
+            changes.apply(judged, outcome)
+            records.record_valid(f.session for f in judged if str(f.session_id) in outcome.accepted)
+            wrong.update(f.session for f in judged if str(f.session_id) in outcome.rejected)
+            continue
+        outcome = judge_by_peers(submissions(clients), tolerance, head, replicas=settings.HYDRA_TRUST_REPLICAS)
+        if outcome.needs_server:
+            disputed.append(t)
+            continue
+        newly = [f for f in clients if f.status == Status.PENDING and str(f.session_id) in outcome.accepted]
+        changes.apply(newly, outcome)
+        if newly and records.spot_check_due((f.session for f in newly), configured_spot_checks(), spot_check_rng):
+            spot_checked.append(t)
+    changes.save()
+    records.save()
+    follow_ups = request_recomputation(video, model_version, disputed, Reason.DISPUTE)
+    follow_ups.update(request_recomputation(video, model_version, spot_checked, Reason.SPOT_CHECK))
+    return wrong, follow_ups
+
+
+def _dequantised(feature: FrameFeature) -> np.ndarray:
+    return dequantise(np.frombuffer(bytes(feature.vector), dtype=np.uint8))
+
+
+def batch_head(head: HeadProbabilities, vectors: Iterable[np.ndarray]) -> HeadProbabilities:
+    """``head``, run once over every vector a verification will compare, instead of once per pair.
+
+    Agreement asks for the head's probabilities of a few vectors per sample; on a batch that is
+    many tiny matrix products, each with numpy's fixed overhead. The returned function answers
+    from the batch's probabilities (looked up by the vector's bytes) and runs the head only on
+    vectors it has not seen, such as the server's other paintings of a frame.
+    """
+    known = [np.asarray(vector, dtype=np.float32) for vector in vectors]
+    probabilities = {row.tobytes(): p for row, p in zip(known, head(np.stack(known)), strict=True)} if known else {}
+
+    def predict(features: np.ndarray) -> np.ndarray:
+        features = np.asarray(features, dtype=np.float32)
+        unseen = [i for i, row in enumerate(features) if row.tobytes() not in probabilities]
+        if unseen:
+            for i, p in zip(unseen, head(features[unseen]), strict=True):
+                probabilities[features[i].tobytes()] = p
+        return np.stack([probabilities[row.tobytes()] for row in features])
+
+    return predict
+
+
+class StatusChanges:
+    """The statuses a verification decided, written with one UPDATE per status instead of one per row."""
+
+    def __init__(self) -> None:
+        self._by_status: dict[str, set[int]] = defaultdict(set)
+
+    def apply(self, features: Sequence[FrameFeature], outcome: SampleOutcome) -> None:
+        for feature in features:
+            session_id = str(feature.session_id)
+            status = (
+                Status.ACCEPTED
+                if session_id in outcome.accepted
+                else Status.REJECTED
+                if session_id in outcome.rejected
+                else None
+            )
+            if status is not None and feature.status != status:
+                feature.status = status
+                self._by_status[status].add(feature.pk)
+
+    def save(self) -> None:
+        for status, pks in self._by_status.items():
+            FrameFeature.objects.filter(pk__in=pks).update(status=status)
+        self._by_status.clear()
