@@ -337,7 +337,8 @@ def markdown(results: dict[str, Any], images: list[Path]) -> str:
     lines = [
         RESULTS_START,
         "",
-        f"Last full run: {described['cpu']}, {described['cores']} cores, {described['memory_gib']} GiB; "
+        f"Last run ({lookup(results, 'profile', 'name') or 'unknown'} profile): {described['cpu']}, "
+        f"{described['cores']} cores, {described['memory_gib']} GiB; "
         f"load average {described['load_average_at_start']} at the start and {described.get('load_average_at_end')} "
         f"at the end (the machine is shared). Versions: Python {described['python']}, "
         + ", ".join(f"{name} {version}" for name, version in described["packages"].items())

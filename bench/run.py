@@ -29,7 +29,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from bench import machine, report, site_day
@@ -395,14 +395,18 @@ def main() -> None:
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--quick", action="store_true", help="the headline figures, in under three minutes")
     mode.add_argument("--full", action="store_true", help="every figure; writes plots and results into docs/")
+    parser.add_argument(
+        "--model-size", action="store_true", help="with --quick: also the model-size section (InceptionV3)"
+    )
+    parser.add_argument("--docs", action="store_true", help="with --quick: write plots and results into docs/ too")
     args = parser.parse_args()
     for name in ("DATABASE_URL", "REDIS_URL"):
         if not os.environ.get(name, "").startswith(("postgres", "redis")):
             raise SystemExit(f"{name} must point at PostgreSQL / Redis (the Hydra path runs real servers)")
-    profile = FULL if args.full else QUICK
+    profile = FULL if args.full else replace(QUICK, model_size=args.model_size)
     results = measure(profile)
     print(report.table(results))
-    if args.full:
+    if args.full or args.docs:
         for path in report.write_docs(results):
             print(f"wrote {path}")
     print(json.dumps(results["summary"], separators=(",", ":")))
