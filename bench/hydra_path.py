@@ -38,6 +38,7 @@ from bench.wire import CLIENT_BATCH
 SETTLE_QUIET_S = 1.0
 GIVE_UP_QUIET_S = 5.0
 UNDER_REPLICATED_GRACE_S = 10.0
+SMALL_BATCH = 4  # the message-cost run: 15 messages for 60 samples, within the socket's burst of 16
 RETURNING_RECORD = 1_000_000  # server-verified results: far past the point where spot checks reach their floor
 # Each run's viewers come from fresh networks, so per-address rate limits never carry over between runs.
 NETWORKS = itertools.cycle(range(11, 224))
@@ -258,6 +259,7 @@ def measured_run(
     returning: bool,
     slugs: list[str] | None = None,
     handshake_only: bool = False,
+    batch: int = CLIENT_BATCH,
 ) -> dict[str, Any]:
     """One load run on fresh videos (or on ``slugs``): throughput, latencies, and server CPU per frame once settled.
 
@@ -282,6 +284,7 @@ def measured_run(
         device_prefix=device_prefix,
         network_octet=next(NETWORKS),
         handshake_only=handshake_only,
+        batch=batch,
     )
     load = run_load(config, timeout_s=deadline_s + 120)
     settled = settle(stack, [*(d for d, _ in daphnes), worker], slugs, settle_timeout_s, require_verdicts)
@@ -447,7 +450,9 @@ def component_costs(
 
     - connection with handshake: ``viewers`` sockets that handshake, say hello and leave (one per fresh video);
     - extra viewer on a covered video: ``viewers`` returning viewers of videos a cost run has already covered;
-    - message: daphne CPU of a returning cost run, less its connections, per binary message answered;
+    - message: the same viewers' work sent ``SMALL_BATCH`` samples per message instead of ``CLIENT_BATCH``: the
+      difference in daphne CPU per extra message (connections, storage and settlement cancel out; both stay
+      within the socket's burst allowance, so no message is refused);
     - settlement per feature: worker + PostgreSQL + Redis CPU of that run, less connections and spot checks,
       per analysed sample;
     - spot check: (first-time run - returning run) CPU / (difference in samples the server recomputed);
@@ -486,6 +491,24 @@ def component_costs(
     fallback = time_to_verdict(
         stack, clip, servers.daphnes[0], servers.worker, viewers=0, pace_ms_per_frame=None, timeout_s=120
     )
+    per_message = {
+        batch: measured_run(
+            stack,
+            clip,
+            first,
+            servers.worker,
+            clients=viewers,
+            videos=viewers,
+            require_verdicts=False,
+            returning=True,
+            batch=batch,
+            **common,
+        )
+        for batch in (SMALL_BATCH, CLIENT_BATCH)
+    }
+    small, large = per_message[SMALL_BATCH], per_message[CLIENT_BATCH]
+    extra_messages = small["batches_answered"] - large["batches_answered"]
+    extra_daphne = small["server_cpu_s"]["daphne"] - large["server_cpu_s"]["daphne"]
     chunk = int(Path(clip["rendition"]).stat().st_size / (clip["duration_ms"] / 1000))
     ranges = range_requests(stack, servers.daphnes[0], servers.worker, covered[0], requests=50, chunk=chunk)
 
@@ -501,14 +524,13 @@ def component_costs(
         | {"samples_sent_per_viewer": extra["frames_assigned"] / max(1, extra["connected_clients"])},
         "fallback_frame": fallback["server_cpu_ms_per_frame"],
         "range_request": ranges["server_cpu_ms_per_request"] | {"bytes": ranges["bytes_per_request"]},
+        "message": {"daphne": extra_daphne * 1000 / extra_messages} if extra_messages > 0 else None,
     }
     run = returning_runs[-1] if returning_runs else None
     if run and run.get("settled") and connection:
         cpu = run["server_cpu_s"]
         clients = run["connected_clients"]
-        batches = run["batches_answered"]
         analysed = run["analysed_samples"]
-        rows["message"] = {"daphne": (cpu["daphne"] * 1000 - clients * connection["daphne"]) / batches}
         rows["analysis_per_video"] = {"worker": cpu["worker"] * 1000 / run["videos"]}
         returning_visit = total(returning_runs, "server_cpu_s", "total")
         rows["returning_device_visit"] = {"total": returning_visit * 1000 / clients}
@@ -527,7 +549,11 @@ def component_costs(
             - (spot or 0.0) * recomputed_returning
         )
         rows["settlement_per_feature"] = {"worker_postgres_redis": backend_ms / analysed}
-    return {"viewers": viewers, "rows": rows, "runs": {"connections": connections, "extra_viewers": extra}}
+    return {
+        "viewers": viewers,
+        "rows": rows,
+        "runs": {"connections": connections, "extra_viewers": extra, "messages": per_message},
+    }
 
 
 def idle_cpu_per_s(stack: Stack, daphnes: list[ServerProcess], worker: ServerProcess, seconds: float) -> dict:

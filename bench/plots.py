@@ -21,9 +21,11 @@ def _pyplot():
 
 
 def _by_daphnes(results: dict[str, Any]) -> dict[int, list[dict]]:
+    """Ingest runs by daphne count; a run that stored nothing (every viewer cut by its deadline) has no point."""
     runs: dict[int, list[dict]] = {}
     for run in lookup(results, "hydra_path", "ingest_runs") or []:
-        runs.setdefault(run["daphne_processes"], []).append(run)
+        if run["frames_per_s"] > 0 and run["ack_ms"]["p50"] == run["ack_ms"]["p50"]:
+            runs.setdefault(run["daphne_processes"], []).append(run)
     return {count: sorted(group, key=lambda r: r["clients"]) for count, group in sorted(runs.items())}
 
 

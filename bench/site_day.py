@@ -5,8 +5,8 @@ first-day views per upload by a Zipf law, view arrival times decaying after uplo
 each video a viewer watches, new and returning devices, malicious viewers, flagged uploads.
 Each viewer who arrives before the coverage deadline is handed what the trust layer would hand
 it (``inference.trust.assignment.plan_assignment``'s rule, applied here to counts: every sample
-still short of replicas, topped up to the minimum) and delivers what the server's rate limit lets
-it deliver while it stays; samples outside the stretch it watches come through the hidden seeker
+still short of replicas, topped up to the minimum) and delivers what its browser computes while it
+stays (within the socket's rate limit); samples outside the stretch it watches come through the hidden seeker
 (one Range request and one second of rendition each). At the deadline the server computes every
 sample still short of replicas (the fallback). Later viewers are extra viewers of a covered video.
 
@@ -114,7 +114,9 @@ def simulate(costs: UnitCosts, rules: TrustRules, params: SiteDayParams | None =
             watched_s = lengths[video] * rng.beta(params.watch_beta_a, params.watch_beta_b)
             needed = int(np.sum(replicas < rules.replicas))
             assigned = max(needed, min(rules.min_assignment, samples))
-            deliverable = int(rules.burst + rules.rate_per_second * watched_s)
+            # The browser computes while the viewer stays; the socket's limit (messages of up to a batch) rarely binds.
+            computed = watched_s * 1000 / params.browser_ms_per_frame
+            deliverable = int(min(computed, (rules.burst + rules.rate_per_second * watched_s) * rules.client_batch))
             delivered = min(assigned, deliverable)
             cpu["handshakes"] += costs.connection
             cpu["messages"] += math.ceil(delivered / rules.client_batch) * costs.message

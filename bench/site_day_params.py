@@ -47,6 +47,9 @@ class SiteDayParams:
     # of the duration ([Fin11]: about 60 %) with a mean of 26 %.
     watch_beta_a: float = 0.25
     watch_beta_b: float = 0.7
+    # The CNN chunk in a viewer's browser, ms per frame: TF.js wasm on this machine kind (docs/benchmarks.md (3),
+    # 50-55 ms when the machine is quiet). Seeking the hidden video is not added: a lower bound on the time.
+    browser_ms_per_frame: float = 54.0
     # Share of visits from a device the trust layer has never seen (on probation). Assumption: no
     # published figure for "new device to this site"; web analytics commonly report a third or more.
     new_device_share: float = 0.35
