@@ -432,6 +432,74 @@ def range_requests(
     }
 
 
+def composition_check(
+    stack: Stack, clip: dict, servers: Servers, *, rows: dict, covered: list[str], viewers: int, common: dict
+) -> dict[str, Any]:
+    """Do the component costs add up, as the site-day model adds them? One window in which, at the same time,
+    returning viewers watch fresh videos (as many per video as the trust layer wants replicas), returning viewers
+    watch videos already covered, and the server analyses a held video nobody can reach; its measured server CPU
+    against the sum of the per-visit, per-extra-viewer and per-fallback-frame costs measured separately."""
+    from django.conf import settings
+
+    from videos.models import Video
+    from videos.signals import video_ready
+
+    daphne, url = servers.daphnes[0]
+    replicas = int(stack.env.get("HYDRA_TRUST_REPLICAS", settings.HYDRA_TRUST_REPLICAS))
+    fresh = make_videos(max(1, viewers // replicas), clip, stack.media_root)
+    held = make_videos(1, clip, stack.media_root, visibility=Video.Visibility.HELD)
+    configs = []
+    for slugs, clients in ((fresh, len(fresh) * replicas), (covered, viewers)):
+        prefix = uuid.uuid4().hex[:8]
+        seed_returning_devices(prefix, clients)
+        configs.append(
+            LoadConfig(
+                urls=[url],
+                slugs=slugs,
+                times=clip["times"],
+                codes_path=clip["codes_path"],
+                clients=clients,
+                deadline_s=common["deadline_s"],
+                origin=ORIGIN,
+                run_tag=uuid.uuid4().hex[:8],
+                device_prefix=prefix,
+                network_octet=next(NETWORKS),
+            )
+        )
+    clock = ServerClock(stack, [daphne], servers.worker)
+    clock.begin()
+    video_ready.send(sender=Video, video=Video.objects.get(slug=held[0]))
+    _close_db()
+    loads = [
+        subprocess.Popen(
+            [sys.executable, "-m", "bench.load", json.dumps(asdict(config))],
+            cwd=REPO_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for config in configs
+    ]
+    outputs = [load.communicate(timeout=common["deadline_s"] + 120)[0] for load in loads]
+    settled = settle(stack, [daphne, servers.worker], [*fresh, *held], common["settle_timeout_s"], True)
+    measured = clock.elapsed()["total"] * 1000
+    visits, extras = (json.loads(output.strip().splitlines()[-1]) for output in outputs)
+    predicted = {
+        "returning_visits": visits["connected_clients"] * rows["returning_device_visit"]["total"],
+        "extra_viewers": extras["connected_clients"] * rows["extra_viewer_on_covered_video"]["total"],
+        "fallback_frames": len(clip["times"]) * rows["fallback_frame"]["total"],
+    }
+    total = sum(predicted.values())
+    return {
+        "settled": settled["settled"],
+        "complete": settled["complete"],
+        "predicted_ms": predicted,
+        "predicted_total_ms": total,
+        "measured_total_ms": measured,
+        "measured_over_predicted": measured / total if total else None,
+    }
+
+
 def _per_unit(cpu_s: dict[str, float], units: float) -> dict[str, float] | None:
     return {name: value / units * 1000 for name, value in cpu_s.items()} if units else None
 
@@ -549,9 +617,16 @@ def component_costs(
             - (spot or 0.0) * recomputed_returning
         )
         rows["settlement_per_feature"] = {"worker_postgres_redis": backend_ms / analysed}
+    needed = ("returning_device_visit", "extra_viewer_on_covered_video", "fallback_frame")
+    composition = (
+        composition_check(stack, clip, servers, rows=rows, covered=covered, viewers=viewers, common=common)
+        if all(rows.get(name) for name in needed)
+        else None
+    )
     return {
         "viewers": viewers,
         "rows": rows,
+        "composition": composition,
         "runs": {"connections": connections, "extra_viewers": extra, "messages": per_message},
     }
 

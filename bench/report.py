@@ -251,6 +251,16 @@ def fair_rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
         if key == "extra_viewer_on_covered_video" and row:
             how += f"; {fmt(row.get('samples_sent_per_viewer'), 1)} samples sent per viewer"
         table.append((f"component: {label}", _split(row) if row else "null", how))
+    composition = lookup(results, "hydra_path", "components", "composition")
+    table.append(
+        (
+            "components add up? (measured / summed)",
+            fmt(lookup(composition, "measured_over_predicted"), 2),
+            f"one window with returning visits, extra viewers and a fallback video at once: measured "
+            f"{fmt(lookup(composition, 'measured_total_ms'), 0)} ms vs summed component costs "
+            f"{fmt(lookup(composition, 'predicted_total_ms'), 0)} ms",
+        )
+    )
     day = lookup(results, "site_day", "day")
     if day:
         table.append(
