@@ -1,13 +1,13 @@
-"""(1b) and (2): the Hydra path's server cost per frame, and ingest capacity, on real server processes.
+"""(1b), (2) and the component costs: the Hydra path's server cost, and ingest capacity, on real servers.
 
-A scratch database gets the active model version, the default heads and ready videos whose
-rendition is a bench clip; daphne processes and one Celery worker (solo pool) serve them;
-``bench.load`` drives simulated viewers against them from another process. For each run the
-CPU time of every server process is read from ``/proc`` before and after: the daphne
-process(es), the Celery worker (heads, verdicts, and the trust layer's recomputations when it
-is installed) and the PostgreSQL backends serving them. "After" is read once the system has
-settled: the task queue is empty, every video's verdict covers all its samples, and the
-worker's CPU has stopped moving.
+The bench starts its own PostgreSQL cluster and Redis (``bench.private_servers``). A scratch
+database gets the active model version, the default heads and ready videos whose rendition is a
+bench clip; daphne processes and one Celery worker (solo pool) serve them; ``bench.load`` drives
+simulated viewers against them from another process. For each run the CPU time of every server
+process is read from ``/proc`` before and after: the daphne process(es), the Celery worker
+(heads, verdicts, and the trust layer's recomputations), and the whole PostgreSQL cluster and
+Redis, exited backends included. "After" is read once the system has settled: the task queue
+is empty, every video's verdict covers all its samples, and the worker's CPU has stopped moving.
 
 Server cost per analysed frame = server CPU / distinct (video, sample) pairs stored. With one
 viewer per video each sample is delivered once; more viewers per video multiply the ingest
