@@ -1,13 +1,13 @@
-"""(1b) and (2): the Hydra path's server cost per frame, and ingest capacity, on real server processes.
+"""(1b), (2) and the component costs: the Hydra path's server cost, and ingest capacity, on real servers.
 
-A scratch database gets the active model version, the default heads and ready videos whose
-rendition is a bench clip; daphne processes and one Celery worker (solo pool) serve them;
-``bench.load`` drives simulated viewers against them from another process. For each run the
-CPU time of every server process is read from ``/proc`` before and after: the daphne
-process(es), the Celery worker (heads, verdicts, and the trust layer's recomputations when it
-is installed) and the PostgreSQL backends serving them. "After" is read once the system has
-settled: the task queue is empty, every video's verdict covers all its samples, and the
-worker's CPU has stopped moving.
+The bench starts its own PostgreSQL cluster and Redis (``bench.private_servers``). A scratch
+database gets the active model version, the default heads and ready videos whose rendition is a
+bench clip; daphne processes and one Celery worker (solo pool) serve them; ``bench.load`` drives
+simulated viewers against them from another process. For each run the CPU time of every server
+process is read from ``/proc`` before and after: the daphne process(es), the Celery worker
+(heads, verdicts, and the trust layer's recomputations), and the whole PostgreSQL cluster and
+Redis, exited backends included. "After" is read once the system has settled: the task queue
+is empty, every video's verdict covers all its samples, and the worker's CPU has stopped moving.
 
 Server cost per analysed frame = server CPU / distinct (video, sample) pairs stored. With one
 viewer per video each sample is delivered once; more viewers per video multiply the ingest
@@ -22,18 +22,23 @@ import os
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from bench.load import LoadConfig
-from bench.measure import REPO_ROOT, BenchError, run_isolated
-from bench.stack import ORIGIN, ServerProcess, Stack, new_stack, postgres_backends, postgres_cpu_s
+from bench.measure import REPO_ROOT, BenchError, median, run_isolated
+from bench.private_servers import start_postgres, start_redis
+from bench.report import lookup
+from bench.stack import ORIGIN, ServerProcess, Stack, new_stack
+from bench.wire import CLIENT_BATCH
 
 SETTLE_QUIET_S = 1.0
 GIVE_UP_QUIET_S = 5.0
 UNDER_REPLICATED_GRACE_S = 10.0
+SMALL_BATCH = 4  # the message-cost run: 15 messages for 60 samples, within the socket's burst of 16
 RETURNING_RECORD = 1_000_000  # server-verified results: far past the point where spot checks reach their floor
 # Each run's viewers come from fresh networks, so per-address rate limits never carry over between runs.
 NETWORKS = itertools.cycle(range(11, 224))
@@ -51,6 +56,24 @@ def _setup_site(stack: Stack) -> None:
     call_command("migrate", verbosity=0, interactive=False)
     registry.ensure_default_heads(registry.ensure_model_version())
     _close_db()
+
+
+def trust_rules() -> dict[str, Any]:
+    """The running site's settings that decide who computes what (``bench.site_day.TrustRules``)."""
+    from django.conf import settings
+
+    return {
+        "replicas": settings.HYDRA_TRUST_REPLICAS,
+        "min_assignment": settings.HYDRA_TRUST_MIN_ASSIGNMENT,
+        "probation_results": settings.HYDRA_TRUST_PROBATION_RESULTS,
+        "spot_check_floor": settings.HYDRA_TRUST_SPOT_CHECK_FLOOR,
+        "coverage_deadline_s": settings.HYDRA_TRUST_COVERAGE_DEADLINE_SECONDS,
+        "sample_interval_ms": settings.HYDRA_SAMPLE_INTERVAL_MS,
+        "max_duration_s": settings.HYDRA_MAX_DURATION_SECONDS,
+        "rate_per_second": settings.HYDRA_WS_RATE_PER_SECOND,
+        "burst": settings.HYDRA_WS_RATE_BURST,
+        "client_batch": CLIENT_BATCH,
+    }
 
 
 def _close_db() -> None:
@@ -179,21 +202,18 @@ def settle(
 
 
 class ServerClock:
-    """CPU seconds of the server processes (and their PostgreSQL backends) between two readings.
-
-    Redis (channel layer and Celery broker) is read too but kept out of the total: the one
-    redis-server of this machine also serves other programs, so its figure is an upper bound.
-    """
+    """CPU seconds of every server process between two readings: daphne, the worker, and the bench's own
+    PostgreSQL cluster and Redis, each read over its whole process tree (exited children included)."""
 
     def __init__(self, stack: Stack, daphnes: list[ServerProcess], worker: ServerProcess) -> None:
         self.stack, self.daphnes, self.worker = stack, daphnes, worker
-        self.start: dict[str, Any] = {}
+        self.start: dict[str, float] = {}
 
-    def _read(self) -> dict[str, Any]:
+    def _read(self) -> dict[str, float]:
         return {
             "daphne": sum(d.cpu_s() for d in self.daphnes),
             "worker": self.worker.cpu_s(),
-            "postgres": postgres_cpu_s(postgres_backends(self.stack.database_url)),
+            "postgres": self.stack.postgres_cpu_s(),
             "redis": self.stack.redis_cpu_s(),
         }
 
@@ -202,15 +222,8 @@ class ServerClock:
 
     def elapsed(self) -> dict[str, float]:
         end = self._read()
-        postgres = sum(cpu - self.start["postgres"].get(pid, 0.0) for pid, cpu in end["postgres"].items())
-        spent = {
-            "daphne": end["daphne"] - self.start["daphne"],
-            "worker": end["worker"] - self.start["worker"],
-            "postgres": postgres,
-        }
+        spent = {name: end[name] - self.start[name] for name in end}
         spent["total"] = sum(spent.values())
-        if self.start["redis"] is not None and end["redis"] is not None:
-            spent["redis_shared_upper_bound"] = end["redis"] - self.start["redis"]
         return spent
 
 
@@ -244,15 +257,19 @@ def measured_run(
     settle_timeout_s: float,
     require_verdicts: bool,
     returning: bool,
+    slugs: list[str] | None = None,
+    handshake_only: bool = False,
+    batch: int = CLIENT_BATCH,
 ) -> dict[str, Any]:
-    """One load run on fresh videos: throughput, latencies, and server CPU per frame once settled.
+    """One load run on fresh videos (or on ``slugs``): throughput, latencies, and server CPU per frame once settled.
 
     ``returning``: the viewers' devices have long records (spot checks at their floor), else first-time devices.
+    ``handshake_only``: viewers connect, say hello and leave.
     """
     device_prefix = uuid.uuid4().hex[:8]
     if returning:
         seed_returning_devices(device_prefix, clients)
-    slugs = make_videos(videos, clip, stack.media_root)
+    slugs = slugs or make_videos(videos, clip, stack.media_root)
     clock = ServerClock(stack, [d for d, _ in daphnes], worker)
     clock.begin()
     config = LoadConfig(
@@ -266,6 +283,8 @@ def measured_run(
         run_tag=uuid.uuid4().hex[:8],
         device_prefix=device_prefix,
         network_octet=next(NETWORKS),
+        handshake_only=handshake_only,
+        batch=batch,
     )
     load = run_load(config, timeout_s=deadline_s + 120)
     settled = settle(stack, [*(d for d, _ in daphnes), worker], slugs, settle_timeout_s, require_verdicts)
@@ -276,9 +295,11 @@ def measured_run(
     return {
         **load,
         **settled,
+        "slugs": slugs,
         "videos": videos,
         "returning_viewers": returning,
         "recomputed_samples": recomputed,
+        "recomputed_samples_total": sum(recomputed.values()),
         "server_share": sum(recomputed.values()) / analysed if analysed else None,
         "server_cpu_s": cpu,
         "server_cpu_ms_per_received_frame": per_frame(cpu, received),
@@ -376,6 +397,240 @@ def time_to_verdict(
     }
 
 
+def range_requests(
+    stack: Stack, daphne: tuple[ServerProcess, str], worker: ServerProcess, slug: str, *, requests: int, chunk: int
+) -> dict[str, Any]:
+    """Server CPU of one HTTP Range request for ``chunk`` bytes of a rendition, as the hidden seeker makes them.
+
+    Sent one after another from this process (the driver's CPU is not counted); each asks for a
+    different offset, so nothing is served from a cache that a real seeker would not hit.
+    """
+    from videos.models import Video
+
+    base = daphne[1].replace("ws://", "http://")
+
+    size = Video.objects.get(slug=slug).rendition.size
+    _close_db()
+    clock = ServerClock(stack, [daphne[0]], worker)
+    clock.begin()
+    served = 0
+    for index in range(requests):
+        start = index * chunk % max(1, size - chunk)
+        request = urllib.request.Request(
+            f"{base}/media/v/{slug}/video.mp4", headers={"Range": f"bytes={start}-{start + chunk - 1}"}
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            if response.status != 206:
+                raise BenchError(f"a Range request was answered {response.status}, not 206")
+            served += len(response.read())
+    settle(stack, [daphne[0], worker], [slug], timeout_s=30, require_verdicts=False)
+    cpu = clock.elapsed()
+    return {
+        "requests": requests,
+        "bytes_per_request": served / requests,
+        "server_cpu_ms_per_request": {name: value / requests * 1000 for name, value in cpu.items()},
+    }
+
+
+def composition_check(
+    stack: Stack, clip: dict, servers: Servers, *, rows: dict, covered: list[str], viewers: int, common: dict
+) -> dict[str, Any]:
+    """Do the component costs add up, as the site-day model adds them? One window in which, at the same time,
+    returning viewers watch fresh videos (as many per video as the trust layer wants replicas), returning viewers
+    watch videos already covered, and the server analyses a held video nobody can reach; its measured server CPU
+    against the sum of the per-visit, per-extra-viewer and per-fallback-frame costs measured separately."""
+    from django.conf import settings
+
+    from videos.models import Video
+    from videos.signals import video_ready
+
+    daphne, url = servers.daphnes[0]
+    replicas = int(stack.env.get("HYDRA_TRUST_REPLICAS", settings.HYDRA_TRUST_REPLICAS))
+    fresh = make_videos(max(1, viewers // replicas), clip, stack.media_root)
+    held = make_videos(1, clip, stack.media_root, visibility=Video.Visibility.HELD)
+    configs = []
+    for slugs, clients in ((fresh, len(fresh) * replicas), (covered, viewers)):
+        prefix = uuid.uuid4().hex[:8]
+        seed_returning_devices(prefix, clients)
+        configs.append(
+            LoadConfig(
+                urls=[url],
+                slugs=slugs,
+                times=clip["times"],
+                codes_path=clip["codes_path"],
+                clients=clients,
+                deadline_s=common["deadline_s"],
+                origin=ORIGIN,
+                run_tag=uuid.uuid4().hex[:8],
+                device_prefix=prefix,
+                network_octet=next(NETWORKS),
+            )
+        )
+    clock = ServerClock(stack, [daphne], servers.worker)
+    clock.begin()
+    video_ready.send(sender=Video, video=Video.objects.get(slug=held[0]))
+    _close_db()
+    loads = [
+        subprocess.Popen(
+            [sys.executable, "-m", "bench.load", json.dumps(asdict(config))],
+            cwd=REPO_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for config in configs
+    ]
+    outputs = [load.communicate(timeout=common["deadline_s"] + 120)[0] for load in loads]
+    settled = settle(stack, [daphne, servers.worker], [*fresh, *held], common["settle_timeout_s"], True)
+    measured = clock.elapsed()["total"] * 1000
+    visits, extras = (json.loads(output.strip().splitlines()[-1]) for output in outputs)
+    predicted = {
+        "returning_visits": visits["connected_clients"] * rows["returning_device_visit"]["total"],
+        "extra_viewers": extras["connected_clients"] * rows["extra_viewer_on_covered_video"]["total"],
+        "fallback_frames": len(clip["times"]) * rows["fallback_frame"]["total"],
+    }
+    total = sum(predicted.values())
+    return {
+        "settled": settled["settled"],
+        "complete": settled["complete"],
+        "predicted_ms": predicted,
+        "predicted_total_ms": total,
+        "measured_total_ms": measured,
+        "measured_over_predicted": measured / total if total else None,
+    }
+
+
+def _per_unit(cpu_s: dict[str, float], units: float) -> dict[str, float] | None:
+    return {name: value / units * 1000 for name, value in cpu_s.items()} if units else None
+
+
+def component_costs(
+    stack: Stack,
+    clip: dict,
+    servers: Servers,
+    *,
+    returning_runs: list[dict],
+    first_time_runs: list[dict],
+    viewers: int,
+    common: dict,
+) -> dict[str, Any]:
+    """Each cost the docs and the site-day model use, measured by its own run or as a stated difference of runs.
+
+    - connection with handshake: ``viewers`` sockets that handshake, say hello and leave (one per fresh video);
+    - extra viewer on a covered video: ``viewers`` returning viewers of videos a cost run has already covered;
+    - message: the same viewers' work sent ``SMALL_BATCH`` samples per message instead of ``CLIENT_BATCH``: the
+      difference in daphne CPU per extra message (connections, storage and settlement cancel out; both stay
+      within the socket's burst allowance, so no message is refused);
+    - settlement per feature: worker + PostgreSQL + Redis CPU of that run, less connections and spot checks,
+      per analysed sample;
+    - spot check: (first-time run - returning run) CPU / (difference in samples the server recomputed);
+    - analysis per video: worker CPU of a returning cost run per video (heads, verdict, settlement);
+    - fallback frame: a held video that no viewer can reach, analysed by the server through the site;
+    - Range request: one hidden-seeker fetch of one second of the rendition;
+    - visits: server CPU of a cost run per viewer, returning and first-time devices.
+    """
+    first = servers.daphnes[:1]
+    connections = measured_run(
+        stack,
+        clip,
+        first,
+        servers.worker,
+        clients=viewers,
+        videos=viewers,
+        require_verdicts=False,
+        returning=True,
+        handshake_only=True,
+        **common,
+    )
+    connection = _per_unit(connections["server_cpu_s"], connections["connected_clients"])
+    covered = returning_runs[-1]["slugs"]
+    extra = measured_run(
+        stack,
+        clip,
+        first,
+        servers.worker,
+        clients=viewers,
+        videos=len(covered),
+        require_verdicts=False,
+        returning=True,
+        slugs=covered,
+        **common,
+    )
+    fallback = time_to_verdict(
+        stack, clip, servers.daphnes[0], servers.worker, viewers=0, pace_ms_per_frame=None, timeout_s=120
+    )
+    per_message = {
+        batch: measured_run(
+            stack,
+            clip,
+            first,
+            servers.worker,
+            clients=viewers,
+            videos=viewers,
+            require_verdicts=False,
+            returning=True,
+            batch=batch,
+            **common,
+        )
+        for batch in (SMALL_BATCH, CLIENT_BATCH)
+    }
+    small, large = per_message[SMALL_BATCH], per_message[CLIENT_BATCH]
+    extra_messages = small["batches_answered"] - large["batches_answered"]
+    extra_daphne = small["server_cpu_s"]["daphne"] - large["server_cpu_s"]["daphne"]
+    chunk = int(Path(clip["rendition"]).stat().st_size / (clip["duration_ms"] / 1000))
+    ranges = range_requests(stack, servers.daphnes[0], servers.worker, covered[0], requests=50, chunk=chunk)
+
+    def total(runs: list[dict], *path: str) -> float | None:
+        values = [run for run in runs if run.get("settled")]
+        if not values:
+            return None
+        return median(lookup(run, *path) for run in values)
+
+    rows: dict[str, Any] = {
+        "connection_with_handshake": connection,
+        "extra_viewer_on_covered_video": _per_unit(extra["server_cpu_s"], extra["connected_clients"])
+        | {"samples_sent_per_viewer": extra["frames_assigned"] / max(1, extra["connected_clients"])},
+        "fallback_frame": fallback["server_cpu_ms_per_frame"],
+        "range_request": ranges["server_cpu_ms_per_request"] | {"bytes": ranges["bytes_per_request"]},
+        "message": {"daphne": extra_daphne * 1000 / extra_messages} if extra_messages > 0 else None,
+    }
+    run = returning_runs[-1] if returning_runs else None
+    if run and run.get("settled") and connection:
+        cpu = run["server_cpu_s"]
+        clients = run["connected_clients"]
+        analysed = run["analysed_samples"]
+        rows["analysis_per_video"] = {"worker": cpu["worker"] * 1000 / run["videos"]}
+        returning_visit = total(returning_runs, "server_cpu_s", "total")
+        rows["returning_device_visit"] = {"total": returning_visit * 1000 / clients}
+        recomputed_returning = total(returning_runs, "recomputed_samples_total")
+        first_visit = total(first_time_runs, "server_cpu_s", "total")
+        recomputed_first = total(first_time_runs, "recomputed_samples_total")
+        spot = None
+        if first_visit is not None and recomputed_first and recomputed_first > recomputed_returning:
+            spot = (first_visit - returning_visit) * 1000 / (recomputed_first - recomputed_returning)
+            rows["spot_check"] = {"total": spot}
+            rows["new_device_visit"] = {"total": first_visit * 1000 / clients}
+        backend = cpu["worker"] + cpu["postgres"] + cpu["redis"]
+        backend_ms = (
+            backend * 1000
+            - clients * (connection["worker"] + connection["postgres"] + connection["redis"])
+            - (spot or 0.0) * recomputed_returning
+        )
+        rows["settlement_per_feature"] = {"worker_postgres_redis": backend_ms / analysed}
+    needed = ("returning_device_visit", "extra_viewer_on_covered_video", "fallback_frame")
+    composition = (
+        composition_check(stack, clip, servers, rows=rows, covered=covered, viewers=viewers, common=common)
+        if all(rows.get(name) for name in needed)
+        else None
+    )
+    return {
+        "viewers": viewers,
+        "rows": rows,
+        "composition": composition,
+        "runs": {"connections": connections, "extra_viewers": extra, "messages": per_message},
+    }
+
+
 def idle_cpu_per_s(stack: Stack, daphnes: list[ServerProcess], worker: ServerProcess, seconds: float) -> dict:
     """What the servers burn doing nothing (polling the broker, timers): included in every figure, not subtracted."""
     clock = ServerClock(stack, daphnes, worker)
@@ -455,6 +710,7 @@ def measure(
     verdict_timeout_s: float = 120.0,
     variants: dict[str, dict[str, str]] | None = None,
     first_time_viewers: bool = False,
+    component_viewers: int = 0,
 ) -> dict[str, Any]:
     """(1b) per-frame server cost, (2) ingest runs per client count, (5) time to verdict.
 
@@ -466,13 +722,19 @@ def measure(
     clip = run_isolated(
         "bench.server_only:rendition_codes", timeout=600, seconds=clip_seconds, width=clip_width, height=clip_height
     )
+    postgres, redis_server = start_postgres(), start_redis()
     stack = new_stack(
-        os.environ["DATABASE_URL"], os.environ["REDIS_URL"], HYDRA_CELERY_QUEUE=f"bench-{uuid.uuid4().hex[:8]}"
+        postgres.url,
+        redis_server.url,
+        postgres.cpu_s,
+        redis_server.cpu_s,
+        HYDRA_CELERY_QUEUE=f"bench-{uuid.uuid4().hex[:8]}",
     )
-    _setup_site(stack)
     common = {"deadline_s": deadline_s, "settle_timeout_s": settle_timeout_s}
     peaks: dict[str, float] = {}
     try:
+        _setup_site(stack)
+        rules = trust_rules()
         servers = Servers(stack, max(daphne_counts))
         idle = idle_cpu_per_s(stack, [d for d, _ in servers.daphnes], servers.worker, seconds=2.0)
         costs = cost_runs(stack, clip, servers, videos=cost_videos, repeats=cost_repeats, returning=True, common=common)
@@ -480,6 +742,19 @@ def measure(
             cost_runs(stack, clip, servers, videos=cost_videos, repeats=cost_repeats, returning=False, common=common)
             if first_time_viewers
             else []
+        )
+        components = (
+            component_costs(
+                stack,
+                clip,
+                servers,
+                returning_runs=costs,
+                first_time_runs=first_time,
+                viewers=component_viewers,
+                common=common,
+            )
+            if component_viewers
+            else None
         )
         ingest_runs = [
             measured_run(
@@ -524,12 +799,16 @@ def measure(
                 stack.overrides.pop(key)
     finally:
         stack.stop()
+        redis_server.stop()
+        postgres.stop()
     return {
         "clip": {k: clip[k] for k in ("width", "height", "fps", "duration_ms")} | {"samples": len(clip["times"])},
         "server_settings": {k: v for k, v in stack.env.items() if k.startswith(("HYDRA_", "DATABASE_CONN", "DJANGO_"))},
         "idle_cpu_s_per_s": idle,
         "cost_runs": costs,
         "cost_runs_first_time_viewers": first_time,
+        "components": components,
+        "trust_rules": rules,
         "variants": variant_runs,
         "ingest_runs": ingest_runs,
         "time_to_verdict": verdicts,

@@ -44,6 +44,7 @@ class LoadConfig:
     device_prefix: str = ""
     network_octet: int = 10
     pace_ms_per_frame: float = 0.0
+    handshake_only: bool = False  # connect, handshake, hello, ready, close: the cost of a connection alone
 
 
 @dataclass
@@ -119,6 +120,23 @@ def viewer_address(first_octet: int, index: int) -> str:
     return f"{first_octet}.{index // 256 % 256}.{index % 256}.1"
 
 
+async def handshake_only(viewer, connect, truth, *, timeout: float, **_ignored):
+    """A viewer who opens the analysis socket, says hello and leaves before sending any feature."""
+    viewer.video = truth.slug
+    transport = await connect(viewer, f"/ws/analysis/{truth.slug}/")
+    try:
+        handshake = await transport.receive(timeout)
+        if handshake is None or handshake.get("type") != "handshake":
+            viewer.errors.append(f"no handshake: {handshake}")
+            return viewer
+        await transport.send_text(json.dumps({"type": "hello", "backend": "wasm", "device_id": viewer.device_id}))
+        if await transport.receive(timeout) is None:
+            viewer.closed = True
+    finally:
+        await transport.close()
+    return viewer
+
+
 def _viewers(config: LoadConfig):
     from tests.trust.harness import Behaviour, Viewer
 
@@ -153,10 +171,11 @@ async def _run(config: LoadConfig) -> dict[str, Any]:
         return connect
 
     viewers = _viewers(config)
+    watch = handshake_only if config.handshake_only else run_viewer
     started = time.perf_counter()
     jobs = [
         asyncio.ensure_future(
-            run_viewer(
+            watch(
                 viewer,
                 timed_connector(index),
                 truths[config.slugs[index % len(config.slugs)]],

@@ -21,9 +21,11 @@ def _pyplot():
 
 
 def _by_daphnes(results: dict[str, Any]) -> dict[int, list[dict]]:
+    """Ingest runs by daphne count; a run that stored nothing (every viewer cut by its deadline) has no point."""
     runs: dict[int, list[dict]] = {}
     for run in lookup(results, "hydra_path", "ingest_runs") or []:
-        runs.setdefault(run["daphne_processes"], []).append(run)
+        if run["frames_per_s"] > 0 and run["ack_ms"]["p50"] == run["ack_ms"]["p50"]:
+            runs.setdefault(run["daphne_processes"], []).append(run)
     return {count: sorted(group, key=lambda r: r["clients"]) for count, group in sorted(runs.items())}
 
 
@@ -136,8 +138,99 @@ def browser(results: dict[str, Any], path: Path) -> Path | None:
     return _save(plt, figure, path)
 
 
+def fair_paths(results: dict[str, Any], path: Path) -> Path | None:
+    """Every server-only path's CPU per frame beside Hydra's (idealised audience) and Hydra's on the site day."""
+    bars = {
+        f"Keras: {label}": lookup(results, "server_only", "cpu_ms_per_frame", name, "total")
+        for name, label in PATHS.items()
+    }
+    for name, figures in sorted((lookup(results, "fair", "paths") or {}).items()):
+        if name.endswith("one_thread"):
+            bars[name.removesuffix("_one_thread") + ("" if figures["correct"] else " (other features)")] = figures[
+                "total"
+            ]
+    bars["Hydra, idealised audience"] = lookup(results, "summary", "hydra_cpu_ms_per_frame")
+    bars["Hydra, site day"] = lookup(results, "site_day", "day", "hydra_cpu_ms_per_sample")
+    bars = {name: value for name, value in bars.items() if value is not None}
+    if len(bars) < 3:
+        return None
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(7.2, 0.45 * len(bars) + 1.2))
+    axes.barh(list(bars), list(bars.values()), color=["C0" if "Hydra" not in n else "C3" for n in bars])
+    for row, value in enumerate(bars.values()):
+        axes.text(value, row, f"  {value:.1f}", va="center", fontsize=8)
+    axes.tick_params(axis="y", labelsize=7)
+    axes.set_xlabel("server CPU ms per analysed frame (median)")
+    axes.set_title("Server-only paths vs Hydra, same run")
+    return _save(plt, figure, path)
+
+
+def site_day_reasons(results: dict[str, Any], path: Path) -> Path | None:
+    """Where the server's time goes on the site day (Hydra), with the server-only total for the same day."""
+    day = lookup(results, "site_day", "day")
+    if not day:
+        return None
+    reasons = sorted(day["hydra_cpu_ms_by_reason"].items(), key=lambda kv: kv[1])
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(7.2, 4.8))
+    names = [name for name, _ in reasons] + ["SERVER-ONLY (fair), whole day"]
+    values = [value / 3_600_000 for _, value in reasons] + [day["server_only_cpu_ms"] / 3_600_000]
+    axes.barh(names, values, color=["C3"] * len(reasons) + ["C0"])
+    for row, value in enumerate(values):
+        axes.text(value, row, f"  {value:.2f}", va="center", fontsize=8)
+    axes.set_xlabel("server CPU hours on the day")
+    axes.set_title(
+        f"Site day: Hydra server CPU by reason (ratio {day['offload_ratio_site_day']:.2f}, "
+        f"unwatched {day['unwatched_share'] * 100:.0f} %)",
+        fontsize=9,
+    )
+    return _save(plt, figure, path)
+
+
+def projection(results: dict[str, Any], path: Path) -> Path | None:
+    figures = lookup(results, "site_day", "projection")
+    if not figures:
+        return None
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(6.4, 2.8))
+    names = ["server-only (fair)", "Hydra (site-day mix)"]
+    values = [figures["server_only_cores"], figures["hydra_cores"]]
+    axes.barh(names, values, color=["C0", "C3"])
+    for row, value in enumerate(values):
+        axes.text(value, row, f"  {value:,.0f} cores", va="center")
+    axes.set_xlim(0, max(values) * 1.35)
+    axes.set_xlabel("CPU cores")
+    axes.set_title(f"{figures['upload_hours_per_minute']:.0f} hours uploaded per minute, one sample per second")
+    return _save(plt, figure, path)
+
+
+def model_size(results: dict[str, Any], path: Path) -> Path | None:
+    models = lookup(results, "site_day", "model_size")
+    if not models:
+        return None
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(6.4, 3.6))
+    cost = [figures["cnn_cpu_ms_per_frame"] for figures in models.values()]
+    for key, label in (("offload_ratio_ideal_audience", "idealised audience"), ("offload_ratio_site_day", "site day")):
+        values = [figures.get(key) for figures in models.values()]
+        if all(value is not None for value in values):
+            axes.plot(cost, values, marker="o", label=label)
+    for name, figures in models.items():
+        axes.annotate(name, (figures["cnn_cpu_ms_per_frame"], figures["offload_ratio_ideal_audience"]), fontsize=8)
+    axes.axhline(1.0, color="grey", linewidth=0.8)
+    axes.set_xlabel("CNN CPU ms per frame (TFLite, cheapest thread count)")
+    axes.set_ylabel("offload ratio")
+    axes.set_title("Offload ratio against the model's cost")
+    axes.legend(fontsize=8)
+    return _save(plt, figure, path)
+
+
 def write_all(results: dict[str, Any], directory: Path) -> list[Path]:
     made = [
+        fair_paths(results, directory / "bench-fair-paths.png"),
+        site_day_reasons(results, directory / "bench-site-day.png"),
+        projection(results, directory / "bench-projection.png"),
+        model_size(results, directory / "bench-model-size.png"),
         throughput(results, directory / "bench-throughput.png"),
         latency(results, directory / "bench-latency.png"),
         cost_per_frame(results, directory / "bench-cost-per-frame.png"),

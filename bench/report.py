@@ -136,6 +136,7 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
                 f"{run.get('dropped_clients', 0)} dropped, errors {run['errors'] or 'none'}",
             )
         )
+    table += fair_rows(results)
     browser = results.get("browser", {})
     for backend, figures in (lookup(browser, "backends") or {}).items():
         table.append(
@@ -184,6 +185,154 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
     return table
 
 
+COMPONENTS = {
+    "connection_with_handshake": "connection with handshake (per viewer)",
+    "message": "message (per binary batch; daphne)",
+    "settlement_per_feature": "storage + settlement per feature (worker, PostgreSQL, Redis)",
+    "analysis_per_video": "analysis per video (worker, all of it)",
+    "spot_check": "one spot check",
+    "fallback_frame": "one fallback frame (server computes it through the site)",
+    "range_request": "one Range request (hidden seeker, one second of rendition)",
+    "extra_viewer_on_covered_video": "one extra viewer on a covered video",
+    "new_device_visit": "one visit, new device (probation)",
+    "returning_device_visit": "one visit, returning device",
+}
+
+
+def _split(row: dict[str, float]) -> str:
+    parts = {k: v for k, v in row.items() if k not in ("total", "bytes", "samples_sent_per_viewer")}
+    text = fmt(row.get("total", next(iter(parts.values()), None)), 1)
+    if "total" in row and parts:
+        text += " (" + ", ".join(f"{k} {fmt(v, 1)}" for k, v in parts.items()) + ")"
+    return text
+
+
+def fair_rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The fair comparator, the component costs, the site day, money, projection and model size."""
+    summary = results["summary"]
+    fair = results.get("fair") or {}
+    table = []
+    for name, path in sorted((fair.get("paths") or {}).items()):
+        stages = ", ".join(f"{k} {fmt(v, 2)}" for k, v in path.items() if k not in ("total", "threads", "correct"))
+        table.append(
+            (
+                f"(1a fair) {name} CPU ms/frame",
+                f"{fmt(path['total'], 2)} ({stages})",
+                f"{path['threads']} TFLite thread(s); same features as Keras (min cosine >= "
+                f"{fair.get('correct_min_cosine')}): {path['correct']}; ratio "
+                f"{fmt(lookup(summary, 'offload_ratio_fair_by_path', name), 1)}",
+            )
+        )
+    for conversion, agreement in (fair.get("agreement") or {}).items():
+        table.append(
+            (
+                f"(1a fair) agreement, {conversion} input",
+                f"min cosine vs Keras path {fmt(agreement['vs_keras_path_min_cosine'], 6)}, "
+                f"median {fmt(agreement['vs_keras_path_median_cosine'], 6)}",
+                f"TFLite vs Keras on the same input: {fmt(agreement['tflite_vs_keras_same_input_min_cosine'], 7)}; "
+                f"nsfw class agreement {fmt(agreement['nsfw_class_agreement'], 3)}",
+            )
+        )
+    if "error" in fair:
+        table.append(("(1a fair) server-only", "null", fair["error"]))
+    table.append(
+        (
+            "offload ratio, fair (headline)",
+            fmt(summary.get("offload_ratio_fair"), 1),
+            f"cheapest correct server-only path ({summary.get('server_only_fair_path')}, "
+            f"{fmt(summary.get('server_only_fair_cpu_ms_per_frame'), 2)} ms) / Hydra path (1b), idealised audience",
+        )
+    )
+    for key, label in COMPONENTS.items():
+        row = lookup(results, "hydra_path", "components", "rows", key)
+        how = "server CPU ms, all processes"
+        if key == "range_request" and row:
+            how += f"; {fmt(row.get('bytes'), 0)} bytes each"
+        if key == "extra_viewer_on_covered_video" and row:
+            how += f"; {fmt(row.get('samples_sent_per_viewer'), 1)} samples sent per viewer"
+        table.append((f"component: {label}", _split(row) if row else "null", how))
+    composition = lookup(results, "hydra_path", "components", "composition")
+    table.append(
+        (
+            "components add up? (measured / summed)",
+            fmt(lookup(composition, "measured_over_predicted"), 2),
+            f"one window with returning visits, extra viewers and a fallback video at once: measured "
+            f"{fmt(lookup(composition, 'measured_total_ms'), 0)} ms vs summed component costs "
+            f"{fmt(lookup(composition, 'predicted_total_ms'), 0)} ms",
+        )
+    )
+    day = lookup(results, "site_day", "day")
+    if day:
+        table.append(
+            (
+                "site day: offload ratio",
+                f"{fmt(day['offload_ratio_site_day'], 2)} "
+                f"(watched content only: {fmt(day['offload_ratio_watched'], 2)})",
+                f"{day['uploads']} uploads, {day['samples']} samples, visits {day['visits']}; "
+                f"unwatched before the coverage deadline: {fmt(day['unwatched_share'] * 100, 1)} % of the samples",
+            )
+        )
+        total = day["hydra_cpu_ms"]
+        table.append(
+            (
+                "site day: Hydra server CPU by reason",
+                ", ".join(
+                    f"{k} {fmt(v / total * 100, 1)} %"
+                    for k, v in sorted(day["hydra_cpu_ms_by_reason"].items(), key=lambda kv: -kv[1])
+                ),
+                f"{fmt(day['hydra_cpu_ms_per_sample'], 1)} ms per sample vs server-only "
+                f"{fmt(day['unit_costs_ms']['server_only_frame'], 1)}",
+            )
+        )
+        for views, figures in (lookup(results, "site_day", "views_per_upload_sensitivity") or {}).items():
+            table.append(
+                (
+                    f"site day at {views} first-day views per upload",
+                    f"ratio {fmt(figures['offload_ratio_site_day'], 2)}, "
+                    f"watched {fmt(figures['offload_ratio_watched'], 2)}",
+                    f"unwatched share {fmt(figures['unwatched_share'], 3)}",
+                )
+            )
+    else:
+        table.append(("site day", "null", lookup(results, "site_day", "error") or "not priced"))
+    money = lookup(results, "site_day", "money_per_frame")
+    if money:
+        seeker = money["capture_paths"]["hidden_seeker_frame"]
+        table.append(
+            (
+                "money per analysed frame (USD)",
+                f"server-only {money['server_only_usd']:.2e}; Hydra {money['hydra_usd']:.2e} "
+                f"(CPU {money['hydra_cpu_usd']:.2e}, egress {money['hydra_egress_usd']:.2e})",
+                f"prices {money['prices']}; a played frame costs 0 extra bytes, a hidden-seeker frame "
+                f"{fmt(seeker['extra_bytes'], 0)} bytes = {seeker['extra_usd']:.2e} USD",
+            )
+        )
+    projection = lookup(results, "site_day", "projection")
+    if projection:
+        table.append(
+            (
+                f"projection: {fmt(projection['upload_hours_per_minute'], 0)} hours uploaded per minute",
+                f"server-only {fmt(projection['server_only_cores'], 0)} cores / "
+                f"{fmt(projection['server_only_memory_gib'], 0)} GiB; "
+                f"Hydra {fmt(projection['hydra_cores'], 0)} cores / "
+                f"{fmt(projection['hydra_memory_gib'], 0)} GiB",
+                f"{fmt(projection['samples_per_s'], 0)} samples/s; hidden-seeker egress "
+                f"{fmt(projection['hidden_seeker_egress_gbit_per_s'], 2)} Gbit/s; {projection['assumptions']}",
+            )
+        )
+    for name, figures in (lookup(results, "site_day", "model_size") or {}).items():
+        table.append(
+            (
+                f"model size: {name}",
+                f"CNN {fmt(figures['cnn_cpu_ms_per_frame'], 1)} ms; ratio ideal audience "
+                f"{fmt(figures['offload_ratio_ideal_audience'], 1)}, "
+                f"site day {fmt(figures.get('offload_ratio_site_day'), 2)}",
+                f"{figures['parameters']:,} parameters; modelled from measured CNN costs (see docs)",
+            )
+        )
+    return table
+
+
 def table(results: dict[str, Any]) -> str:
     lines = rows(results)
     widths = [max(len(row[i]) for row in lines) for i in range(2)]
@@ -198,7 +347,8 @@ def markdown(results: dict[str, Any], images: list[Path]) -> str:
     lines = [
         RESULTS_START,
         "",
-        f"Last full run: {described['cpu']}, {described['cores']} cores, {described['memory_gib']} GiB; "
+        f"Last run ({lookup(results, 'profile', 'name') or 'unknown'} profile): {described['cpu']}, "
+        f"{described['cores']} cores, {described['memory_gib']} GiB; "
         f"load average {described['load_average_at_start']} at the start and {described.get('load_average_at_end')} "
         f"at the end (the machine is shared). Versions: Python {described['python']}, "
         + ", ".join(f"{name} {version}" for name, version in described["packages"].items())

@@ -1,17 +1,24 @@
 """Hydra's benchmarks: the offload claim, measured side by side in one run.
 
-    python -m bench.run --quick     # under three minutes; last line is one JSON object
+    python -m bench.run --quick     # about 10 minutes on 2 shared cores; last line is one JSON object
     python -m bench.run --full      # every figure, plots and results written into docs/
 
 Sections (each in its own process where memory matters; a section that fails is reported as
 null with the reason, never guessed):
-  server_only  (1a) decode + RGB + Keras CNN + heads, CPU ms per frame, with the cheapest RGB conversion
-               (the offload ratio's numerator) and the browser-exact one (what verification pays); also
+  server_only  (1a) today's Keras path: decode + RGB + Keras CNN + heads, CPU ms per frame, with the
+               cheapest RGB conversion and the browser-exact one (what verification pays); also
                the Keras speed, (4) bytes on the wire and (6) the quantisation error, on the same frames
+  fair         (1a, fair) the cheapest correct server-only path: TFLite/XNNPACK per thread count, keyframe
+               decode scaled straight to 224 or the reference resize, samples handed over by the
+               transcoder's decode pass (bench.fair_server): the headline ratio's numerator
+  model_size   (full only) the fair CNN cost of MobileNetV2 and of nsfwjs's InceptionV3
   hydra_path   (1b) websocket -> validate -> PostgreSQL -> heads (+ verification), server CPU per
-               frame on real daphne / Celery / PostgreSQL processes; (2) ingest capacity; (5) time to verdict
+               frame on real daphne / Celery / PostgreSQL / Redis processes (the bench's own PostgreSQL
+               cluster and Redis, every process counted); component costs; (2) ingest capacity;
+               (5) time to verdict
   browser      (3) the CNN chunk in headless Chromium per TF.js backend (bench.browser_cnn)
-Needs DATABASE_URL (PostgreSQL; a scratch database <name>_bench is created) and REDIS_URL.
+  site day     priced from the measured component costs (bench.site_day), with money and the projection
+Needs DATABASE_URL (only to describe the machine's PostgreSQL) and REDIS_URL; the Hydra path starts its own.
 """
 
 from __future__ import annotations
@@ -22,10 +29,10 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from bench import machine, report
+from bench import machine, report, site_day
 from bench.measure import BenchError, median, run_isolated
 from bench.report import lookup
 
@@ -45,6 +52,8 @@ class Profile:
     browser_backends: tuple[str, ...]
     variants: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
     first_time_viewers: bool = False
+    component_viewers: int = 20
+    model_size: bool = False
 
 
 QUICK = Profile(
@@ -59,6 +68,8 @@ QUICK = Profile(
     verdict_viewers=(),
     browser_frames=4,
     browser_backends=("wasm",),
+    first_time_viewers=True,
+    component_viewers=20,
 )
 FULL = Profile(
     name="full",
@@ -79,7 +90,11 @@ FULL = Profile(
         ("one viewer per sample (no replica)", (("HYDRA_TRUST_REPLICAS", "1"),)),
     ),
     first_time_viewers=True,
+    component_viewers=50,
+    model_size=True,
 )
+# The site-day model at other audiences: mean first-day views per upload (the default is SiteDayParams's).
+SITE_DAY_VIEWS_PER_UPLOAD = (8.0, 80.0, 800.0)
 CLIP = {"width": 1280, "height": 720}
 # The last line of `make bench-quick` carries at least these; scripts and the issue read them by name.
 HEADLINE_KEYS = (
@@ -89,6 +104,14 @@ HEADLINE_KEYS = (
     "browser_wasm_ms_per_frame",
     "keras_ms_per_frame",
     "bytes_per_frame",
+    "offload_ratio_fair",
+    "offload_ratio_site_day",
+    "offload_ratio_watched",
+    "unwatched_share",
+    "server_only_fair_cpu_ms_per_frame",
+    "extra_view_server_cpu_ms",
+    "new_device_visit_server_cpu_ms",
+    "spot_check_server_cpu_ms",
 )
 
 
@@ -116,6 +139,18 @@ def measure(profile: Profile) -> dict[str, Any]:
         repeats=profile.repeats,
         **CLIP,
     )
+    results["fair"] = _section(
+        "fair server-only paths (1a, fair)",
+        "bench.fair_server:measure",
+        timeout=900,
+        seconds=profile.clip_seconds,
+        repeats=profile.repeats,
+        **CLIP,
+    )
+    if profile.model_size:
+        results["model_size"] = _section(
+            "CNN cost by model size", "bench.fair_server:measure_model_size", timeout=1200, repeats=profile.repeats
+        )
     results["browser"] = _section(
         "browser CNN (3)",
         "bench.browser_cnn:measure",
@@ -139,8 +174,10 @@ def measure(profile: Profile) -> dict[str, Any]:
         pace_ms_per_frame=lookup(results, "browser", "backends", "wasm", "ms_per_frame"),
         variants={name: dict(settings) for name, settings in profile.variants},
         first_time_viewers=profile.first_time_viewers,
+        component_viewers=profile.component_viewers,
     )
     results["machine"]["load_average_at_end"] = machine.load_average()
+    results["site_day"] = site_day_section(results)
     results["summary"] = summarise(results)
     return results
 
@@ -169,6 +206,90 @@ def hydra_cpu_ms_per_frame(cost_runs: list[dict]) -> float | None:
         if run.get("settled") and run.get("server_cpu_ms_per_analysed_frame")
     ]
     return median(per_frame) if per_frame else None
+
+
+def unit_costs(results: dict[str, Any]) -> site_day.UnitCosts | None:
+    """The site-day model's prices, all from this run; None if any is missing.
+
+    A component measured as a difference of two runs can come out slightly negative on a busy
+    machine (10 ms clock ticks); it is priced at zero then, never below.
+    """
+    rows = lookup(results, "hydra_path", "components", "rows") or {}
+    values = {
+        "connection": lookup(rows, "connection_with_handshake", "total"),
+        "message": lookup(rows, "message", "daphne"),
+        "settlement_per_feature": lookup(rows, "settlement_per_feature", "worker_postgres_redis"),
+        "spot_check": lookup(rows, "spot_check", "total"),
+        "fallback_frame": lookup(rows, "fallback_frame", "total"),
+        "range_request": lookup(rows, "range_request", "total"),
+        "extra_viewer": lookup(rows, "extra_viewer_on_covered_video", "total"),
+        "server_only_frame": lookup(results, "fair", "cheapest_cpu_ms_per_frame"),
+        "range_bytes": lookup(rows, "range_request", "bytes"),
+    }
+    if any(value is None for value in values.values()):
+        return None
+    return site_day.UnitCosts(**{name: max(0.0, float(value)) for name, value in values.items()})
+
+
+def model_size_ratios(results: dict[str, Any], day: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Offload ratios if the CNN were each measured model: the server-only path pays the CNN on every sample,
+    Hydra only on the frames its server computes (spot checks, disputes, fallback, flag confirmation).
+
+    Modelled from measured CNN costs: assumes the server's own recomputations run the CNN at the fair
+    runtime's cost, and that everything else (sockets, storage, settlement) does not depend on the model.
+    """
+    sizes = lookup(results, "model_size")
+    fair = lookup(results, "fair", "cheapest_cpu_ms_per_frame")
+    hydra = hydra_cpu_ms_per_frame(lookup(results, "hydra_path", "cost_runs") or [])
+    runs = lookup(results, "hydra_path", "cost_runs") or []
+    shares = [run["server_share"] for run in runs if run.get("settled") and run.get("server_share") is not None]
+    if not sizes or "error" in sizes or fair is None or hydra is None or not shares:
+        return None
+    base = sizes["mobilenet_v2"]["cheapest_cnn_cpu_ms_per_frame"]
+    out = {}
+    for name, model in sizes.items():
+        if not isinstance(model, dict) or "cheapest_cnn_cpu_ms_per_frame" not in model:
+            continue
+        delta = model["cheapest_cnn_cpu_ms_per_frame"] - base
+        server_only = fair + delta
+        figures = {
+            "cnn_cpu_ms_per_frame": model["cheapest_cnn_cpu_ms_per_frame"],
+            "parameters": model["parameters"],
+            "server_only_cpu_ms_per_frame": server_only,
+            "offload_ratio_ideal_audience": server_only / (hydra + median(shares) * delta),
+        }
+        if day is not None:
+            per_sample = day["hydra_cpu_ms_per_sample"] + day["server_computed_frames_per_sample"] * delta
+            figures["offload_ratio_site_day"] = server_only / per_sample
+        out[name] = figures
+    return out
+
+
+def site_day_section(results: dict[str, Any]) -> dict[str, Any]:
+    """The site-day model priced with this run's costs, its sensitivity to the audience, money, projection."""
+    costs = unit_costs(results)
+    rules = lookup(results, "hydra_path", "trust_rules")
+    if costs is None or rules is None:
+        return {"error": "site day not priced: a component cost, the fair path or the trust rules is missing"}
+    rules = site_day.TrustRules(**rules)
+    day = site_day.simulate(costs, rules)
+    keys = ("offload_ratio_site_day", "offload_ratio_watched", "unwatched_share", "hydra_cpu_ms_per_sample")
+    sensitivity = {}
+    for views in SITE_DAY_VIEWS_PER_UPLOAD:
+        other = site_day.simulate(costs, rules, views_per_upload=views)
+        sensitivity[str(views)] = {key: other[key] for key in keys}
+    hydra_peaks = [value for value in (lookup(results, "hydra_path", "peak_rss_mb") or {}).values() if value]
+    peaks = {
+        "server_only": lookup(results, "fair", "process", "peak_rss_mb"),
+        "hydra": max(hydra_peaks) if hydra_peaks else None,
+    }
+    return {
+        "day": day,
+        "views_per_upload_sensitivity": sensitivity,
+        "money_per_frame": site_day.money_per_frame(day),
+        "projection": site_day.projection(day, peaks),
+        "model_size": model_size_ratios(results, day),
+    }
 
 
 def summarise(results: dict[str, Any]) -> dict[str, Any]:
@@ -228,23 +349,67 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
         ),
         "peak_rss_mb_server_only": lookup(results, "server_only", "process", "peak_rss_mb"),
         "peak_rss_mb_hydra": lookup(results, "hydra_path", "peak_rss_mb"),
+        **fair_and_site_day(results, hydra),
         "notes": notes,
+    }
+
+
+def fair_and_site_day(results: dict[str, Any], hydra: float | None) -> dict[str, Any]:
+    """The figures of issue 14: the fair comparator, the component costs, the site day, money and scale."""
+    fair = lookup(results, "fair", "cheapest_cpu_ms_per_frame")
+    rows = lookup(results, "hydra_path", "components", "rows") or {}
+    day = lookup(results, "site_day", "day")
+    paths = lookup(results, "fair", "paths") or {}
+    return {
+        "offload_ratio_fair": fair / hydra if fair and hydra else None,
+        "offload_ratio_fair_by_path": {
+            name: path["total"] / hydra if hydra else None for name, path in sorted(paths.items())
+        },
+        "server_only_fair_cpu_ms_per_frame": fair,
+        "server_only_fair_path": lookup(results, "fair", "cheapest"),
+        "fair_path_min_cosine_vs_keras": lookup(results, "fair", "agreement", "exact", "vs_keras_path_min_cosine"),
+        "extra_view_server_cpu_ms": lookup(rows, "extra_viewer_on_covered_video", "total"),
+        "new_device_visit_server_cpu_ms": lookup(rows, "new_device_visit", "total"),
+        "returning_device_visit_server_cpu_ms": lookup(rows, "returning_device_visit", "total"),
+        "spot_check_server_cpu_ms": lookup(rows, "spot_check", "total"),
+        "connection_server_cpu_ms": lookup(rows, "connection_with_handshake", "total"),
+        "message_server_cpu_ms": lookup(rows, "message", "daphne"),
+        "settlement_server_cpu_ms_per_feature": lookup(rows, "settlement_per_feature", "worker_postgres_redis"),
+        "fallback_frame_server_cpu_ms": lookup(rows, "fallback_frame", "total"),
+        "range_request_server_cpu_ms": lookup(rows, "range_request", "total"),
+        "components_measured_over_summed": lookup(
+            results, "hydra_path", "components", "composition", "measured_over_predicted"
+        ),
+        "offload_ratio_site_day": lookup(day, "offload_ratio_site_day"),
+        "offload_ratio_watched": lookup(day, "offload_ratio_watched"),
+        "unwatched_share": lookup(day, "unwatched_share"),
+        "site_day_cpu_ms_by_reason": lookup(day, "hydra_cpu_ms_by_reason"),
+        "site_day_by_views_per_upload": lookup(results, "site_day", "views_per_upload_sensitivity"),
+        "usd_per_frame_server_only": lookup(results, "site_day", "money_per_frame", "server_only_usd"),
+        "usd_per_frame_hydra": lookup(results, "site_day", "money_per_frame", "hydra_usd"),
+        "projection_cores_server_only": lookup(results, "site_day", "projection", "server_only_cores"),
+        "projection_cores_hydra": lookup(results, "site_day", "projection", "hydra_cores"),
+        "offload_ratio_by_model": lookup(results, "site_day", "model_size"),
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     mode = parser.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--quick", action="store_true", help="the headline figures, in under three minutes")
+    mode.add_argument("--quick", action="store_true", help="the headline figures (about 10 minutes on 2 shared cores)")
     mode.add_argument("--full", action="store_true", help="every figure; writes plots and results into docs/")
+    parser.add_argument(
+        "--model-size", action="store_true", help="with --quick: also the model-size section (InceptionV3)"
+    )
+    parser.add_argument("--docs", action="store_true", help="with --quick: write plots and results into docs/ too")
     args = parser.parse_args()
     for name in ("DATABASE_URL", "REDIS_URL"):
         if not os.environ.get(name, "").startswith(("postgres", "redis")):
             raise SystemExit(f"{name} must point at PostgreSQL / Redis (the Hydra path runs real servers)")
-    profile = FULL if args.full else QUICK
+    profile = FULL if args.full else replace(QUICK, model_size=args.model_size)
     results = measure(profile)
     print(report.table(results))
-    if args.full:
+    if args.full or args.docs:
         for path in report.write_docs(results):
             print(f"wrote {path}")
     print(json.dumps(results["summary"], separators=(",", ":")))

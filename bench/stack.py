@@ -1,10 +1,10 @@
 """The server side of the Hydra path, started for real: a scratch database, daphne and a Celery worker.
 
 The benchmark owns a scratch PostgreSQL database (``<name>_bench``, dropped and created
-again each run), a media folder under ``var/bench/`` and a Redis database; servers listen on
-free loopback ports. Server processes use persistent database connections
-(``DATABASE_CONN_MAX_AGE``), as a deployment would, so the PostgreSQL backends that serve
-them live through a measurement and their CPU time can be read from ``/proc`` too.
+again each run) on a cluster it started itself (``bench.private_servers``), a media folder
+under ``var/bench/`` and a private Redis; servers listen on free loopback ports. Server
+processes use persistent database connections (``DATABASE_CONN_MAX_AGE``), as a deployment
+would; PostgreSQL and Redis CPU is read from their whole process trees, exited backends included.
 """
 
 from __future__ import annotations
@@ -15,11 +15,12 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from bench.measure import REPO_ROOT, BenchError, process_cpu_s, tree_cpu_s, tree_peak_rss_mb
+from bench.measure import REPO_ROOT, BenchError, tree_cpu_s, tree_peak_rss_mb
 
 VENV_BIN = Path(sys.executable).parent
 ORIGIN = "http://127.0.0.1"
@@ -42,28 +43,6 @@ def scratch_database(base_url: str) -> str:
         connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         connection.execute(f'CREATE DATABASE "{name}"')
     return urlunsplit(parts._replace(path=f"/{name}"))
-
-
-def postgres_backends(database_url: str) -> list[int]:
-    """PIDs of the PostgreSQL backends connected to this database, except the one asking."""
-    import psycopg
-
-    with psycopg.connect(database_url, autocommit=True) as connection:
-        rows = connection.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        ).fetchall()
-    return [row[0] for row in rows]
-
-
-def postgres_cpu_s(pids: list[int]) -> dict[int, float]:
-    """CPU seconds of each backend that is still there (PostgreSQL runs on this machine)."""
-    times = {}
-    for pid in pids:
-        try:
-            times[pid] = process_cpu_s(pid)
-        except (FileNotFoundError, PermissionError):
-            continue
-    return times
 
 
 @dataclass
@@ -103,6 +82,8 @@ class Stack:
     database_url: str
     redis_url: str
     media_root: Path
+    postgres_cpu_s: Callable[[], float]
+    redis_cpu_s: Callable[[], float]
     overrides: dict[str, str] = field(default_factory=dict)
     servers: list[ServerProcess] = field(default_factory=list)
 
@@ -184,15 +165,6 @@ class Stack:
             time.sleep(0.2)
         raise BenchError("the Celery worker did not become ready")
 
-    def redis_cpu_s(self) -> float | None:
-        """CPU seconds of the redis-server process (None if it is not on this machine or not readable)."""
-        import redis
-
-        try:
-            return process_cpu_s(int(redis.Redis.from_url(self.redis_url).info("server")["process_id"]))
-        except (FileNotFoundError, PermissionError, redis.RedisError):
-            return None
-
     def queue_length(self) -> int:
         import redis
 
@@ -205,11 +177,19 @@ class Stack:
         self.servers.clear()
 
 
-def new_stack(base_database_url: str, redis_url: str, **overrides: str) -> Stack:
-    """A fresh scratch database, media folder and server logs (under var/bench/)."""
+def new_stack(
+    base_database_url: str,
+    redis_url: str,
+    postgres_cpu_s: Callable[[], float],
+    redis_cpu_s: Callable[[], float],
+    **overrides: str,
+) -> Stack:
+    """A fresh scratch database, media folder and server logs (under var/bench/); the clocks of PostgreSQL and Redis."""
     media_root = REPO_ROOT / "var" / "bench" / "media"
     shutil.rmtree(media_root, ignore_errors=True)
     media_root.mkdir(parents=True)
     for old_log in media_root.parent.glob("*.log"):
         old_log.unlink()
-    return Stack(scratch_database(base_database_url), redis_url, media_root, dict(overrides))
+    return Stack(
+        scratch_database(base_database_url), redis_url, media_root, postgres_cpu_s, redis_cpu_s, dict(overrides)
+    )

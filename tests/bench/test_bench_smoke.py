@@ -180,12 +180,85 @@ def results_fixture() -> dict:
             },
             "ingest_runs": ingest,
             "peak_rss_mb": {"daphne": 150.0, "celery": 160.0},
+            "trust_rules": TRUST_RULES,
+            "components": {
+                "viewers": 4,
+                "rows": {
+                    "connection_with_handshake": {"daphne": 20.0, "postgres": 6.0, "total": 26.0},
+                    "message": {"daphne": 4.0},
+                    "settlement_per_feature": {"worker_postgres_redis": 1.0},
+                    "spot_check": {"total": 100.0},
+                    "fallback_frame": {"total": 60.0},
+                    "range_request": {"total": 15.0, "bytes": 80_000.0},
+                    "extra_viewer_on_covered_video": {"total": 42.0, "samples_sent_per_viewer": 4.0},
+                    "new_device_visit": {"total": 900.0},
+                    "returning_device_visit": {"total": 200.0},
+                },
+            },
+        },
+        "fair": {
+            "cheapest": "tflite_transcoder_exact_one_thread",
+            "cheapest_cpu_ms_per_frame": 9.0,
+            "correct_min_cosine": 0.999,
+            "paths": {
+                "tflite_transcoder_exact_one_thread": {
+                    "convert": 2.0,
+                    "cnn": 6.9,
+                    "heads": 0.1,
+                    "total": 9.0,
+                    "threads": 1,
+                    "correct": True,
+                },
+                "tflite_keyframe_scaled_one_thread": {
+                    "decode_convert": 1.0,
+                    "cnn": 6.9,
+                    "heads": 0.1,
+                    "total": 8.0,
+                    "threads": 1,
+                    "correct": False,
+                },
+            },
+            "agreement": {
+                "exact": {
+                    "tflite_vs_keras_same_input_min_cosine": 0.9999998,
+                    "vs_keras_path_min_cosine": 0.9999997,
+                    "vs_keras_path_median_cosine": 1.0,
+                    "nsfw_class_agreement": 1.0,
+                }
+            },
+            "process": {"peak_rss_mb": 1400.0},
+        },
+        "model_size": {
+            "mobilenet_v2": {"cheapest_cnn_cpu_ms_per_frame": 6.9, "parameters": 2_257_984},
+            "inception_v3": {"cheapest_cnn_cpu_ms_per_frame": 90.0, "parameters": 21_802_784},
         },
     }
 
 
+TRUST_RULES = {
+    "replicas": 2,
+    "min_assignment": 4,
+    "probation_results": 10,
+    "spot_check_floor": 0.02,
+    "coverage_deadline_s": 900,
+    "sample_interval_ms": 1000,
+    "max_duration_s": 14400,
+    "rate_per_second": 4.0,
+    "burst": 16,
+    "client_batch": 16,
+}
+
+
+def summarised() -> dict:
+    results = results_fixture()
+    results["site_day"] = run.site_day_section(results)
+    results["summary"] = run.summarise(results)
+    return results
+
+
 def test_summary_has_the_headline_keys_and_nulls_what_failed() -> None:
     results = results_fixture()
+    results["site_day"] = run.site_day_section(results)
     summary = run.summarise(results)
     assert set(run.HEADLINE_KEYS) <= set(summary)
     assert summary["offload_ratio"] == pytest.approx(22.1 / 3.5)  # the cheapest server-only path
@@ -199,12 +272,22 @@ def test_summary_has_the_headline_keys_and_nulls_what_failed() -> None:
     assert summary["ingest_knee_clients"] == {"1": 10, "2": 10}  # flat throughput: saturated from the start
     assert summary["browser_wasm_ms_per_frame"] is None
     assert any("no browser here" in note for note in summary["notes"])
+    assert summary["offload_ratio_fair"] == pytest.approx(9.0 / 3.5)  # the cheapest *correct* path, not 8.0
+    assert summary["server_only_fair_cpu_ms_per_frame"] == 9.0
+    assert summary["extra_view_server_cpu_ms"] == 42.0
+    assert summary["new_device_visit_server_cpu_ms"] == 900.0
+    assert summary["spot_check_server_cpu_ms"] == 100.0
+    assert 0.0 <= summary["unwatched_share"] <= 1.0
+    assert summary["offload_ratio_site_day"] > 0 and summary["offload_ratio_watched"] > 0
+    inception = summary["offload_ratio_by_model"]["inception_v3"]
+    mobilenet = summary["offload_ratio_by_model"]["mobilenet_v2"]
+    assert inception["offload_ratio_ideal_audience"] > mobilenet["offload_ratio_ideal_audience"]
+    assert mobilenet["offload_ratio_ideal_audience"] == pytest.approx(summary["offload_ratio_fair"])
     json.loads(json.dumps(summary))  # the last line of bench-quick must be one JSON object
 
 
 def test_table_plots_and_docs_section(tmp_path: Path) -> None:
-    results = results_fixture()
-    results["summary"] = run.summarise(results)
+    results = summarised()
     text = report.table(results)
     assert "offload ratio" in text and "null" in text  # the browser figure failed and says so
     figures = {figure: (value, how) for figure, value, how in report.rows(results)}
@@ -217,17 +300,29 @@ def test_table_plots_and_docs_section(tmp_path: Path) -> None:
     document.write_text(f"# intro\n\n{report.RESULTS_START}\nold\n{report.RESULTS_END}\n\nafter\n")
     written = report.write_docs(results, tmp_path)
     images = [path for path in written if path.suffix == ".png"]
-    assert {path.name for path in images} == {"bench-throughput.png", "bench-latency.png", "bench-cost-per-frame.png"}
+    assert {path.name for path in images} == {
+        "bench-throughput.png",
+        "bench-latency.png",
+        "bench-cost-per-frame.png",
+        "bench-fair-paths.png",
+        "bench-site-day.png",
+        "bench-projection.png",
+        "bench-model-size.png",
+    }
+    assert "offload ratio, fair (headline)" in figures and figures["offload ratio, fair (headline)"][0] == "2.6"
+    assert figures["component: one spot check"][0] == "100.0"
     assert all(path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for path in images)
     updated = document.read_text()
     assert "old" not in updated and updated.startswith("# intro") and updated.rstrip().endswith("after")
     assert "![bench-throughput](bench-throughput.png)" in updated
     assert plots.browser(results, tmp_path / "none.png") is None
+    for ingest in results["hydra_path"]["ingest_runs"]:  # every viewer cut by the deadline: nothing to plot, no crash
+        ingest.update(frames_per_s=0.0, ack_ms={q: float("nan") for q in ("p50", "p90", "p99", "max")})
+    assert plots.throughput(results, tmp_path / "t.png") is None and plots.latency(results, tmp_path / "l.png") is None
 
 
 def test_docs_section_is_required(tmp_path: Path) -> None:
-    results = results_fixture()
-    results["summary"] = run.summarise(results)
+    results = summarised()
     (tmp_path / "benchmarks.md").write_text("# no markers\n")
     with pytest.raises(ValueError, match="bench:results"):
         report.write_docs(results, tmp_path)
@@ -241,3 +336,70 @@ def test_rendition_of_a_tiny_clip_is_made_once(tmp_path: Path) -> None:
     modified = first.stat().st_mtime_ns
     assert clips.rendition(seconds=2, width=64, height=48, fps=4, cache_dir=tmp_path) == first
     assert first.stat().st_mtime_ns == modified
+
+
+def test_site_day_is_reproducible_and_counts_every_reason() -> None:
+    from bench import site_day
+
+    costs = site_day.UnitCosts(
+        connection=26.0,
+        message=4.0,
+        settlement_per_feature=1.0,
+        spot_check=100.0,
+        fallback_frame=60.0,
+        range_request=15.0,
+        extra_viewer=42.0,
+        server_only_frame=9.0,
+        range_bytes=80_000.0,
+    )
+    rules = site_day.TrustRules(**TRUST_RULES)
+    day = site_day.simulate(costs, rules, uploads=60)
+    assert day == site_day.simulate(costs, rules, uploads=60)  # same seed, same day
+    assert set(day["hydra_cpu_ms_by_reason"]) == set(site_day.REASONS)
+    assert day["hydra_cpu_ms"] == pytest.approx(sum(day["hydra_cpu_ms_by_reason"].values()))
+    assert day["server_only_cpu_ms"] == day["samples"] * 9.0
+    nobody = site_day.simulate(costs, rules, uploads=60, views_per_upload=0.0)
+    assert nobody["unwatched_share"] == 1.0 and nobody["offload_ratio_watched"] is None
+    assert nobody["hydra_cpu_ms"] == pytest.approx(  # every sample falls back, flagged stretches are confirmed
+        nobody["hydra_cpu_ms_by_reason"]["fallback_unwatched"] + nobody["hydra_cpu_ms_by_reason"]["flag_confirmation"]
+    )
+    crowded = site_day.simulate(costs, rules, uploads=60, views_per_upload=400.0)
+    assert crowded["unwatched_share"] < day["unwatched_share"]
+    money = site_day.money_per_frame(day)
+    assert money["capture_paths"]["played_frame"]["extra_bytes"] == 0
+    assert money["hydra_usd"] == pytest.approx(money["hydra_cpu_usd"] + money["hydra_egress_usd"])
+    scale = site_day.projection(day, {"server_only": 1000.0, "hydra": None})
+    assert scale["samples_per_s"] == 30_000 and scale["hydra_memory_gib"] is None
+
+
+def test_private_postgres_counts_backends_that_have_exited() -> None:
+    import psycopg
+
+    from bench.private_servers import start_postgres, start_redis
+
+    postgres, redis_server = start_postgres(), start_redis()
+    try:
+        before = postgres.cpu_s()
+        for _ in range(30):  # each connection is a backend that exits at once
+            with psycopg.connect(postgres.url) as connection:
+                connection.execute("SELECT count(*) FROM pg_class, pg_attribute").fetchone()
+        assert postgres.cpu_s() > before
+        assert redis_server.cpu_s() >= 0.0 and redis_server.url.startswith("redis://127.0.0.1:")
+    finally:
+        redis_server.stop()
+        postgres.stop()
+    assert not postgres.directory.exists()
+
+
+def test_reference_resize_without_tensorflow_matches_the_cnn_preprocessing() -> None:
+    import av
+
+    from bench.fair_server import align_corners_rgb
+    from inference.ml import cnn
+
+    rgb = np.random.default_rng(3).integers(0, 256, (72, 128, 3), dtype=np.uint8)
+    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+    ours = align_corners_rgb(cnn.INPUT_SIZE)(frame) / 255.0
+    reference = np.asarray(cnn.preprocess(rgb[None]))[0]
+    assert ours.shape == reference.shape
+    assert np.max(np.abs(ours - reference)) < 1e-5

@@ -1,0 +1,67 @@
+"""Every parameter of the site-day model, in one place, each default with where it comes from.
+
+A default is a published figure where one exists (cited), else an assumption said to be one.
+Change them here or pass overrides to ``bench.site_day.simulate``; the run records the values used.
+
+Sources:
+- [Cha07] M. Cha, H. Kwak, P. Rodriguez, Y.-Y. Ahn, S. Moon, "I Tube, You Tube, Everybody Tubes:
+  Analyzing the World's Largest User Generated Content Video System", ACM IMC 2007. Popularity is
+  heavy-tailed (power law with a cut-off); most videos are short. The same concentration was reported
+  for YouTube in 2006 (WSJ analysis of 5.1 million videos: the top 10 % made 79 % of the plays).
+- [McG23] R. McGrady, K. Zheng, R. Curran, J. Baumgartner, E. Zuckerman, "Dialing for Videos: A Random
+  Sample of YouTube", Journal of Quantitative Description: Digital Media 3 (2023): in a random sample,
+  65 % of videos had fewer than 100 views and 87 % fewer than 1,000 (lifetime).
+- [Fin11] A. Finamore, M. Mellia, M. Munafo, R. Torres, S. Rao, "YouTube Everywhere: Impact of Device and
+  Infrastructure Synergies on User Experience", ACM IMC 2011: about 60 % of videos are watched for less
+  than 20 % of their duration.
+- [YT] YouTube's own figure, repeated in its press material since 2019: more than 500 hours of video
+  uploaded every minute.
+- Prices: AWS list prices, us-east-1, on-demand, as published in 2024 (check before relying on them):
+  c7i.large (2 vCPU) $0.08925/hour; data transfer out to the internet, first 10 TB/month, $0.09/GB.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SiteDayParams:
+    seed: int = 20261201
+    # A small site's day of uploads. Assumption (a size that keeps the model's sampling noise low).
+    uploads: int = 400
+    # Video length, log-normal: median 3 minutes, sigma 1.0, cut at the site's maximum. Assumption in the
+    # range [Cha07] reports for user-generated content (mostly a few minutes).
+    length_median_s: float = 180.0
+    length_sigma: float = 1.0
+    # Views of an upload on its first day: a Zipf law over the day's uploads. Exponent 1.3 puts about
+    # 80 % of the views on the top 10 % of uploads ([Cha07], WSJ 2006: 79 %).
+    zipf_exponent: float = 1.3
+    # Mean first-day views per upload. Assumption for a small site, consistent with [McG23]
+    # (two thirds of videos never reach 100 views in their lifetime).
+    views_per_upload: float = 8.0
+    # Views arrive after upload at a rate decaying exponentially with this mean (hours). Assumption:
+    # [Cha07] finds a video's views concentrated early in its life; the day is cut at 24 h.
+    view_decay_hours: float = 6.0
+    # Fraction of the video a viewer watches: Beta(0.25, 0.7), which puts 59 % of views below 20 %
+    # of the duration ([Fin11]: about 60 %) with a mean of 26 %.
+    watch_beta_a: float = 0.25
+    watch_beta_b: float = 0.7
+    # The CNN chunk in a viewer's browser, ms per frame: TF.js wasm on this machine kind (docs/benchmarks.md (3),
+    # 50-55 ms when the machine is quiet). Seeking the hidden video is not added: a lower bound on the time.
+    browser_ms_per_frame: float = 54.0
+    # Share of visits from a device the trust layer has never seen (on probation). Assumption: no
+    # published figure for "new device to this site"; web analytics commonly report a third or more.
+    new_device_share: float = 0.35
+    # Share of visits from malicious clients (the trust harness's liars). Assumption; no published figure.
+    malicious_share: float = 0.01
+    # Share of uploads whose verdict is flagged, and how long the flagged stretch is. Assumption; no
+    # published per-upload figure was found.
+    flagged_share: float = 0.02
+    flagged_segment_s: float = 10.0
+    rendition_fps: float = 30.0
+    # Scale of the projection [YT].
+    upload_hours_per_minute: float = 500.0
+    # Prices (see the module docstring).
+    vcpu_hour_usd: float = 0.08925 / 2
+    egress_gb_usd: float = 0.09
