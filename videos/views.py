@@ -12,9 +12,10 @@ from django.db.models.fields.files import FieldFile
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
-from videos import selectors, services
+from videos import selectors, services, view_counting
 from videos.forms import UploadForm
 from videos.models import Video
 from videos.streaming import file_response
@@ -86,11 +87,12 @@ def upload(request: HttpRequest) -> HttpResponse:
     except services.UploadRejected as exc:
         form.add_error("file", exc.message)
         return _upload_failed(request, form, 413 if exc.too_large else 400, exc.code)
+    # The upload script follows the JSON's redirect, so both paths show the same confirmation on My videos.
+    messages.success(request, f"Upload complete: “{video.title}” is being converted for the web and plays once ready.")
     if _wants_json(request):
         return JsonResponse(
             {"slug": video.slug, "status": video.status, "redirect": reverse("videos:mine")}, status=201
         )
-    messages.success(request, f"“{video.title}” was uploaded and is being processed.")
     return redirect("videos:mine")
 
 
@@ -110,12 +112,14 @@ def player(request: HttpRequest, slug: str) -> HttpResponse:
     if video is None:
         raise Http404
     if selectors.can_view(request.user, video):
-        if video.is_playable:
-            services.record_view(video)
-            video.view_count += 1  # what the database now holds, without reading it back
+        is_owner = selectors.is_owner(request.user, video)
+        if video.is_playable and request.method == "GET":
+            viewer = view_counting.viewer_key(user_id=request.user.pk, ip_address=request.META.get("REMOTE_ADDR"))
+            if view_counting.count_view(video, viewer=viewer, is_owner=is_owner, day=timezone.now().date()):
+                video.view_count += 1  # what the database now holds, without reading it back
         context = {
             "video": video,
-            "is_owner": selectors.is_owner(request.user, video),
+            "is_owner": is_owner,
             "is_moderator": selectors.is_moderator(request.user),
         }
         return _isolated(render(request, "videos/player.html", context))
