@@ -291,7 +291,7 @@ class CaseAdmin(admin.ModelAdmin):
     def reports_display(self, case: Case) -> int:
         return case.report_count
 
-    @admin.display(description="Views since", ordering="views_since_open")
+    @admin.display(description="Views", ordering="views_since_open")
     def views_display(self, case: Case) -> int:
         return case.views_since_open
 

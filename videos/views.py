@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from videos import selectors, services, view_counting
-from videos.forms import UploadForm
+from videos.forms import EditForm, UploadForm
 from videos.models import Video
 from videos.streaming import file_response
 from videos.templatetags.video_format import spoken_duration
@@ -37,8 +37,10 @@ def _isolated(response: HttpResponse) -> HttpResponse:
 
 
 def home(request: HttpRequest) -> HttpResponse:
-    page = Paginator(selectors.published_videos(), HOME_PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(request, "videos/home.html", {"page": page})
+    query = request.GET.get("q", "").strip()[:200]
+    videos = selectors.search_published_videos(query) if query else selectors.published_videos()
+    page = Paginator(videos, HOME_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "videos/home.html", {"page": page, "query": query})
 
 
 @login_required
@@ -83,6 +85,7 @@ def upload(request: HttpRequest) -> HttpResponse:
             upload=form.cleaned_data["file"],
             title=form.cleaned_data["title"],
             description=form.cleaned_data["description"],
+            audience=form.cleaned_data["audience"],
         )
     except services.UploadRejected as exc:
         form.add_error("file", exc.message)
@@ -94,6 +97,32 @@ def upload(request: HttpRequest) -> HttpResponse:
             {"slug": video.slug, "status": video.status, "redirect": reverse("videos:mine")}, status=201
         )
     return redirect("videos:mine")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def edit(request: HttpRequest, slug: str) -> HttpResponse:
+    video = selectors.video_by_slug(slug)
+    if video is None or not selectors.is_owner(request.user, video):
+        raise Http404
+    if request.method == "GET":
+        form = EditForm(initial={"title": video.title, "description": video.description})
+        return render(request, "videos/edit.html", {"video": video, "form": form})
+    form = EditForm(request.POST)
+    if form.is_valid():
+        try:
+            services.edit_video(
+                video,
+                title=form.cleaned_data["title"],
+                description=form.cleaned_data["description"],
+                poster_at_seconds=form.cleaned_data["poster_at"],
+            )
+        except services.EditRejected as exc:
+            form.add_error(None, exc.message)
+        else:
+            messages.success(request, f"“{video.title}” was saved.")
+            return redirect("videos:mine")
+    return render(request, "videos/edit.html", {"video": video, "form": form}, status=400)
 
 
 @login_required

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
@@ -151,3 +152,49 @@ def test_seed_demo_creates_the_account_and_ready_samples_once(db, media_root, dj
     assert second.check_password("hydra-moderator2-2026") and second.has_perm("moderation.decide_case")
     senior = User.objects.get(username="senior")
     assert senior.check_password("hydra-senior-2026") and senior.has_perm("moderation.reverse_decision")
+
+
+def test_home_search_finds_listed_videos_by_every_word(client, owner, stranger, ready_video):
+    ready_video(owner, title="Morning light over the bay")
+    ready_video(owner, title="Evening light")
+    hidden = ready_video(owner, title="Morning light, held")
+    Video.objects.filter(pk=hidden.pk).update(visibility=Video.Visibility.HELD)
+    page = client.get(reverse("videos:home"), {"q": "morning LIGHT"}).content.decode()
+    assert "Morning light over the bay" in page and "Evening light" not in page and "held" not in page
+    assert "1 video for “morning LIGHT”" in page
+    by_uploader = client.get(reverse("videos:home"), {"q": owner.username}).content.decode()
+    assert "Evening light" in by_uploader
+
+
+def test_home_search_says_when_nothing_matches_and_escapes_the_query(client, owner, ready_video):
+    ready_video(owner, title="Morning light")
+    page = client.get(reverse("videos:home"), {"q": "<script>alert(1)</script>"}).content.decode()
+    assert "Nothing found for" in page and "<script>alert(1)" not in page and "&lt;script&gt;" in page
+
+
+def test_owner_edits_title_description_and_poster_frame(client_for, owner, ready_video, media_root):
+    video = ready_video(owner, title="Draft", seconds=3, pattern="bars")
+    poster_before = Path(video.poster.path).read_bytes()
+    response = client_for(owner).post(
+        reverse("videos:edit", args=[video.slug]),
+        {"title": "  Final cut ", "description": "Shot at dawn.", "poster_at": "2.5"},
+    )
+    assert response.status_code == 302
+    video.refresh_from_db()
+    assert (video.title, video.description) == ("Final cut", "Shot at dawn.")
+    assert Path(video.poster.path).read_bytes() != poster_before  # a frame 2.5 s in, not the 1 s default
+    assert not [p for p in Path(video.poster.path).parent.iterdir() if p.name.endswith(".part")]
+
+
+def test_an_edit_outside_the_video_changes_nothing(client_for, owner, stranger, ready_video):
+    video = ready_video(owner, title="Draft", seconds=3)
+    poster_before = Path(video.poster.path).read_bytes()
+    url = reverse("videos:edit", args=[video.slug])
+    assert client_for(stranger).post(url, {"title": "Mine now"}).status_code == 404
+    assert client_for(None).get(url).status_code == 302  # to the login page
+    response = client_for(owner).post(url, {"title": "Renamed", "poster_at": "99"})
+    assert response.status_code == 400 and "between 0 and 3.0 seconds" in response.content.decode()
+    response = client_for(owner).post(url, {"title": "   "})
+    assert response.status_code == 400
+    video.refresh_from_db()
+    assert video.title == "Draft" and Path(video.poster.path).read_bytes() == poster_before
