@@ -279,7 +279,7 @@ class CaseAdmin(admin.ModelAdmin):
     @admin.display(description="Score", ordering="score")
     def score_display(self, case: Case) -> str:
         if case.verdict_id is None:
-            return format_html('<span class="mq-dim" title="No verdict on this video yet">not analysed</span>')
+            return format_html('<span class="mq-dim" title="{}">not analysed</span>', "No verdict on this video yet")
         return format_html(
             '<span class="mq-score"><span class="mq-bar"><span class="mq-bar__fill" style="width:{}%"></span></span>'
             "{}</span>",

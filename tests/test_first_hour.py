@@ -114,6 +114,8 @@ def people(chromium_browser: Browser, make_run_site) -> Iterator[callable]:
 
     def _person(name: str) -> Person:
         context = chromium_browser.new_context(viewport={"width": 1280, "height": 860}, device_scale_factor=1)
+        # No internet, as on a laptop offline: anything not served by this site fails (and fails the test).
+        context.route(re.compile(r"^(?!" + re.escape(base) + r"/).*"), lambda route: route.abort())
         person = Person(name, context.new_page(), base)
 
         def on_console(message: ConsoleMessage) -> None:
@@ -244,6 +246,17 @@ def test_the_first_hour(people, tmp_path):
     row = newcomer.page.locator(".video-row", has_text="My holiday")
     expect(row.locator("[data-status-badge]")).to_have_text("Removed")
     expect(row).to_contain_text("Sexual content")
+    removed_url = row.locator(".video-row__title a").get_attribute("href")
+    newcomer.go("/notifications/")
+    expect(newcomer.page.locator("main")).to_contain_text("“My holiday”: removed")
+    expect(newcomer.page.locator("main")).to_contain_text("You can appeal once")
+    newcomer.shoot("notifications")
+
+    passer_by = people("passer-by")
+    passer_by.expected_statuses.add(410)
+    passer_by.go(removed_url)
+    expect(passer_by.page.locator("main")).to_contain_text("no longer available")
+    passer_by.shoot("player-removed")
     newcomer.go("/my-videos/")
     row = newcomer.page.locator(".video-row", has_text="My holiday")
     row.locator("text=Appeal this decision").click()
@@ -271,5 +284,23 @@ def test_the_first_hour(people, tmp_path):
     expect(row.locator("[data-status-badge]")).to_have_text("Published")
     expect(row).to_contain_text("the video is back up")
     newcomer.shoot("my-videos-overturned")
+    row.get_by_role("link", name="Edit").click()
+    newcomer.page.fill("#id_description", "Shapes on pink, drawn by a computer.")
+    newcomer.page.fill("#id_poster_at", "3")
+    newcomer.shoot("edit")
+    newcomer.page.get_by_role("button", name="Save").click()
+    expect(newcomer.page.locator(".flash")).to_contain_text("was saved")
     reporter.go("/moderation/reports/")
+    expect(reporter.page.locator("main")).to_contain_text("My holiday")
     reporter.shoot("my-reports-handled")
+    reporter.go("/notifications/")
+    expect(reporter.page.locator("main")).to_contain_text("Your report about “My holiday” was reviewed")
+
+    passer_by.go("/?q=drawn+pink")
+    expect(passer_by.page.locator("main")).to_contain_text("1 video for “drawn pink”")
+    passer_by.shoot("home-search")
+    passer_by.go("/accounts/login/")
+    passer_by.shoot("login")
+    passer_by.go("/api/docs/")
+    expect(passer_by.page.locator(".swagger-ui .title")).to_contain_text("Hydra API", timeout=20_000)
+    passer_by.shoot("api-docs")
