@@ -304,3 +304,21 @@ def test_the_first_hour(people, tmp_path):
     passer_by.go("/api/docs/")
     expect(passer_by.page.locator(".swagger-ui .title")).to_contain_text("Hydra API", timeout=20_000)
     passer_by.shoot("api-docs")
+
+
+REFUSED_SESSION = """async (url) => new Promise((resolve) => {
+  const socket = new WebSocket(url);
+  let first = null;
+  socket.onmessage = (event) => { first = first ?? JSON.parse(event.data); };
+  socket.onclose = (event) => resolve({code: event.code, message: first});
+})"""
+
+
+def test_a_refused_analysis_session_closes_with_its_documented_code(people, make_run_site):
+    """Through daphne itself (the consumer tests use Channels' communicator, which takes any close code)."""
+    base, log = make_run_site
+    viewer = people("viewer of a video that does not exist")
+    viewer.go("/")
+    closed = viewer.page.evaluate(REFUSED_SESSION, base.replace("http", "ws") + "/ws/analysis/NoSuchVideo1/")
+    assert closed["code"] == 4404 and closed["message"]["code"] == "video_unavailable"
+    assert "invalid type" not in log.read_text()
