@@ -86,9 +86,11 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "videos",
     "inference",
     "moderation",
+    "notifications",
 ]
 
 MIDDLEWARE = [
@@ -115,6 +117,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "notifications.context_processors.unread_notifications",
             ],
         },
     },
@@ -206,6 +209,18 @@ HYDRA_RENDITION_KEYFRAME_SECONDS = env_float("HYDRA_RENDITION_KEYFRAME_SECONDS",
 # Publication policy: "immediate" or "hold" (held until analysis clears the video).
 HYDRA_PUBLICATION_POLICY = env_str("HYDRA_PUBLICATION_POLICY", "immediate")
 
+# Notifications (notifications.services) go out through Django's e-mail backend as well as the in-site list:
+# printed to the console unless EMAIL_HOST is set.
+EMAIL_HOST = env_str("EMAIL_HOST")
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.console.EmailBackend"
+)
+EMAIL_PORT = env_int("EMAIL_PORT", 587)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Hydra <noreply@localhost>")
+
 # Moderation: how many reports one user (or one IP address) may file per hour.
 HYDRA_REPORTS_PER_HOUR = env_int("HYDRA_REPORTS_PER_HOUR", 10)
 
@@ -226,6 +241,10 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI from the pinned drf-spectacular-sidecar package, served by WhiteNoise: /api/docs/ needs no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 LOGGING = {
@@ -258,7 +277,11 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "hydra"}}
 
 # Trust and coverage (docs/trust.md explains every figure and how the defaults were measured).
-HYDRA_TRUST_REPLICAS = env_int("HYDRA_TRUST_REPLICAS", 2)
+# On the embedded default (no REDIS_URL: one machine, every browser from 127.0.0.1) a lone viewer is one
+# replica: its features are accepted alone and the server spot-checks it (every sample during probation).
+# With REDIS_URL two independent viewers must agree (docs/trust.md, "The embedded default").
+EMBEDDED_DEFAULT = not REDIS_URL
+HYDRA_TRUST_REPLICAS = env_int("HYDRA_TRUST_REPLICAS", 1 if EMBEDDED_DEFAULT else 2)
 HYDRA_TRUST_MIN_ASSIGNMENT = env_int("HYDRA_TRUST_MIN_ASSIGNMENT", 4)
 HYDRA_TRUST_MIN_COSINE = env_float("HYDRA_TRUST_MIN_COSINE", 0.95)
 HYDRA_TRUST_MAX_NORM_RATIO = env_float("HYDRA_TRUST_MAX_NORM_RATIO", 1.15)

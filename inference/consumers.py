@@ -103,7 +103,7 @@ class AnalysisConsumer(AsyncWebsocketConsumer):
         except AnalysisRefused as refused:
             code = REFUSAL_ERROR_CODES[refused.reason]
             await self.send_json(protocol.error_message(code, refused.message, fatal=True))
-            await self.close(code=REFUSAL_CLOSE_CODES[refused.reason])
+            await self.close(code=int(REFUSAL_CLOSE_CODES[refused.reason]))  # autobahn takes int, not IntEnum
             return
         self.session = opened.session
         self.assigned = frozenset(opened.assigned)
@@ -170,7 +170,7 @@ class AnalysisConsumer(AsyncWebsocketConsumer):
             await self.send_json(
                 protocol.error_message(ErrorCode.TOO_MANY_ERRORS, f"{self.errors} rejected messages", seq, fatal=True)
             )
-            await self.close(code=CloseCode.TOO_MANY_ERRORS)
+            await self.close(code=int(CloseCode.TOO_MANY_ERRORS))
             self.closing = True
             return
         await self.send_json(protocol.error_message(code, message, seq))

@@ -278,6 +278,8 @@ class CaseAdmin(admin.ModelAdmin):
 
     @admin.display(description="Score", ordering="score")
     def score_display(self, case: Case) -> str:
+        if case.verdict_id is None:
+            return format_html('<span class="mq-dim" title="{}">not analysed</span>', "No verdict on this video yet")
         return format_html(
             '<span class="mq-score"><span class="mq-bar"><span class="mq-bar__fill" style="width:{}%"></span></span>'
             "{}</span>",
@@ -289,7 +291,7 @@ class CaseAdmin(admin.ModelAdmin):
     def reports_display(self, case: Case) -> int:
         return case.report_count
 
-    @admin.display(description="Views since", ordering="views_since_open")
+    @admin.display(description="Views", ordering="views_since_open")
     def views_display(self, case: Case) -> int:
         return case.views_since_open
 
@@ -392,6 +394,7 @@ class CaseAdmin(admin.ModelAdmin):
             "has_view_permission": True,
             "can_work": request.user.has_perm(DECIDE),
             "media": self.media,
+            "kept_note": request.session.pop(_kept_note_key(case), ""),
         }
         return TemplateResponse(request, "admin/moderation/case/case_page.html", context)
 
@@ -430,9 +433,14 @@ class CaseAdmin(admin.ModelAdmin):
             done, next_url = _apply_case_work(case, request.user, form.cleaned_data)
         except services.ModerationError as exc:
             self.message_user(request, str(exc), messages.ERROR)
+            request.session[_kept_note_key(case)] = form.cleaned_data["note"]  # a refused decision keeps the note
             return HttpResponseRedirect(page)
         self.message_user(request, done, messages.SUCCESS)
         return HttpResponseRedirect(next_url or page)
+
+
+def _kept_note_key(case: Case) -> str:
+    return f"moderation.case.{case.pk}.note"
 
 
 class CaseWorkForm(forms.Form):

@@ -14,7 +14,7 @@ from inference.sampling import seek_time_seconds
 from videos.models import Video
 from videos.selectors import rendition_timing
 
-from . import selectors
+from . import selectors, services
 from .models import Case, Decision, PolicyReason
 from .services import ACTION_VISIBILITY
 
@@ -163,4 +163,5 @@ def build_case_page(case: Case, user) -> dict:
         "can_decide": case.is_active
         and (case.status != Case.Status.ESCALATED or user.has_perm("moderation.decide_escalated")),
         "is_mine": case.assignee_id == user.pk,
+        "work_refusal": services.work_refusal(case, user) if case.is_active else None,
     }

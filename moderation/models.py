@@ -105,7 +105,7 @@ class Case(models.Model):
         "inference.Verdict", null=True, blank=True, on_delete=models.SET_NULL, related_name="moderation_cases"
     )
     severity = models.PositiveSmallIntegerField(default=1, help_text="1 (low) .. 5 (critical), from the category.")
-    score = models.FloatField(default=0.0, help_text="Model score 0..1 behind the case (0.5 when none is known).")
+    score = models.FloatField(default=0.0, help_text="Model score 0..1 behind the case (0 while nothing is analysed).")
     report_count = models.PositiveIntegerField(default=0)
     views_at_open = models.PositiveIntegerField(default=0, help_text="Video's view count when the case opened.")
     opened_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -114,6 +114,8 @@ class Case(models.Model):
 
     class Meta:
         ordering = ["-opened_at"]
+        verbose_name = "case"
+        verbose_name_plural = "review queue"  # one name for the queue, in the admin index and on its page
         constraints = [
             models.UniqueConstraint(
                 fields=["video", "source", "category"],

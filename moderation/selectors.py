@@ -8,7 +8,7 @@ Queue priority (computed in the database, so the admin can sort and page by it):
              +  0.5 * min(age in hours, 48)      older cases rise, for at most a day's worth of 24 points
 
 A critical category (5) at score 0.9 gives 90; each report 10; a thousand views since
-the flag about 35; two days of waiting 24. Report cases without a model score use 0.5.
+the flag about 35; two days of waiting 24. A case without a verdict (nothing analysed yet) has score 0.
 """
 
 from __future__ import annotations

@@ -39,7 +39,6 @@ User = AbstractBaseUser | AnonymousUser
 
 REPORT_TEXT_MAX = 1000
 APPEAL_TEXT_MAX = 2000
-UNKNOWN_SCORE = 0.5  # score of a report case when no model has scored its category
 
 ACTION_VISIBILITY = {
     Decision.Action.APPROVE: Video.Visibility.PUBLISHED,
@@ -137,7 +136,7 @@ def _visibility_reason_text(action: str, policy_reason: PolicyReason) -> str:
     if action == Decision.Action.REMOVE:
         return f"Removed for violating the policy “{policy_reason.title}”. {policy_reason.public_explanation}"
     if action == Decision.Action.RESTRICT:
-        return f"Restricted under the policy “{policy_reason.title}”. {policy_reason.public_explanation}"
+        return f"Restricted under the policy “{policy_reason.title}”: only signed-in viewers can watch it."
     return ""
 
 
@@ -231,14 +230,14 @@ def report_category(reason: str) -> str:
     return REPORT_REASON_CATEGORY.get(reason, reason)
 
 
-def _report_case_weight(video: Video, category: str, reason: str) -> tuple[int, float]:
-    """Severity and score of a report case: from the category's head and verdict when there is one."""
+def _report_case_weight(video: Video, category: str, reason: str) -> tuple[int, Verdict | None]:
+    """Severity and verdict of a report case: no verdict scores it 0, never a made-up score that outranks analysis."""
     head = Head.objects.filter(category=category).first()
     severity = head.severity if head else REPORT_REASON_SEVERITY[reason]
     verdict = (
         Verdict.objects.filter(video=video, head_version__head__category=category).order_by("-computed_at").first()
     )
-    return severity, (verdict.score if verdict else UNKNOWN_SCORE)
+    return severity, verdict
 
 
 def _check_report_rate(reporter, ip_address: str | None) -> None:
@@ -276,8 +275,9 @@ def report_video(video: Video, reporter: User, reason: str, text: str = "", ip_a
     category = report_category(reason)
     case = _active_case(video, Case.Source.REPORT, category)
     if case is None:
-        severity, score = _report_case_weight(video, category, reason)
-        case = _open_case(video, Case.Source.REPORT, category, severity=severity, score=score)
+        severity, verdict = _report_case_weight(video, category, reason)
+        score = verdict.score if verdict else 0.0
+        case = _open_case(video, Case.Source.REPORT, category, severity=severity, score=score, verdict=verdict)
         record_event(
             actor=reporter,
             action="case_opened",
@@ -335,6 +335,15 @@ def _check_can_work_on(case: Case, moderator: User) -> None:
         raise Conflict(f"Case #{case.pk} is claimed by {case.assignee}.")
     if case.source == Case.Source.APPEAL and case.appeal.decision.moderator_id == moderator.pk:
         raise NotAllowed("An appeal is reviewed by a different moderator than the one who decided.")
+
+
+def work_refusal(case: Case, moderator: User) -> str | None:
+    """Why ``moderator`` may not claim or decide ``case`` (None: they may): pages offer no button that can only fail."""
+    try:
+        _check_can_work_on(case, moderator)
+    except ModerationError as exc:
+        return str(exc)
+    return None
 
 
 @transaction.atomic
@@ -581,7 +590,12 @@ def appeal_decision(decision: Decision, appellant: User, text: str) -> Appeal:
     if _active_case(video, Case.Source.APPEAL, decision.case.category) is not None:
         raise Conflict("An appeal about this video is already under review.")
     case = _open_case(
-        video, Case.Source.APPEAL, decision.case.category, severity=decision.case.severity, score=decision.case.score
+        video,
+        Case.Source.APPEAL,
+        decision.case.category,
+        severity=decision.case.severity,
+        score=decision.case.score,
+        verdict=decision.case.verdict,
     )
     appeal = Appeal.objects.create(decision=decision, appellant=appellant, text=text, case=case)
     record_event(

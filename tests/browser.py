@@ -23,8 +23,30 @@ CHROMIUM_ARGS = (
     "--disable-sync",
     "--no-first-run",
 )
+# Django's live server speaks WSGI only: the player page's analysis websocket gets 404 there (tests of the
+# analysis itself run daphne, tests.live_site).
+NO_WEBSOCKETS_ON_LIVE_SERVER = r"WebSocket connection to '.*/ws/analysis/.*' failed: .*404"
 # For pages that play video without a click (the analysis runs while the player plays).
 AUTOPLAY_ARGS = ("--autoplay-policy=no-user-gesture-required",)
+
+
+def watch_console_errors(browser: Browser) -> list[str]:
+    """Collect every console error and uncaught exception of the pages of contexts opened from now on."""
+    errors: list[str] = []
+    new_context = browser.new_context
+
+    def on_console(message) -> None:
+        if message.type == "error":
+            errors.append(f"{message.text} ({message.location.get('url')})")
+
+    def watched_context(*args, **kwargs):
+        context = new_context(*args, **kwargs)
+        context.on("console", on_console)
+        context.on("weberror", lambda web_error: errors.append(f"uncaught: {web_error.error}"))
+        return context
+
+    browser.new_context = watched_context
+    return errors
 
 
 def launch_chromium(playwright: Playwright, *, extra_args: Iterable[str] = (), **kwargs) -> Browser:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.browser import launch_chromium
+from tests.browser import launch_chromium, watch_console_errors
 from videos.synthetic import write_video
 
 
@@ -55,13 +56,23 @@ def live_server(django_db_setup, media_url_for_live_server, live_server):
 
 
 @pytest.fixture
-def chromium():
-    """Headless Chromium launched the one way (``tests.browser``), closed after the test."""
+def console_allowed() -> list[str]:
+    """Patterns of console errors a browser test provokes on purpose (e.g. an HTTP 413 it asks for); extend it."""
+    return []
+
+
+@pytest.fixture
+def chromium(console_allowed: list[str]):
+    """Headless Chromium launched the one way (``tests.browser``), closed after the test; the test fails
+    on any console error or uncaught exception of its pages that ``console_allowed`` does not name."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         browser = launch_chromium(playwright)
+        errors = watch_console_errors(browser)
         try:
             yield browser
         finally:
             browser.close()
+        unexpected = [e for e in errors if not any(re.search(pattern, e) for pattern in console_allowed)]
+        assert not unexpected, f"console errors in the browser: {unexpected}"

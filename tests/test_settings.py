@@ -71,3 +71,28 @@ def test_malformed_analysis_settings_stop_the_start_with_a_clear_message():
         assert result.returncode != 0, (name, value)
         assert "ImproperlyConfigured" in result.stderr and name in result.stderr, result.stderr[-500:]
     assert _manage("check", env={"HYDRA_ANALYSIS_COVERAGE_STEPS": "1.0,0.5"}).returncode == 0
+
+
+def _trust_summary(env: dict[str, str]) -> str:
+    code = "import django;django.setup();from hydra_site.startup import trust_summary;print(trust_summary())"
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "HYDRA_", "DATABASE_", "REDIS_"))}
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**base, "DJANGO_SETTINGS_MODULE": "hydra_site.settings", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-500:]
+    return out.stdout
+
+
+def test_a_lone_viewer_is_one_replica_only_on_the_embedded_default():
+    """make run: every browser is 127.0.0.1, so two independent viewers can never exist there (issue 18)."""
+    embedded = _trust_summary({})
+    assert "embedded default" in embedded and "HYDRA_TRUST_REPLICAS=1" in embedded
+    assert "no delayed coverage task" in embedded
+    served = _trust_summary({"REDIS_URL": "redis://127.0.0.1:6379/0", "HYDRA_TASKS_EAGER": "0"})
+    assert "HYDRA_TRUST_REPLICAS=2" in served and "900 s after a video is ready" in served
+    assert "HYDRA_TRUST_REPLICAS=3" in _trust_summary({"HYDRA_TRUST_REPLICAS": "3"})  # an explicit value wins

@@ -47,6 +47,11 @@ class Video(models.Model):
         RESTRICTED = "restricted", "Restricted"
         REMOVED = "removed", "Removed"
 
+    class Audience(models.TextChoices):
+        PUBLIC = "public", "Public: listed on the home page and in search"
+        UNLISTED = "unlisted", "Unlisted: anyone with the link, never listed"
+        PRIVATE = "private", "Private: only you"
+
     slug = models.CharField(max_length=16, unique=True, default=generate_slug, editable=False)
     storage_key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="videos")
@@ -59,6 +64,8 @@ class Video(models.Model):
         max_length=16, choices=Visibility.choices, default=Visibility.PUBLISHED, db_index=True
     )
     visibility_reason = models.TextField(blank=True, help_text="Shown to viewers and the uploader when not published.")
+    # The uploader's choice, independent of moderation: who may find and watch a published video.
+    audience = models.CharField(max_length=16, choices=Audience.choices, default=Audience.PUBLIC)
 
     original_filename = models.CharField(max_length=255, blank=True)
     original = models.FileField(upload_to=original_path, max_length=255, blank=True)

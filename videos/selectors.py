@@ -7,17 +7,22 @@ page, rendition, poster). The rule, from both axes of ``Video``:
 - removed: nobody else sees the media; the player page shows everyone a removal notice;
 - held for review: the owner and moderators only;
 - restricted (age-gated/unlisted): signed-in users only, never listed;
-- published: everyone, once the rendition is ready (before that, the owner only).
+- published: everyone, once the rendition is ready (before that, the owner only);
+- and the uploader's audience on top: private videos only for the owner and moderators, unlisted ones
+  for anyone with the link, and only public ones are listed (home page, search).
 """
 
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from videos.models import Video
 
 MODERATOR_PERMISSIONS = ("moderation.view_case", "videos.view_hidden_video")
+
+
+MAX_SEARCH_WORDS = 8  # a search is a few words; more only costs the database
 
 
 def is_moderator(user: AbstractBaseUser | AnonymousUser) -> bool:
@@ -36,7 +41,7 @@ def can_view(user: AbstractBaseUser | AnonymousUser, video: Video) -> bool:
         return False
     if is_owner(user, video):
         return True
-    if video.status != Video.Status.READY:
+    if video.status != Video.Status.READY or video.audience == Video.Audience.PRIVATE:
         return False
     if video.visibility == Video.Visibility.PUBLISHED:
         return True
@@ -47,9 +52,19 @@ def can_view(user: AbstractBaseUser | AnonymousUser, video: Video) -> bool:
 
 def published_videos() -> QuerySet[Video]:
     """Videos anyone may watch and that are listed publicly, newest first."""
-    return Video.objects.filter(status=Video.Status.READY, visibility=Video.Visibility.PUBLISHED).select_related(
-        "owner"
-    )
+    return Video.objects.filter(
+        status=Video.Status.READY, visibility=Video.Visibility.PUBLISHED, audience=Video.Audience.PUBLIC
+    ).select_related("owner")
+
+
+def search_published_videos(query: str) -> QuerySet[Video]:
+    """Listed videos whose title, description or uploader's name contains every word of ``query``."""
+    videos = published_videos()
+    for word in query.split()[:MAX_SEARCH_WORDS]:
+        videos = videos.filter(
+            Q(title__icontains=word) | Q(description__icontains=word) | Q(owner__username__iexact=word)
+        )
+    return videos
 
 
 def videos_owned_by(user: AbstractBaseUser) -> QuerySet[Video]:

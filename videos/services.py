@@ -77,7 +77,9 @@ def _probe_upload(upload: File) -> media.ProbeResult:
             upload.seek(0)
 
 
-def ingest_upload(*, owner: AbstractBaseUser, upload: File, title: str = "", description: str = "") -> Video:
+def ingest_upload(
+    *, owner: AbstractBaseUser, upload: File, title: str = "", description: str = "", audience: str = "public"
+) -> Video:
     """Probe ``upload`` and store it as a new video of ``owner``, then queue its transcoding.
 
     Raises ``UploadRejected`` (nothing stored) unless the file is a whole, readable video
@@ -93,6 +95,7 @@ def ingest_upload(*, owner: AbstractBaseUser, upload: File, title: str = "", des
         status=Video.Status.PROCESSING,
         visibility=visibility,
         visibility_reason=visibility_reason,
+        audience=audience,
         original_filename=filename,
         container=probed.container,
         container_extension=probed.extension,
@@ -223,3 +226,48 @@ def _delete_files(names: list[str]) -> None:
 def record_view(video: Video) -> None:
     """Count one view of the player page (an atomic increment, so concurrent views are not lost)."""
     Video.objects.filter(pk=video.pk).update(view_count=F("view_count") + 1)
+
+
+class EditRejected(Exception):
+    """An edit Hydra will not apply; ``message`` is written for the uploader."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def edit_video(video: Video, *, title: str, description: str, poster_at_seconds: float | None = None) -> Video:
+    """The uploader changes the title and description, and may pick the poster's frame from the rendition.
+
+    The new poster is written under a temporary name and renamed over the old one, so a failed or
+    refused edit leaves both the row and the poster as they were.
+    """
+    title = title.strip()
+    if not title:
+        raise EditRejected("Give the video a title.")
+    if poster_at_seconds is not None:
+        _replace_poster(video, poster_at_seconds)
+    video.title, video.description = title, description.strip()
+    video.save(update_fields=["title", "description", "updated_at"])
+    return video
+
+
+def _replace_poster(video: Video, at_seconds: float) -> None:
+    if not video.is_playable:
+        raise EditRejected("The poster can be chosen once the video is ready.")
+    duration = (video.rendition_duration_ms or 0) / 1000
+    if not 0 <= at_seconds < duration:
+        raise EditRejected(f"Choose a moment between 0 and {duration:.1f} seconds.")
+    poster_name = poster_path(video, "")
+    poster_tmp = _temporary_path(poster_name)
+    try:
+        media.write_poster(video.rendition.path, poster_tmp, at_seconds=at_seconds)
+        os.replace(poster_tmp, default_storage.path(poster_name))
+    except (OSError, ValueError) as exc:
+        logger.warning("Poster of %s at %.2f s failed: %s", video.slug, at_seconds, exc)
+        raise EditRejected("We could not take a poster from that moment; try another one.") from None
+    finally:
+        poster_tmp.unlink(missing_ok=True)
+    if video.poster.name != poster_name:
+        video.poster.name = poster_name
+        video.save(update_fields=["poster"])

@@ -13,7 +13,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-PATTERNS = ("bars", "calm", "erratic", "noise")
+PATTERNS = ("bars", "calm", "erratic", "noise", "warm")
 
 
 def _frame_rgb(pattern: str, index: int, fps: int, width: int, height: int, rng: np.random.Generator) -> np.ndarray:
@@ -58,6 +58,21 @@ def _frame_rgb(pattern: str, index: int, fps: int, width: int, height: int, rng:
         return img
     if pattern == "noise":
         return rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8)
+    if pattern == "warm":
+        # Soft skin-toned ellipses drifting on pink: no person in it, yet the nsfwjs nudity head scores these
+        # frames about 0.9-0.97 (as "hentai"), so the demo has a video that real analysis flags.
+        shapes = np.random.default_rng(7)
+        img = np.empty((height, width, 3))
+        img[:] = (200.0, 80.0, 120.0)
+        for _ in range(8):
+            phase = shapes.random() * 6.0
+            cx = shapes.integers(0, width) + 20.0 * np.sin(t + phase)  # each shape sways a little
+            cy = shapes.integers(0, height)
+            rx, ry = shapes.integers(width // 10, width // 3), shapes.integers(height // 6, height // 2)
+            reach = ((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2
+            shade = np.clip(1.1 - 0.4 * reach, 0.0, 1.0)[..., None]
+            img = np.where((reach < 1)[..., None], np.array([240.0, 180.0, 160.0]) * shade, img)
+        return img.clip(0, 255).astype(np.uint8)
     raise ValueError(f"unknown pattern {pattern!r}; choose one of {PATTERNS}")
 
 

@@ -12,10 +12,11 @@ from django.db.models.fields.files import FieldFile
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
-from videos import selectors, services
-from videos.forms import UploadForm
+from videos import selectors, services, view_counting
+from videos.forms import EditForm, UploadForm
 from videos.models import Video
 from videos.streaming import file_response
 from videos.templatetags.video_format import spoken_duration
@@ -36,8 +37,10 @@ def _isolated(response: HttpResponse) -> HttpResponse:
 
 
 def home(request: HttpRequest) -> HttpResponse:
-    page = Paginator(selectors.published_videos(), HOME_PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(request, "videos/home.html", {"page": page})
+    query = request.GET.get("q", "").strip()[:200]
+    videos = selectors.search_published_videos(query) if query else selectors.published_videos()
+    page = Paginator(videos, HOME_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "videos/home.html", {"page": page, "query": query})
 
 
 @login_required
@@ -82,16 +85,44 @@ def upload(request: HttpRequest) -> HttpResponse:
             upload=form.cleaned_data["file"],
             title=form.cleaned_data["title"],
             description=form.cleaned_data["description"],
+            audience=form.cleaned_data["audience"],
         )
     except services.UploadRejected as exc:
         form.add_error("file", exc.message)
         return _upload_failed(request, form, 413 if exc.too_large else 400, exc.code)
+    # The upload script follows the JSON's redirect, so both paths show the same confirmation on My videos.
+    messages.success(request, f"Upload complete: “{video.title}” is being converted for the web and plays once ready.")
     if _wants_json(request):
         return JsonResponse(
             {"slug": video.slug, "status": video.status, "redirect": reverse("videos:mine")}, status=201
         )
-    messages.success(request, f"“{video.title}” was uploaded and is being processed.")
     return redirect("videos:mine")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def edit(request: HttpRequest, slug: str) -> HttpResponse:
+    video = selectors.video_by_slug(slug)
+    if video is None or not selectors.is_owner(request.user, video):
+        raise Http404
+    if request.method == "GET":
+        form = EditForm(initial={"title": video.title, "description": video.description})
+        return render(request, "videos/edit.html", {"video": video, "form": form})
+    form = EditForm(request.POST)
+    if form.is_valid():
+        try:
+            services.edit_video(
+                video,
+                title=form.cleaned_data["title"],
+                description=form.cleaned_data["description"],
+                poster_at_seconds=form.cleaned_data["poster_at"],
+            )
+        except services.EditRejected as exc:
+            form.add_error(None, exc.message)
+        else:
+            messages.success(request, f"“{video.title}” was saved.")
+            return redirect("videos:mine")
+    return render(request, "videos/edit.html", {"video": video, "form": form}, status=400)
 
 
 @login_required
@@ -110,12 +141,14 @@ def player(request: HttpRequest, slug: str) -> HttpResponse:
     if video is None:
         raise Http404
     if selectors.can_view(request.user, video):
-        if video.is_playable:
-            services.record_view(video)
-            video.view_count += 1  # what the database now holds, without reading it back
+        is_owner = selectors.is_owner(request.user, video)
+        if video.is_playable and request.method == "GET":
+            viewer = view_counting.viewer_key(user_id=request.user.pk, ip_address=request.META.get("REMOTE_ADDR"))
+            if view_counting.count_view(video, viewer=viewer, is_owner=is_owner, day=timezone.now().date()):
+                video.view_count += 1  # what the database now holds, without reading it back
         context = {
             "video": video,
-            "is_owner": selectors.is_owner(request.user, video),
+            "is_owner": is_owner,
             "is_moderator": selectors.is_moderator(request.user),
         }
         return _isolated(render(request, "videos/player.html", context))

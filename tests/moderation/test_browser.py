@@ -9,9 +9,17 @@ from django.urls import reverse
 from inference.selectors import expected_sample_times
 from moderation import services
 from moderation.models import PolicyReason
-from tests.browser import SCREENSHOTS
+from tests.browser import NO_WEBSOCKETS_ON_LIVE_SERVER, SCREENSHOTS
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def console_allowed() -> list[str]:
+    return [
+        NO_WEBSOCKETS_ON_LIVE_SERVER,
+        r"status of 410 \(Gone\)",  # the removed video's page, which this test opens on purpose
+    ]
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 from django.contrib.auth.models import User
 from playwright.sync_api import Page
 
-from tests.browser import SCREENSHOTS
+from tests.browser import NO_WEBSOCKETS_ON_LIVE_SERVER, SCREENSHOTS
 from videos.models import Video
 from videos.synthetic import write_audio_only
 
@@ -44,6 +44,14 @@ PLAY_AND_SEEK = """async () => {
   return {playedTo, seekedTo: video.currentTime, duration: video.duration,
           width: video.videoWidth, height: video.videoHeight, isolated: window.crossOriginIsolated};
 }"""
+
+
+@pytest.fixture
+def console_allowed() -> list[str]:
+    return [
+        NO_WEBSOCKETS_ON_LIVE_SERVER,
+        r"status of 400 \(Bad Request\) \(.*/upload/\)",  # the audio-only file this test uploads on purpose
+    ]
 
 
 @pytest.fixture

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import date
+from pathlib import Path
+
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.urls import reverse
 
 from tests.videos.conftest import files_under
+from videos import view_counting
 from videos.models import Video
 
 
@@ -95,12 +99,36 @@ def test_owner_deletes_from_the_page(client_for, owner, stranger, ready_video, m
     assert not Video.objects.exists() and files_under(media_root) == []
 
 
-def test_player_counts_views(client, owner, ready_video):
+def test_player_counts_each_viewer_once_a_day(client, client_for, owner, stranger, ready_video):
     video = ready_video(owner)
-    client.get(reverse("videos:player", args=[video.slug]))
-    page = client.get(reverse("videos:player", args=[video.slug])).content.decode()
+    page_url = reverse("videos:player", args=[video.slug])
+    assert "1 view" in client.get(page_url).content.decode()
+    client.get(page_url)  # a reload, or the redirect back after a report
+    assert "2 views" in client_for(stranger).get(page_url).content.decode()
+    client_for(stranger).get(page_url)
     video.refresh_from_db()
-    assert video.view_count == 2 and "2 views" in page
+    assert video.view_count == 2
+
+
+def test_player_does_not_count_the_uploader_or_head_requests(client, client_for, owner, ready_video):
+    video = ready_video(owner)
+    page_url = reverse("videos:player", args=[video.slug])
+    assert "0 views" in client_for(owner).get(page_url).content.decode()
+    for _ in range(3):  # a script probing the page, from one address or several
+        assert client.head(page_url, REMOTE_ADDR=f"203.0.113.{_}").status_code == 200
+    video.refresh_from_db()
+    assert video.view_count == 0
+
+
+def test_a_viewer_counts_again_the_next_day(owner, ready_video):
+    video = ready_video(owner)
+    viewer = view_counting.viewer_key(user_id=None, ip_address="198.51.100.7")
+    counted = [
+        view_counting.count_view(video, viewer=viewer, is_owner=False, day=day)
+        for day in (date(2026, 3, 1), date(2026, 3, 1), date(2026, 3, 2))
+    ]
+    video.refresh_from_db()
+    assert counted == [True, False, True] and video.view_count == 2
 
 
 @pytest.mark.slow
@@ -110,13 +138,63 @@ def test_seed_demo_creates_the_account_and_ready_samples_once(db, media_root, dj
     demo = User.objects.get(username="demo")
     assert demo.check_password("hydra-demo-2026")
     samples = Video.objects.filter(owner=demo)
-    assert samples.count() == 3
+    assert samples.count() == 4
     assert set(samples.values_list("status", flat=True)) == {Video.Status.READY}
     files = files_under(media_root)
     with django_capture_on_commit_callbacks(execute=True):
         call_command("seed_demo")
-    assert Video.objects.filter(owner=demo).count() == 3 and files_under(media_root) == files
+    assert Video.objects.filter(owner=demo).count() == 4 and files_under(media_root) == files
     moderator = User.objects.get(username="moderator")
     assert moderator.check_password("hydra-moderator-2026") and moderator.is_staff
     assert moderator.has_perm("moderation.view_case") and moderator.has_perm("videos.view_hidden_video")
     assert not moderator.has_perm("moderation.reverse_decision")
+    second = User.objects.get(username="moderator2")  # decides appeals against the first one's decisions
+    assert second.check_password("hydra-moderator2-2026") and second.has_perm("moderation.decide_case")
+    senior = User.objects.get(username="senior")
+    assert senior.check_password("hydra-senior-2026") and senior.has_perm("moderation.reverse_decision")
+
+
+def test_home_search_finds_listed_videos_by_every_word(client, owner, stranger, ready_video):
+    ready_video(owner, title="Morning light over the bay")
+    ready_video(owner, title="Evening light")
+    hidden = ready_video(owner, title="Morning light, held")
+    Video.objects.filter(pk=hidden.pk).update(visibility=Video.Visibility.HELD)
+    page = client.get(reverse("videos:home"), {"q": "morning LIGHT"}).content.decode()
+    assert "Morning light over the bay" in page and "Evening light" not in page and "held" not in page
+    assert "1 video for “morning LIGHT”" in page
+    by_uploader = client.get(reverse("videos:home"), {"q": owner.username}).content.decode()
+    assert "Evening light" in by_uploader
+
+
+def test_home_search_says_when_nothing_matches_and_escapes_the_query(client, owner, ready_video):
+    ready_video(owner, title="Morning light")
+    page = client.get(reverse("videos:home"), {"q": "<script>alert(1)</script>"}).content.decode()
+    assert "Nothing found for" in page and "<script>alert(1)" not in page and "&lt;script&gt;" in page
+
+
+def test_owner_edits_title_description_and_poster_frame(client_for, owner, ready_video, media_root):
+    video = ready_video(owner, title="Draft", seconds=3, pattern="bars")
+    poster_before = Path(video.poster.path).read_bytes()
+    response = client_for(owner).post(
+        reverse("videos:edit", args=[video.slug]),
+        {"title": "  Final cut ", "description": "Shot at dawn.", "poster_at": "2.5"},
+    )
+    assert response.status_code == 302
+    video.refresh_from_db()
+    assert (video.title, video.description) == ("Final cut", "Shot at dawn.")
+    assert Path(video.poster.path).read_bytes() != poster_before  # a frame 2.5 s in, not the 1 s default
+    assert not [p for p in Path(video.poster.path).parent.iterdir() if p.name.endswith(".part")]
+
+
+def test_an_edit_outside_the_video_changes_nothing(client_for, owner, stranger, ready_video):
+    video = ready_video(owner, title="Draft", seconds=3)
+    poster_before = Path(video.poster.path).read_bytes()
+    url = reverse("videos:edit", args=[video.slug])
+    assert client_for(stranger).post(url, {"title": "Mine now"}).status_code == 404
+    assert client_for(None).get(url).status_code == 302  # to the login page
+    response = client_for(owner).post(url, {"title": "Renamed", "poster_at": "99"})
+    assert response.status_code == 400 and "between 0 and 3.0 seconds" in response.content.decode()
+    response = client_for(owner).post(url, {"title": "   "})
+    assert response.status_code == 400
+    video.refresh_from_db()
+    assert video.title == "Draft" and Path(video.poster.path).read_bytes() == poster_before

@@ -84,3 +84,35 @@ def test_moderation_permission_also_makes_a_moderator(db, owner, ready_video):
 def test_unknown_slug_is_404_everywhere(client, db):
     for name in ("videos:player", "videos:stream", "videos:poster"):
         assert client.get(reverse(name, args=["nope"])).status_code == 404
+
+
+def test_the_uploaders_audience_decides_who_finds_and_who_watches(client_for, owner, stranger, ready_video):
+    """Private: the owner only (404 to others, media included); unlisted: anyone with the link, never listed."""
+    private = ready_video(owner, title="Private diary")
+    unlisted = ready_video(owner, title="Unlisted draft")
+    Video.objects.filter(pk=private.pk).update(audience=Video.Audience.PRIVATE)
+    Video.objects.filter(pk=unlisted.pk).update(audience=Video.Audience.UNLISTED)
+    anonymous, other = client_for(None), client_for(stranger)
+    for client in (anonymous, other):
+        assert client.get(reverse("videos:player", args=[private.slug])).status_code == 404
+        assert client.get(reverse("videos:stream", args=[private.slug])).status_code == 404
+        assert client.get(reverse("videos:player", args=[unlisted.slug])).status_code == 200
+        for query in ({}, {"q": "Private"}, {"q": "Unlisted"}):
+            home = client.get(reverse("videos:home"), query).content.decode()
+            assert "Private diary" not in home and "Unlisted draft" not in home
+    assert client_for(owner).get(reverse("videos:player", args=[private.slug])).status_code == 200
+
+
+def test_the_upload_form_stores_the_chosen_audience(client_for, owner, make_video):
+    path = make_video("clip.mp4", seconds=1, fps=12, width=160, height=120)
+    with path.open("rb") as handle:
+        response = client_for(owner).post(
+            reverse("videos:upload"), {"title": "Only me", "audience": "private", "file": handle}
+        )
+    assert response.status_code == 302
+    assert Video.objects.get(title="Only me").audience == Video.Audience.PRIVATE
+    with path.open("rb") as handle:
+        response = client_for(owner).post(
+            reverse("videos:upload"), {"title": "Odd", "audience": "everyone", "file": handle}
+        )
+    assert response.status_code == 400 and not Video.objects.filter(title="Odd").exists()

@@ -44,11 +44,11 @@ function forcedBackend() {
 function describe({ state, backend, done, total, detail }) {
   switch (state) {
     case 'loading':
-      return 'Preparing…';
+      return 'Preparing the model…';
     case 'running':
-      return `${done} of ${total} frames${backend ? ` · ${backend}` : ''}`;
+      return `${done} of ${total} frame${total === 1 ? '' : 's'} analysed${backend ? ` · ${backend}` : ''}`;
     case 'done':
-      return 'Done, thank you.';
+      return `Done: ${done} of ${total} frame${total === 1 ? '' : 's'} analysed, thank you.`;
     case 'reconnecting':
       return 'Reconnecting…';
     case 'error':
@@ -58,12 +58,23 @@ function describe({ state, backend, done, total, detail }) {
   }
 }
 
+/** The bar under the notice: frames done of frames this browser was assigned, from the first assignment on. */
+function showProgress(bar, { state, done, total }) {
+  const counting = (state === 'running' || state === 'done') && total > 0;
+  bar.hidden = !counting;
+  if (!counting) return;
+  bar.setAttribute('aria-valuemax', String(total));
+  bar.setAttribute('aria-valuenow', String(done));
+  bar.firstElementChild.style.width = `${Math.round((100 * done) / total)}%`;
+}
+
 function setUp(root) {
   const video = document.querySelector(root.dataset.player);
   if (!video) return;
   const notice = root.querySelector('[data-role="notice"]');
   const off = root.querySelector('[data-role="off"]');
   const progress = root.querySelector('[data-role="status"]');
+  const bar = root.querySelector('[data-role="progress"]');
   const wsUrl = new URL(root.dataset.wsPath, window.location.href);
   wsUrl.protocol = window.location.protocol === 'https:' ? 'wss:' : 'ws:';
   // The build's own folder (worker.js and tfjs/ sit next to this script, whatever name it is served under).
@@ -91,6 +102,7 @@ function setUp(root) {
       root.dataset.capturedPlayback = String(status.captured?.playback ?? 0);
       root.dataset.capturedSeek = String(status.captured?.seek ?? 0);
       progress.textContent = describe(status);
+      showProgress(bar, status);
     },
   });
   if (client.forcedBackend) root.dataset.forced = client.forcedBackend;

@@ -13,6 +13,15 @@ import { quantise } from './wire.js';
 const RACED = ['webgpu', 'webgl', 'wasm'];
 const KNOWN_PREPROCESSING = { scale: 'divide_255', resize: 'bilinear_align_corners' };
 
+/**
+ * TF.js initialises its highest-priority backend, webgpu, first and logs two errors wherever no GPU
+ * adapter exists (headless browsers, many real ones). Without an adapter it is unregistered instead.
+ */
+async function dropWebgpuWithoutAdapter() {
+  const adapter = await (navigator.gpu?.requestAdapter() ?? Promise.resolve(null)).catch(() => null);
+  if (!adapter && tf.findBackendFactory('webgpu')) tf.removeBackend('webgpu');
+}
+
 export class ModelIntegrityError extends Error {
   name = 'ModelIntegrityError';
 }
@@ -78,6 +87,7 @@ export class Engine {
     this.options = options;
     this.size = options.preprocessing.input_size;
     setWasmPaths(options.wasmBase);
+    await dropWebgpuWithoutAdapter();
     const started = performance.now();
     const { artifacts, bytes } = await fetchVerifiedModel(options.modelUrl, options.hash);
     const downloadMs = performance.now() - started;
@@ -106,7 +116,7 @@ export class Engine {
       return timings;
     }
     if (preferred && (await this.tryBackend(preferred)) !== null) return timings;
-    for (const name of RACED) timings[name] = await this.tryBackend(name);
+    for (const name of RACED.filter((backend) => tf.findBackendFactory(backend))) timings[name] = await this.tryBackend(name);
     const working = Object.entries(timings).filter(([, ms]) => ms !== null);
     if (working.length === 0) {
       timings.cpu = await this.tryBackend('cpu');
@@ -120,6 +130,7 @@ export class Engine {
 
   /** Switch to a backend and time one warmed-up inference; null when it fails or computes garbage. */
   async tryBackend(name) {
+    if (!tf.findBackendFactory(name)) return null; // a remembered choice that this browser cannot offer
     try {
       if (!(await tf.setBackend(name))) return null;
       await tf.ready();

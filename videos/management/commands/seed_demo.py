@@ -22,19 +22,35 @@ DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "hydra-demo-2026"
 MODERATOR_USERNAME = "moderator"
 MODERATOR_PASSWORD = "hydra-moderator-2026"
+# An appeal is reviewed by a different moderator than the one who decided, and escalations by a senior.
+SECOND_MODERATOR_USERNAME = "moderator2"
+SECOND_MODERATOR_PASSWORD = "hydra-moderator2-2026"
+SENIOR_USERNAME = "senior"
+SENIOR_PASSWORD = "hydra-senior-2026"
+MODERATORS = (
+    (MODERATOR_USERNAME, MODERATOR_PASSWORD, "Moderators"),
+    (SECOND_MODERATOR_USERNAME, SECOND_MODERATOR_PASSWORD, "Moderators"),
+    (SENIOR_USERNAME, SENIOR_PASSWORD, "Senior moderators"),
+)
 
 # (title, pattern, description) of each sample, drawn at 640x360, 24 fps, 8 seconds, with a tone.
 SAMPLES = [
     ("Colour bars in motion", "bars", "Scrolling test bars with a moving box, generated on this machine."),
     ("A calm gradient", "calm", "A slow colour drift: almost nothing changes from one frame to the next."),
     ("Jumping shapes", "erratic", "Fast, jerky shapes: everything changes from one frame to the next."),
+    (
+        "Warm shapes",
+        "warm",
+        "Skin-toned shapes on pink. Nothing in it breaks a rule, but the nudity model scores it about 0.85: "
+        "watch it and a flagged case opens in the review queue.",
+    ),
 ]
 
 
 class Command(BaseCommand):
     help = (
-        f"Create the demo account ({DEMO_USERNAME} / {DEMO_PASSWORD}), a moderator "
-        f"({MODERATOR_USERNAME} / {MODERATOR_PASSWORD}) and the sample videos, if missing."
+        f"Create the demo account ({DEMO_USERNAME} / {DEMO_PASSWORD}), two moderators, a senior moderator "
+        "(see README) and the sample videos, if missing."
     )
 
     def handle(self, *args, **options) -> None:
@@ -44,18 +60,19 @@ class Command(BaseCommand):
             demo.set_password(DEMO_PASSWORD)
             demo.save(update_fields=["password"])
             self.stdout.write(f"Created the demo account {DEMO_USERNAME} / {DEMO_PASSWORD}")
-        self._ensure_moderator(user_model)
+        for username, password, group in MODERATORS:
+            self._ensure_moderator(user_model, username, password, group)
         for seed, (title, pattern, description) in enumerate(SAMPLES):
             self._ensure_sample(demo, title, pattern, description, seed)
 
-    def _ensure_moderator(self, user_model) -> None:
-        """A staff account in the Moderators group, so the review queue in the admin can be tried at once."""
-        moderator, created = user_model.objects.get_or_create(username=MODERATOR_USERNAME, defaults={"is_staff": True})
+    def _ensure_moderator(self, user_model, username: str, password: str, group: str) -> None:
+        """A staff account in a moderators' group, so every flow of the review queue can be tried at once."""
+        moderator, created = user_model.objects.get_or_create(username=username, defaults={"is_staff": True})
         if created:
-            moderator.set_password(MODERATOR_PASSWORD)
+            moderator.set_password(password)
             moderator.save(update_fields=["password"])
-            self.stdout.write(f"Created the moderator account {MODERATOR_USERNAME} / {MODERATOR_PASSWORD}")
-        moderator.groups.add(Group.objects.get(name="Moderators"))
+            self.stdout.write(f"Created the account {username} / {password} ({group})")
+        moderator.groups.add(Group.objects.get(name=group))
 
     def _ensure_sample(self, demo, title: str, pattern: str, description: str, seed: int) -> None:
         existing = Video.objects.filter(owner=demo, title=title).first()

@@ -1,0 +1,26 @@
+"""What the server says about itself when it starts: the trust rule it runs under (docs/trust.md)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+
+def trust_summary() -> str:
+    """One line naming the trust settings in force, so that nobody has to guess why verdicts appear or wait."""
+    replicas = settings.HYDRA_TRUST_REPLICAS
+    rule = (
+        "a lone viewer's features are accepted alone"
+        if replicas == 1
+        else f"{replicas} independent viewers (no shared account, device or network) must agree on a sample"
+    )
+    coverage = (
+        "published videos are covered by their viewers only (tasks run in-process: no delayed coverage task)"
+        if settings.CELERY_TASK_ALWAYS_EAGER
+        else f"the server covers the rest {settings.HYDRA_TRUST_COVERAGE_DEADLINE_SECONDS} s after a video is ready"
+    )
+    where = "embedded default" if settings.EMBEDDED_DEFAULT else "REDIS_URL set"
+    return (
+        f"Trust ({where}): HYDRA_TRUST_REPLICAS={replicas}, {rule}; the server recomputes every sample of a "
+        f"contributor's first {settings.HYDRA_TRUST_PROBATION_RESULTS} results, later at least "
+        f"{settings.HYDRA_TRUST_SPOT_CHECK_FLOOR:.0%}; {coverage}."
+    )
