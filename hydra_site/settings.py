@@ -136,6 +136,10 @@ REDIS_URL = env_str("REDIS_URL")
 CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = env_bool("HYDRA_TASKS_EAGER", default=not REDIS_URL)
+if PRODUCTION and CELERY_TASK_ALWAYS_EAGER:
+    # Eager tasks would transcode and analyse inside the web request: minutes of CPU per upload in
+    # a daphne process, which a SIGTERM does not stop and a client can start at will.
+    raise ImproperlyConfigured("HYDRA_TASKS_EAGER must be off in production: tasks run in Celery workers.")
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -192,10 +196,18 @@ MEDIA_URL = None
 # Uploads
 HYDRA_MAX_UPLOAD_BYTES = env_int("HYDRA_MAX_UPLOAD_BYTES", 2 * 1024**3)
 HYDRA_MAX_DURATION_SECONDS = env_int("HYDRA_MAX_DURATION_SECONDS", 4 * 3600)
+# Transcoding work one upload may ask for (videos.media.FrameLimits): rendition frames in all
+# (duration x rendition rate), and rendition frames per frame the file really holds.
+HYDRA_MAX_RENDITION_FRAMES = env_int("HYDRA_MAX_RENDITION_FRAMES", 4 * 3600 * 30)
+HYDRA_MAX_FRAME_DUPLICATION = env_float("HYDRA_MAX_FRAME_DUPLICATION", 10.0)
+# Per account: uploads per hour, and bytes of originals kept (sign-up is open; each upload costs a transcode).
+HYDRA_UPLOADS_PER_HOUR = env_int("HYDRA_UPLOADS_PER_HOUR", 20)
+HYDRA_UPLOAD_QUOTA_BYTES = env_int("HYDRA_UPLOAD_QUOTA_BYTES", 20 * 1024**3)
+HYDRA_MAX_DESCRIPTION_CHARS = env_int("HYDRA_MAX_DESCRIPTION_CHARS", 5000)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FILE_UPLOAD_HANDLERS = [
     "videos.uploads.SizeLimitedUploadHandler",
-    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+    "videos.uploads.ShortNameTemporaryFileUploadHandler",
 ]
 FILE_UPLOAD_TEMP_DIR = env_str("HYDRA_UPLOAD_TEMP_DIR") or None
 

@@ -20,13 +20,13 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Sum
 from django.utils import timezone
 
 from videos import media
 from videos.models import Video, poster_path, rendition_path
-from videos.signals import transcoding_requested, video_ready
-from videos.uploads import too_large_message
+from videos.signals import transcoding_requested, video_deleting, video_ready
+from videos.uploads import format_limit, too_large_message
 
 logger = logging.getLogger(__name__)
 
@@ -42,11 +42,16 @@ CONVERSION_FAILED = (
 class UploadRejected(Exception):
     """An upload Hydra will not keep; ``message`` is written for the person who sent it."""
 
-    def __init__(self, code: str, message: str, *, too_large: bool = False) -> None:
+    def __init__(self, code: str, message: str, *, too_large: bool = False, rate_limited: bool = False) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.too_large = too_large
+        self.rate_limited = rate_limited
+
+
+# Longest original file name kept (characters); the rest of a longer name is dropped, its extension first.
+MAX_FILENAME_CHARS = 255
 
 
 HELD_FOR_REVIEW_REASON = "Held for review: new uploads are checked by automatic analysis before they are public."
@@ -68,8 +73,11 @@ def _probe_upload(upload: File) -> media.ProbeResult:
     source = upload.temporary_file_path() if hasattr(upload, "temporary_file_path") else upload
     if source is upload:
         upload.seek(0)
+    limits = media.FrameLimits(
+        max_frames=settings.HYDRA_MAX_RENDITION_FRAMES, max_duplication=settings.HYDRA_MAX_FRAME_DUPLICATION
+    )
     try:
-        return media.probe(source, max_duration_seconds=settings.HYDRA_MAX_DURATION_SECONDS)
+        return media.probe(source, max_duration_seconds=settings.HYDRA_MAX_DURATION_SECONDS, frame_limits=limits)
     except media.MediaRejected as exc:
         raise UploadRejected(exc.code, exc.message) from exc
     finally:
@@ -77,15 +85,62 @@ def _probe_upload(upload: File) -> media.ProbeResult:
             upload.seek(0)
 
 
+def check_upload_allowance(owner: AbstractBaseUser, size_bytes: int) -> None:
+    """Per-user limits on uploads (HYDRA_UPLOADS_PER_HOUR, HYDRA_UPLOAD_QUOTA_BYTES): sign-up is open, and every
+    upload costs a transcode and an analysis, so one account cannot queue unbounded work or fill the disk.
+
+    Counted from the videos table: videos kept as tombstones count towards the hourly rate, and
+    the quota is what the user holds now (deleting a video frees its share).
+    """
+    recent = Video.objects.filter(owner=owner, created_at__gte=timezone.now() - timezone.timedelta(hours=1)).count()
+    if recent >= settings.HYDRA_UPLOADS_PER_HOUR:
+        raise UploadRejected(
+            "rate_limited",
+            f"You have uploaded {recent} videos in the last hour; the limit is {settings.HYDRA_UPLOADS_PER_HOUR}. "
+            "Try again later.",
+            rate_limited=True,
+        )
+    held = Video.objects.filter(owner=owner, deleted_at__isnull=True).aggregate(total=Sum("size_bytes"))["total"] or 0
+    if held + size_bytes > settings.HYDRA_UPLOAD_QUOTA_BYTES:
+        raise UploadRejected(
+            "quota_exceeded",
+            f"Your videos take {format_limit(held)} and this file {format_limit(size_bytes)}; each account may keep "
+            f"{format_limit(settings.HYDRA_UPLOAD_QUOTA_BYTES)}. Delete a video to make room.",
+            too_large=True,
+        )
+
+
+def kept_filename(name: str) -> str:
+    """The uploader's file name as stored: its last path part, at most ``MAX_FILENAME_CHARS`` characters.
+
+    Shortened from the extension side first (a 250-character "extension" is not one), so the
+    readable stem survives; only ever shown back to its uploader.
+    """
+    base = os.path.basename(name or "").replace("\x00", "")
+    if len(base) <= MAX_FILENAME_CHARS:
+        return base
+    stem, extension = os.path.splitext(base)
+    if len(extension) > 16:
+        stem, extension = base, ""
+    return stem[: MAX_FILENAME_CHARS - len(extension)] + extension
+
+
 def ingest_upload(*, owner: AbstractBaseUser, upload: File, title: str = "", description: str = "") -> Video:
     """Probe ``upload`` and store it as a new video of ``owner``, then queue its transcoding.
 
     Raises ``UploadRejected`` (nothing stored) unless the file is a whole, readable video
-    within the size and duration limits.
+    within the size, duration and frame limits and the owner's upload allowance.
     """
+    if len(description) > settings.HYDRA_MAX_DESCRIPTION_CHARS:
+        raise UploadRejected(
+            "description_too_long",
+            f"The description is {len(description):,} characters; at most "
+            f"{settings.HYDRA_MAX_DESCRIPTION_CHARS:,} are allowed.",
+        )
+    check_upload_allowance(owner, upload.size or 0)
     probed = _probe_upload(upload)
     visibility, visibility_reason = _initial_visibility()
-    filename = os.path.basename(upload.name or "")[:255]
+    filename = kept_filename(upload.name or "")
     video = Video(
         owner=owner,
         title=(title.strip() or Path(filename).stem or "Untitled video")[:200],
@@ -169,6 +224,12 @@ def produce_rendition(video_id: int) -> Video | None:
             keyframe_seconds=settings.HYDRA_RENDITION_KEYFRAME_SECONDS,
         )
         media.write_poster(rendition_tmp, poster_tmp, at_seconds=min(POSTER_AT_SECONDS, info.duration_ms / 2000))
+    except media.MediaRejected as exc:  # a limit only the whole decode can check (every frame's size)
+        logger.warning("Transcoding video %s refused: %s", video.slug, exc.message)
+        rendition_tmp.unlink(missing_ok=True)
+        poster_tmp.unlink(missing_ok=True)
+        _mark_failed(video, exc.message)
+        return video
     except Exception:
         logger.exception("Transcoding video %s failed", video.slug)
         rendition_tmp.unlink(missing_ok=True)
@@ -207,11 +268,26 @@ def _store_rendition(
     return video
 
 
-def delete_video(video: Video) -> None:
-    """Delete ``video`` and, once the deletion is committed, its files."""
+def delete_video(video: Video, *, actor: AbstractBaseUser | None = None) -> None:
+    """Delete ``video`` for ``actor`` and, once the deletion is committed, its files.
+
+    A video with a record that must outlive it (``video_deleting`` receivers say so: moderation's
+    cases, reports, decisions, appeals and audit) stays as a row without media, hidden from
+    everyone; the others are deleted outright.
+    """
     names = [field.name for field in (video.original, video.rendition, video.poster) if field]
     with transaction.atomic():
-        video.delete()
+        locked = Video.objects.select_for_update().filter(pk=video.pk, deleted_at__isnull=True).first()
+        if locked is None:
+            return
+        responses = video_deleting.send(sender=Video, video=locked, actor=actor)
+        if any(keep for _receiver, keep in responses):
+            now = timezone.now()
+            Video.objects.filter(pk=locked.pk).update(
+                deleted_at=now, original="", rendition="", poster="", updated_at=now
+            )
+        else:
+            locked.delete()
         transaction.on_commit(partial(_delete_files, names))
 
 
