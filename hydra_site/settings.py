@@ -14,6 +14,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from hydra_site.client_address import parse_networks
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -53,6 +55,12 @@ SECRET_KEY = env_str("DJANGO_SECRET_KEY", _INSECURE_KEY)
 DEBUG = env_bool("DJANGO_DEBUG", default=not PRODUCTION)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", [] if PRODUCTION else ["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+# Our reverse proxies (addresses or CIDR networks): X-Forwarded-For is believed only up to them
+# (hydra_site.client_address). Empty: the header is ignored and the TCP peer is the client.
+try:
+    HYDRA_TRUSTED_PROXIES = parse_networks(env_list("HYDRA_TRUSTED_PROXIES", []))
+except ValueError as exc:
+    raise ImproperlyConfigured(f"HYDRA_TRUSTED_PROXIES: {exc}") from None
 
 if PRODUCTION:
     missing = [
