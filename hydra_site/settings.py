@@ -157,6 +157,10 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = env_str("HYDRA_CELERY_QUEUE", "hydra")
+# Run by the Procfile's `beat` process (exactly one per deployment).
+CELERY_BEAT_SCHEDULE = {
+    "sweep-stuck-videos": {"task": "videos.sweep_stuck_videos", "schedule": 300.0},
+}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -240,6 +244,10 @@ FILE_UPLOAD_TEMP_DIR = env_str("HYDRA_UPLOAD_TEMP_DIR") or None
 # Transcoding: one H.264/AAC MP4 rendition, square pixels, tagged colour, keyframe every N seconds.
 HYDRA_RENDITION_MAX_HEIGHT = env_int("HYDRA_RENDITION_MAX_HEIGHT", 720)
 HYDRA_RENDITION_KEYFRAME_SECONDS = env_float("HYDRA_RENDITION_KEYFRAME_SECONDS", 1.0)
+# A processing video whose transcoder has not written a heartbeat for this long is re-queued (or
+# failed after the attempts below) by the periodic sweep, videos.tasks.sweep_stuck_videos.
+HYDRA_TRANSCODE_STUCK_SECONDS = env_int("HYDRA_TRANSCODE_STUCK_SECONDS", 600)
+HYDRA_TRANSCODE_MAX_ATTEMPTS = env_int("HYDRA_TRANSCODE_MAX_ATTEMPTS", 3)
 
 # Publication policy: "immediate" or "hold" (held until analysis clears the video).
 HYDRA_PUBLICATION_POLICY = env_str("HYDRA_PUBLICATION_POLICY", "immediate")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -35,6 +36,7 @@ MAX_RENDITION_FPS = 60
 AUDIO_SAMPLE_RATE = 48000
 AUDIO_BITRATE = 128_000
 POSTER_QUALITY = 85
+PROGRESS_EVERY_FRAMES = 250
 # FFmpeg enum values for the colour tags of the rendition.
 _BT709 = 1
 _LIMITED_RANGE = 1
@@ -351,8 +353,12 @@ def transcode(
     *,
     max_height: int,
     keyframe_seconds: float,
+    on_progress: Callable[[int], None] | None = None,
 ) -> RenditionInfo:
-    """Write the web rendition of ``source`` to ``destination`` (an MP4, whatever its name ends with)."""
+    """Write the web rendition of ``source`` to ``destination`` (an MP4, whatever its name ends with).
+
+    ``on_progress(frames_written)`` is called every ``PROGRESS_EVERY_FRAMES`` frames (the caller's heartbeat).
+    """
     with open_input(source) as src:
         in_video = main_video_stream(src)
         limit_frame_pixels(in_video)
@@ -365,12 +371,16 @@ def transcode(
             video = _VideoEncoder(out, in_video, rate, width, height, keyframe_seconds)
             audio = _AudioEncoder(out) if in_audio is not None else None
             streams = [in_video] + ([in_audio] if in_audio is not None else [])
+            reported = 0
             for packet in src.demux(*streams):
                 for frame in _decode(packet, in_video):
                     if packet.stream.index == in_video.index:
                         video.add(frame)
                     elif audio is not None:
                         audio.add(frame)
+                if on_progress is not None and video.written - reported >= PROGRESS_EVERY_FRAMES:
+                    reported = video.written
+                    on_progress(reported)
             video.finish()
             if audio is not None:
                 audio.finish()

@@ -86,6 +86,10 @@ class Video(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
     processed_at = models.DateTimeField(null=True, blank=True)
+    # Written by the transcoder while it works: a processing video whose heartbeat stops is swept
+    # (re-queued, or failed after HYDRA_TRANSCODE_MAX_ATTEMPTS), see services.sweep_stuck_videos.
+    transcode_attempts = models.PositiveSmallIntegerField(default=0)
+    transcode_heartbeat_at = models.DateTimeField(null=True, blank=True)
     deleted_at = models.DateTimeField(
         null=True,
         blank=True,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import uuid
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import F, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from videos import media
@@ -216,12 +218,16 @@ def produce_rendition(video_id: int) -> Video | None:
         return video
     rendition_name, poster_name = rendition_path(video, ""), poster_path(video, "")
     rendition_tmp, poster_tmp = _temporary_path(rendition_name), _temporary_path(poster_name)
+    Video.objects.filter(pk=video.pk).update(
+        transcode_attempts=F("transcode_attempts") + 1, transcode_heartbeat_at=timezone.now()
+    )
     try:
         info = media.transcode(
             default_storage.path(video.original.name),
             rendition_tmp,
             max_height=settings.HYDRA_RENDITION_MAX_HEIGHT,
             keyframe_seconds=settings.HYDRA_RENDITION_KEYFRAME_SECONDS,
+            on_progress=partial(_heartbeat, video.pk),
         )
         media.write_poster(rendition_tmp, poster_tmp, at_seconds=min(POSTER_AT_SECONDS, info.duration_ms / 2000))
     except media.MediaRejected as exc:  # a limit only the whole decode can check (every frame's size)
@@ -237,6 +243,74 @@ def produce_rendition(video_id: int) -> Video | None:
         _mark_failed(video, CONVERSION_FAILED)
         return video
     return _store_rendition(video.pk, info, rendition_tmp, rendition_name, poster_tmp, poster_name)
+
+
+def _heartbeat(video_id: int, frames_written: int) -> None:
+    Video.objects.filter(pk=video_id).update(transcode_heartbeat_at=timezone.now())
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    requeued: tuple[str, ...]
+    failed: tuple[str, ...]
+    removed_parts: int
+
+
+STUCK_FAILURE = (
+    "The conversion of this video stopped {attempts} times without finishing (the server restarted or ran out of "
+    "resources). Please upload it again; if it keeps failing, export it in a common format (MP4, H.264)."
+)
+
+
+def sweep_stuck_videos() -> SweepResult:
+    """Re-queue, or fail, videos whose transcoding stopped without a word (a worker killed mid-transcode,
+    a lost queue message), and remove the ``.part`` files such crashes leave behind.
+
+    A transcode writes a heartbeat every few hundred frames; a processing video without one for
+    HYDRA_TRANSCODE_STUCK_SECONDS is stuck. It is queued again until it has been tried
+    HYDRA_TRANSCODE_MAX_ATTEMPTS times, then failed with a reason its uploader can read.
+    Safe to run at any time and from several processes (rows are locked, skipping those taken).
+    """
+    cutoff = timezone.now() - timezone.timedelta(seconds=settings.HYDRA_TRANSCODE_STUCK_SECONDS)
+    requeued, failed = [], []
+    with transaction.atomic():
+        stuck = (
+            Video.objects.select_for_update(skip_locked=True)
+            .annotate(last_sign=Coalesce("transcode_heartbeat_at", "created_at"))
+            .filter(status=Video.Status.PROCESSING, deleted_at__isnull=True, last_sign__lt=cutoff)
+        )
+        for video in stuck:
+            if video.transcode_attempts >= settings.HYDRA_TRANSCODE_MAX_ATTEMPTS:
+                _mark_failed(video, STUCK_FAILURE.format(attempts=video.transcode_attempts))
+                failed.append(video.slug)
+            else:
+                Video.objects.filter(pk=video.pk).update(transcode_heartbeat_at=timezone.now())
+                transaction.on_commit(partial(_queue_transcoding, video), robust=True)
+                requeued.append(video.slug)
+    removed = _remove_stale_parts(cutoff)
+    if requeued or failed or removed:
+        logger.warning(
+            "Swept stuck transcodes: requeued %s, failed %s, %d .part files removed", requeued, failed, removed
+        )
+    return SweepResult(tuple(requeued), tuple(failed), removed)
+
+
+def _remove_stale_parts(cutoff) -> int:
+    """Temporary rendition and poster files (``_temporary_path``) older than ``cutoff``: a running transcode
+    rewrites its own file continuously, so an old one belongs to a transcode that died."""
+    removed = 0
+    for folder in ("renditions", "posters"):
+        root = Path(default_storage.path(folder))
+        if not root.is_dir():
+            continue
+        for part in root.glob(".*.part"):
+            try:
+                if part.stat().st_mtime < cutoff.timestamp():
+                    part.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue
+    return removed
 
 
 def _store_rendition(
