@@ -126,7 +126,13 @@ def probe(
             "not_video", "This file is not a video Hydra can read. Upload an MP4, WebM, MOV or MKV file."
         ) from exc
     with container:
-        return _probe_open_container(container, max_duration_seconds, frame_limits or FrameLimits())
+        result = _probe_open_container(container, max_duration_seconds, frame_limits or FrameLimits())
+    # Decoding starts again from a fresh open: raw elementary streams (.h264) cannot seek back.
+    if not isinstance(source, str | Path):
+        source.seek(0)
+    with open_input(source) as again:
+        _decode_first_frame(main_video_stream(again))
+    return result
 
 
 def open_input(source: str | Path | IO[bytes]) -> av.container.InputContainer:
@@ -206,7 +212,6 @@ def _probe_open_container(
     _check_display_shape(codec.width, codec.height, sar)
     rate = stream.average_rate or stream.guessed_rate or stream.base_rate
     _check_planned_frames(float(rate) if rate else 0.0, end_seconds, packets, frame_limits)
-    _decode_first_frame(container, stream)
     return ProbeResult(
         container=format_name,
         extension=_EXTENSIONS.get(format_name, format_name.split(",")[0][:8]),
@@ -233,9 +238,17 @@ def _demux_span(container: av.container.InputContainer, stream: av.video.stream.
     count = 0
     first: float | None = None
     end = 0.0
+    untimed = _UntimedClock(stream)
     try:
         for packet in container.demux(stream):
-            if packet.pts is None or packet.size == 0:
+            if packet.size == 0:
+                continue
+            if packet.pts is None:
+                # A raw elementary stream (.h264, .hevc) carries no timestamps: time it by frame count.
+                start = untimed.next_seconds()
+                count += 1
+                first = start if first is None else first
+                end = max(end, start + untimed.step_seconds)
                 continue
             count += 1
             start = float(packet.pts * packet.time_base)
@@ -298,11 +311,28 @@ def limit_frame_pixels(stream: av.video.stream.VideoStream) -> None:
     stream.codec_context.options = {**stream.codec_context.options, "max_pixels": str(MAX_FRAME_PIXELS)}
 
 
-def _decode_first_frame(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> None:
-    container.seek(0)
+class _UntimedClock:
+    """Timestamps for a stream without any (raw H.264/HEVC): frame n is shown at n / the codec's frame rate."""
+
+    def __init__(self, stream: av.video.stream.VideoStream) -> None:
+        rate = stream.guessed_rate or stream.average_rate or Fraction(25)
+        self.step_seconds = float(1 / Fraction(rate))
+        self.step_ticks = max(1, round(1 / (Fraction(rate) * stream.time_base))) if stream.time_base else 1
+        self.index = 0
+
+    def next_seconds(self) -> float:
+        self.index += 1
+        return (self.index - 1) * self.step_seconds
+
+    def next_pts(self) -> int:
+        self.index += 1
+        return (self.index - 1) * self.step_ticks
+
+
+def _decode_first_frame(stream: av.video.stream.VideoStream) -> None:
     limit_frame_pixels(stream)
     try:
-        next(container.decode(stream))
+        next(stream.container.decode(stream))
     except (av.error.FFmpegError, StopIteration) as exc:
         raise MediaRejected("undecodable", "The video in this file cannot be decoded; it may be damaged.") from exc
 
@@ -435,6 +465,8 @@ class _VideoEncoder:
         self.keyframe_seconds = keyframe_seconds
         self.written = 0
         self.first_pts: int | None = None
+        self.untimed = False
+        self.clock = _UntimedClock(in_video)
         gop = max(1, round(float(rate) * keyframe_seconds))
         self.stream = out.add_stream("libx264", rate=rate)
         self.stream.width, self.stream.height = width, height
@@ -484,8 +516,12 @@ class _VideoEncoder:
         return graph
 
     def add(self, frame: av.VideoFrame) -> None:
-        if frame.pts is None:
-            return
+        if frame.pts is None and self.first_pts is None:
+            self.untimed = True  # the stream's first frame has no time: a raw elementary stream
+        if self.untimed:
+            frame.pts = self.clock.next_pts()
+        elif frame.pts is None:
+            return  # one frame without a time in a timed stream: nothing says where it goes
         # Start the rendition's clock at the first frame, whatever the source's start offset.
         self.first_pts = frame.pts if self.first_pts is None else self.first_pts
         frame.pts -= self.first_pts

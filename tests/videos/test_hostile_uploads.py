@@ -255,3 +255,16 @@ def test_the_storage_quota_is_enforced(uploader_client, door, tmp_path, media_ro
     assert "Delete a video" in response.json()["error"]["message"]
     assert Video.objects.count() == 1
     assert files_under(upload_tmp) == []
+
+
+def test_a_raw_h264_stream_is_a_video_not_a_single_picture(
+    uploader_client, tmp_path, media_root, upload_tmp, django_capture_on_commit_callbacks
+):
+    """Issue 13, item 8: an elementary stream has no timestamps; it is timed by its frame rate."""
+    raw = write_video(tmp_path / "camera.h264", seconds=2, fps=24, container_format="h264")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post_upload(uploader_client, API, raw)
+    assert response.status_code == 201, response.content
+    video = Video.objects.get()
+    assert video.status == Video.Status.READY, video.failure_reason
+    assert abs(video.duration_ms - 2000) <= 100 and abs(video.rendition_duration_ms - 2000) <= 100
