@@ -216,6 +216,10 @@ def produce_rendition(video_id: int) -> Video | None:
     if not video.original or not default_storage.exists(video.original.name):
         _mark_failed(video, "The uploaded file is missing, so the video could not be converted.")
         return video
+    if video.transcode_attempts >= settings.HYDRA_TRANSCODE_MAX_ATTEMPTS:
+        # Redelivered after killing its worker this many times (reject_on_worker_lost): stop the loop.
+        _mark_failed(video, STUCK_FAILURE.format(attempts=video.transcode_attempts))
+        return video
     rendition_name, poster_name = rendition_path(video, ""), poster_path(video, "")
     rendition_tmp, poster_tmp = _temporary_path(rendition_name), _temporary_path(poster_name)
     Video.objects.filter(pk=video.pk).update(

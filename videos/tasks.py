@@ -5,9 +5,14 @@ from celery import shared_task
 from videos import services
 
 
-@shared_task(name="videos.transcode_video", acks_late=True)
+@shared_task(name="videos.transcode_video", acks_late=True, reject_on_worker_lost=True)
 def transcode_video(video_id: int) -> None:
-    """Produce the rendition and poster of a video (idempotent, so a redelivered message is harmless)."""
+    """Produce the rendition and poster of a video (idempotent, so a redelivered message is harmless).
+
+    A worker process that dies mid-transcode, or a cold shutdown, hands the message back to the
+    broker instead of acknowledging it; the service stops after HYDRA_TRANSCODE_MAX_ATTEMPTS starts,
+    so a file that kills its worker cannot loop forever.
+    """
     services.produce_rendition(video_id)
 
 

@@ -78,3 +78,12 @@ def test_the_transcoder_writes_a_heartbeat(owner, media_root, make_video, django
 def test_the_command_runs_the_sweep(stuck_video, capsys):
     call_command("sweep_stuck_videos")
     assert "requeued 1" in capsys.readouterr().out
+
+
+def test_a_transcode_redelivered_too_often_fails_instead_of_looping(stuck_video, settings):
+    """A file that kills its worker is redelivered (reject_on_worker_lost); attempts bound the loop."""
+    Video.objects.filter(pk=stuck_video.pk).update(transcode_attempts=settings.HYDRA_TRANSCODE_MAX_ATTEMPTS)
+    services.produce_rendition(stuck_video.pk)
+    stuck_video.refresh_from_db()
+    assert stuck_video.status == Video.Status.FAILED and "stopped 3 times" in stuck_video.failure_reason
+    assert not stuck_video.rendition
