@@ -108,3 +108,12 @@ def test_sign_up_never_redirects_off_site():
         },
     )
     assert response.status_code == 302 and response["Location"] == reverse("videos:upload")
+
+
+def test_failures_spread_over_many_addresses_lock_the_account(account):
+    for attempt in range(5):
+        Client(REMOTE_ADDR=f"198.51.100.{attempt + 1}").post(
+            reverse("login"), {"username": "target", "password": f"wrong-{attempt}"}
+        )
+    fresh = Client(REMOTE_ADDR="203.0.113.50")
+    assert fresh.post(reverse("login"), {"username": "target", "password": PASSWORD}).status_code == 429
