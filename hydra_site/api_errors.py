@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -22,6 +23,9 @@ def _first_message(detail: Any) -> str:
 
 
 def hydra_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, RequestDataTooBig | TooManyFieldsSent):
+        # Raised while DRF parses the body; Django would answer it with an HTML 400.
+        exc = exceptions.ValidationError({"non_field_errors": [f"The form fields are too large: {exc}"]})
     response = exception_handler(exc, context)
     if response is None:
         return None
@@ -44,7 +48,7 @@ def hydra_exception_handler(exc: Exception, context: dict[str, Any]) -> Response
     else:
         message = str(exc)
         code = "error"
-    if response.status_code == status.HTTP_413_REQUEST_ENTITY_TOO_LARGE:
+    if response.status_code == status.HTTP_413_REQUEST_ENTITY_TOO_LARGE and code in ("error", "invalid"):
         code = "too_large"
     response.data = {"error": {"code": code, "message": message, "fields": fields}}
     return response

@@ -9,10 +9,13 @@ refuses to start without real secrets. Every variable is listed in the README.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+
+from hydra_site.client_address import parse_networks
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -53,6 +56,12 @@ SECRET_KEY = env_str("DJANGO_SECRET_KEY", _INSECURE_KEY)
 DEBUG = env_bool("DJANGO_DEBUG", default=not PRODUCTION)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", [] if PRODUCTION else ["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+# Our reverse proxies (addresses or CIDR networks): X-Forwarded-For is believed only up to them
+# (hydra_site.client_address). Empty: the header is ignored and the TCP peer is the client.
+try:
+    HYDRA_TRUSTED_PROXIES = parse_networks(env_list("HYDRA_TRUSTED_PROXIES", []))
+except ValueError as exc:
+    raise ImproperlyConfigured(f"HYDRA_TRUSTED_PROXIES: {exc}") from None
 
 if PRODUCTION:
     missing = [
@@ -87,6 +96,8 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
+    "accounts",
     "videos",
     "inference",
     "moderation",
@@ -102,6 +113,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: turns a locked-out login into accounts.lockout's answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "hydra_site.urls"
@@ -139,10 +152,18 @@ REDIS_URL = env_str("REDIS_URL")
 CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = env_bool("HYDRA_TASKS_EAGER", default=not REDIS_URL)
+if PRODUCTION and CELERY_TASK_ALWAYS_EAGER:
+    # Eager tasks would transcode and analyse inside the web request: minutes of CPU per upload in
+    # a daphne process, which a SIGTERM does not stop and a client can start at will.
+    raise ImproperlyConfigured("HYDRA_TASKS_EAGER must be off in production: tasks run in Celery workers.")
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = env_str("HYDRA_CELERY_QUEUE", "hydra")
+# Run by the Procfile's `beat` process (exactly one per deployment).
+CELERY_BEAT_SCHEDULE = {
+    "sweep-stuck-videos": {"task": "videos.sweep_stuck_videos", "schedule": 300.0},
+}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -151,6 +172,19 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
+# Failed logins are counted by django-axes, per account and per client address separately, on
+# every door that authenticates a password: /accounts/login/, /admin/login/, /api/auth/token/.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("HYDRA_LOGIN_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("HYDRA_LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "hydra_site.client_address.from_request"
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
+AXES_VERBOSE = False
 LOGIN_REDIRECT_URL = "videos:mine"
 LOGOUT_REDIRECT_URL = "videos:home"
 
@@ -195,16 +229,28 @@ MEDIA_URL = None
 # Uploads
 HYDRA_MAX_UPLOAD_BYTES = env_int("HYDRA_MAX_UPLOAD_BYTES", 2 * 1024**3)
 HYDRA_MAX_DURATION_SECONDS = env_int("HYDRA_MAX_DURATION_SECONDS", 4 * 3600)
+# Transcoding work one upload may ask for (videos.media.FrameLimits): rendition frames in all
+# (duration x rendition rate), and rendition frames per frame the file really holds.
+HYDRA_MAX_RENDITION_FRAMES = env_int("HYDRA_MAX_RENDITION_FRAMES", 4 * 3600 * 30)
+HYDRA_MAX_FRAME_DUPLICATION = env_float("HYDRA_MAX_FRAME_DUPLICATION", 10.0)
+# Per account: uploads per hour, and bytes of originals kept (sign-up is open; each upload costs a transcode).
+HYDRA_UPLOADS_PER_HOUR = env_int("HYDRA_UPLOADS_PER_HOUR", 20)
+HYDRA_UPLOAD_QUOTA_BYTES = env_int("HYDRA_UPLOAD_QUOTA_BYTES", 20 * 1024**3)
+HYDRA_MAX_DESCRIPTION_CHARS = env_int("HYDRA_MAX_DESCRIPTION_CHARS", 5000)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FILE_UPLOAD_HANDLERS = [
     "videos.uploads.SizeLimitedUploadHandler",
-    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+    "videos.uploads.ShortNameTemporaryFileUploadHandler",
 ]
 FILE_UPLOAD_TEMP_DIR = env_str("HYDRA_UPLOAD_TEMP_DIR") or None
 
 # Transcoding: one H.264/AAC MP4 rendition, square pixels, tagged colour, keyframe every N seconds.
 HYDRA_RENDITION_MAX_HEIGHT = env_int("HYDRA_RENDITION_MAX_HEIGHT", 720)
 HYDRA_RENDITION_KEYFRAME_SECONDS = env_float("HYDRA_RENDITION_KEYFRAME_SECONDS", 1.0)
+# A processing video whose transcoder has not written a heartbeat for this long is re-queued (or
+# failed after the attempts below) by the periodic sweep, videos.tasks.sweep_stuck_videos.
+HYDRA_TRANSCODE_STUCK_SECONDS = env_int("HYDRA_TRANSCODE_STUCK_SECONDS", 600)
+HYDRA_TRANSCODE_MAX_ATTEMPTS = env_int("HYDRA_TRANSCODE_MAX_ATTEMPTS", 3)
 
 # Publication policy: "immediate" or "hold" (held until analysis clears the video).
 HYDRA_PUBLICATION_POLICY = env_str("HYDRA_PUBLICATION_POLICY", "immediate")

@@ -16,7 +16,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/", include("videos.api.urls")),
-    path("accounts/", include("videos.account_urls")),
+    path("accounts/", include("accounts.urls")),
     path("models/", include("inference.urls")),
     path("moderation/", include("moderation.urls")),
     path("notifications/", include("notifications.urls")),

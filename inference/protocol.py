@@ -31,6 +31,9 @@ BACKENDS = ("webgpu", "webgl", "wasm", "cpu")
 MAX_INFERENCE_MS = 600_000.0
 DEVICE_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 MAX_TEXT_MESSAGE_CHARS = 4096
+# A hello is one flat object; deeper input is refused before json.loads, whose C parser raises
+# RecursionError (not ValueError) near 1,000 levels, which 4,096 characters of "[" reach.
+MAX_JSON_NESTING = 4
 
 
 class ErrorCode(StrEnum):
@@ -172,10 +175,34 @@ def check_assigned(batch: FeatureBatch, assigned: Collection[int]) -> None:
         )
 
 
+def json_nesting_depth(text: str) -> int:
+    """The deepest nesting of arrays and objects in ``text``, brackets inside strings ignored (linear, no recursion)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
 def parse_text_message(text: str) -> Hello:
     """Parse a JSON message from the client. ``hello`` is the only one protocol 1 defines."""
     if len(text) > MAX_TEXT_MESSAGE_CHARS:
         raise ProtocolError(ErrorCode.MESSAGE_TOO_LARGE, f"text messages are limited to {MAX_TEXT_MESSAGE_CHARS} chars")
+    if json_nesting_depth(text) > MAX_JSON_NESTING:
+        raise ProtocolError(ErrorCode.BAD_JSON, f"JSON nested deeper than {MAX_JSON_NESTING} levels")
     try:
         message = json.loads(text)
     except ValueError as exc:

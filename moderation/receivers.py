@@ -13,6 +13,7 @@ from django.db.models.signals import post_delete
 from django.dispatch import receiver
 
 from inference import signals as inference_signals
+from videos import signals as video_signals
 from videos.models import Video
 
 from . import services, thumbnails
@@ -32,3 +33,9 @@ def publish_cleared_video(sender, video, **kwargs) -> None:
 def delete_frame_thumbnails(sender, instance: Video, **kwargs) -> None:
     """The case page's stills of a deleted video are removed once the deletion is committed."""
     transaction.on_commit(partial(thumbnails.delete_thumbnails, instance.storage_key), robust=True)
+
+
+@receiver(video_signals.video_deleting, dispatch_uid="moderation.keep_record_of_deleted_video")
+def keep_record_of_deleted_video(sender, video: Video, actor, **kwargs) -> bool:
+    """An uploader's deletion never erases the moderation record: audited, and kept when there is one."""
+    return services.record_video_deletion(video, actor=actor)

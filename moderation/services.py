@@ -90,6 +90,25 @@ def record_event(
     )
 
 
+def record_video_deletion(video: Video, *, actor: User | None) -> bool:
+    """Audit an uploader's deletion of ``video``; True when it has a moderation record to keep.
+
+    Cases, their reports, decisions, appeals and the audit log outlive the video: the reporter
+    keeps the "My reports" entry, an appeal stays answerable, and a reversed decision keeps
+    what it reversed. Only the media goes (videos.services.delete_video).
+    """
+    has_record = Case.objects.filter(video=video).exists() or Report.objects.filter(video=video).exists()
+    record_event(
+        actor=actor,
+        action="video_deleted",
+        video=video,
+        from_state=video.visibility,
+        to_state="deleted",
+        reason="Deleted by its uploader; the moderation record is kept." if has_record else "Deleted by its uploader.",
+    )
+    return has_record
+
+
 def _set_visibility(video: Video, visibility: str, visibility_reason: str, *, actor: User | None, case=None) -> None:
     """Enforce a visibility on the video at once, and audit it if anything changed."""
     before = video.visibility

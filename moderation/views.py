@@ -8,6 +8,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
+from hydra_site import client_address
 from videos.models import Video
 from videos.selectors import can_view, video_by_slug
 
@@ -38,7 +39,7 @@ def report_video(request: HttpRequest, slug: str) -> HttpResponse:
                     request.user,
                     form.cleaned_data["reason"],
                     form.cleaned_data["text"],
-                    ip_address=request.META.get("REMOTE_ADDR"),
+                    ip_address=client_address.from_request(request),
                 )
             except services.ModerationError as exc:
                 form.add_error(None, str(exc))

@@ -43,6 +43,22 @@ def test_production_with_real_secrets_passes_the_deploy_check():
     assert "no issues" in result.stdout
 
 
+def test_production_refuses_eager_tasks_so_nothing_transcodes_inside_a_request():
+    result = _manage(
+        "check",
+        env={
+            "HYDRA_ENV": "production",
+            "DJANGO_SECRET_KEY": secrets.token_urlsafe(60),
+            "DJANGO_ALLOWED_HOSTS": "hydra.example",
+            "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/hydra",
+            "REDIS_URL": "redis://127.0.0.1:6379/0",
+            "HYDRA_TASKS_EAGER": "1",
+        },
+    )
+    assert result.returncode != 0
+    assert "HYDRA_TASKS_EAGER must be off in production" in result.stderr
+
+
 def test_embedded_default_uses_sqlite_no_channel_layer_and_eager_tasks():
     code = (
         "import django;django.setup();from django.conf import settings as s;"

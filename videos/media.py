@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -23,11 +24,19 @@ from videos.formatting import format_clock
 
 # Largest picture side accepted, so a crafted header cannot make the transcoder allocate gigabytes.
 MAX_DIMENSION = 8192
+# Largest picture of any frame (4096x2304; 4K UHD fits). The decoder itself refuses bigger frames
+# (FFmpeg's max_pixels), so a file whose first frame is small and a later one is 12000x12000
+# fails before the picture is allocated, in the probe and in the transcoder alike.
+MAX_FRAME_PIXELS = 4096 * 2304
+# Widest (or tallest) shape accepted once the sample aspect ratio is applied: a 4:1 SAR on a
+# 4096-wide picture would otherwise plan a 16384x720 rendition.
+MAX_ASPECT_RATIO = 8
 # Highest frame rate kept in the rendition; faster sources are resampled to it.
 MAX_RENDITION_FPS = 60
 AUDIO_SAMPLE_RATE = 48000
 AUDIO_BITRATE = 128_000
 POSTER_QUALITY = 85
+PROGRESS_EVERY_FRAMES = 250
 # FFmpeg enum values for the colour tags of the rendition.
 _BT709 = 1
 _LIMITED_RANGE = 1
@@ -84,11 +93,29 @@ class RenditionInfo:
     has_audio: bool
 
 
-def probe(source: str | Path | IO[bytes], *, max_duration_seconds: float) -> ProbeResult:
+@dataclass(frozen=True)
+class FrameLimits:
+    """How much transcoding work one upload may ask for (settings HYDRA_MAX_RENDITION_FRAMES and
+    HYDRA_MAX_FRAME_DUPLICATION, docs/videos.md).
+
+    ``max_frames``: frames the rendition may have (duration x its frame rate).
+    ``max_duplication``: rendition frames per frame stored in the file. A few kilobytes holding
+    three frames 60 s apart with a declared rate of 60 fps would otherwise plan 3,600 encoded
+    frames; ordinary variable-rate recordings stay near 1.
+    """
+
+    max_frames: int = 4 * 3600 * 30
+    max_duplication: float = 10.0
+
+
+def probe(
+    source: str | Path | IO[bytes], *, max_duration_seconds: float, frame_limits: FrameLimits | None = None
+) -> ProbeResult:
     """Open, demux and decode the start of ``source``; raise ``MediaRejected`` unless it is a whole, usable video.
 
     Every packet of the video stream is read (not decoded), so a file cut short is noticed
-    even when its header promises more.
+    even when its header promises more, and the rendition's frame count is planned from
+    what the file holds, not what it declares.
     """
     try:
         container = open_input(source)
@@ -99,7 +126,13 @@ def probe(source: str | Path | IO[bytes], *, max_duration_seconds: float) -> Pro
             "not_video", "This file is not a video Hydra can read. Upload an MP4, WebM, MOV or MKV file."
         ) from exc
     with container:
-        return _probe_open_container(container, max_duration_seconds)
+        result = _probe_open_container(container, max_duration_seconds, frame_limits or FrameLimits())
+    # Decoding starts again from a fresh open: raw elementary streams (.h264) cannot seek back.
+    if not isinstance(source, str | Path):
+        source.seek(0)
+    with open_input(source) as again:
+        _decode_first_frame(main_video_stream(again))
+    return result
 
 
 def open_input(source: str | Path | IO[bytes]) -> av.container.InputContainer:
@@ -134,7 +167,9 @@ def _is_empty(source: str | Path | IO[bytes]) -> bool:
     return empty
 
 
-def _probe_open_container(container: av.container.InputContainer, max_duration_seconds: float) -> ProbeResult:
+def _probe_open_container(
+    container: av.container.InputContainer, max_duration_seconds: float, frame_limits: FrameLimits
+) -> ProbeResult:
     format_name = container.format.name
     stream = main_video_stream(container)
     if stream is None:
@@ -173,8 +208,10 @@ def _probe_open_container(container: av.container.InputContainer, max_duration_s
             f"This video is {format_clock(end_seconds * 1000)} long; "
             f"the limit is {format_clock(max_duration_seconds * 1000)}.",
         )
-    _decode_first_frame(container, stream)
+    sar = Fraction(codec.sample_aspect_ratio or 1) or Fraction(1)
+    _check_display_shape(codec.width, codec.height, sar)
     rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    _check_planned_frames(float(rate) if rate else 0.0, end_seconds, packets, frame_limits)
     return ProbeResult(
         container=format_name,
         extension=_EXTENSIONS.get(format_name, format_name.split(",")[0][:8]),
@@ -182,7 +219,7 @@ def _probe_open_container(container: av.container.InputContainer, max_duration_s
         audio_codec=container.streams.audio[0].codec_context.name if container.streams.audio else "",
         width=codec.width,
         height=codec.height,
-        sample_aspect_ratio=Fraction(codec.sample_aspect_ratio or 1) or Fraction(1),
+        sample_aspect_ratio=sar,
         fps=float(rate) if rate else 0.0,
         duration_ms=round(end_seconds * 1000),
     )
@@ -201,9 +238,17 @@ def _demux_span(container: av.container.InputContainer, stream: av.video.stream.
     count = 0
     first: float | None = None
     end = 0.0
+    untimed = _UntimedClock(stream)
     try:
         for packet in container.demux(stream):
-            if packet.pts is None or packet.size == 0:
+            if packet.size == 0:
+                continue
+            if packet.pts is None:
+                # A raw elementary stream (.h264, .hevc) carries no timestamps: time it by frame count.
+                start = untimed.next_seconds()
+                count += 1
+                first = start if first is None else first
+                end = max(end, start + untimed.step_seconds)
                 continue
             count += 1
             start = float(packet.pts * packet.time_base)
@@ -216,10 +261,78 @@ def _demux_span(container: av.container.InputContainer, stream: av.video.stream.
     return count, max(0.0, end - (first or 0.0))
 
 
-def _decode_first_frame(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> None:
-    container.seek(0)
+def _check_display_shape(width: int, height: int, sar: Fraction) -> None:
+    """Refuse pictures whose displayed shape (sample aspect ratio applied) is huge or extreme."""
+    display_width = width * sar
+    shown = f"{width}x{height} with pixels {sar.numerator}:{sar.denominator} wide"
+    if width * height > MAX_FRAME_PIXELS:
+        raise MediaRejected(
+            "too_big_picture", f"The picture is {width}x{height}; the most allowed is {MAX_FRAME_PIXELS:,} pixels."
+        )
+    if display_width > MAX_DIMENSION:
+        raise MediaRejected(
+            "too_big_picture",
+            f"The picture ({shown}) is {math.ceil(display_width)} pixels wide as shown; "
+            f"the largest side allowed is {MAX_DIMENSION} pixels.",
+        )
+    if not Fraction(1, MAX_ASPECT_RATIO) <= display_width / height <= MAX_ASPECT_RATIO:
+        raise MediaRejected(
+            "bad_aspect_ratio",
+            f"The picture ({shown}) is too narrow or too wide; at most {MAX_ASPECT_RATIO}:1 either way is allowed.",
+        )
+
+
+def planned_frame_count(source_fps: float, seconds: float) -> int:
+    """Frames the rendition will have: its constant rate (``rendition_rate``) times the duration."""
+    return math.ceil(float(rendition_rate(source_fps)) * seconds)
+
+
+def _check_planned_frames(source_fps: float, seconds: float, packets: int, limits: FrameLimits) -> None:
+    planned = planned_frame_count(source_fps, seconds)
+    if planned > limits.max_frames:
+        raise MediaRejected(
+            "too_many_frames",
+            f"This video would need {planned:,} frames at {float(rendition_rate(source_fps)):g} per second; "
+            f"the limit is {limits.max_frames:,}. Export it shorter or at a lower frame rate.",
+        )
+    # One second of slack so that very short clips are never refused for rounding.
+    if planned > limits.max_duplication * packets + float(rendition_rate(source_fps)):
+        raise MediaRejected(
+            "sparse_frames",
+            f"This file holds {packets:,} frames but declares {source_fps:g} frames per second over "
+            f"{format_clock(seconds * 1000)}, which would mean {planned:,} frames to encode. "
+            "Export it again at its real frame rate.",
+        )
+
+
+def limit_frame_pixels(stream: av.video.stream.VideoStream) -> None:
+    """Make the decoder refuse any frame larger than ``MAX_FRAME_PIXELS`` before allocating it (every frame,
+    not just the first: some codecs, MJPEG for one, may change the picture size at any frame)."""
+    stream.codec_context.options = {**stream.codec_context.options, "max_pixels": str(MAX_FRAME_PIXELS)}
+
+
+class _UntimedClock:
+    """Timestamps for a stream without any (raw H.264/HEVC): frame n is shown at n / the codec's frame rate."""
+
+    def __init__(self, stream: av.video.stream.VideoStream) -> None:
+        rate = stream.guessed_rate or stream.average_rate or Fraction(25)
+        self.step_seconds = float(1 / Fraction(rate))
+        self.step_ticks = max(1, round(1 / (Fraction(rate) * stream.time_base))) if stream.time_base else 1
+        self.index = 0
+
+    def next_seconds(self) -> float:
+        self.index += 1
+        return (self.index - 1) * self.step_seconds
+
+    def next_pts(self) -> int:
+        self.index += 1
+        return (self.index - 1) * self.step_ticks
+
+
+def _decode_first_frame(stream: av.video.stream.VideoStream) -> None:
+    limit_frame_pixels(stream)
     try:
-        next(container.decode(stream))
+        next(stream.container.decode(stream))
     except (av.error.FFmpegError, StopIteration) as exc:
         raise MediaRejected("undecodable", "The video in this file cannot be decoded; it may be damaged.") from exc
 
@@ -270,10 +383,15 @@ def transcode(
     *,
     max_height: int,
     keyframe_seconds: float,
+    on_progress: Callable[[int], None] | None = None,
 ) -> RenditionInfo:
-    """Write the web rendition of ``source`` to ``destination`` (an MP4, whatever its name ends with)."""
+    """Write the web rendition of ``source`` to ``destination`` (an MP4, whatever its name ends with).
+
+    ``on_progress(frames_written)`` is called every ``PROGRESS_EVERY_FRAMES`` frames (the caller's heartbeat).
+    """
     with open_input(source) as src:
         in_video = main_video_stream(src)
+        limit_frame_pixels(in_video)
         in_audio = src.streams.audio[0] if src.streams.audio else None
         codec = in_video.codec_context
         rate = rendition_rate(float(in_video.average_rate or in_video.guessed_rate or 0))
@@ -283,12 +401,16 @@ def transcode(
             video = _VideoEncoder(out, in_video, rate, width, height, keyframe_seconds)
             audio = _AudioEncoder(out) if in_audio is not None else None
             streams = [in_video] + ([in_audio] if in_audio is not None else [])
+            reported = 0
             for packet in src.demux(*streams):
-                for frame in packet.decode():
+                for frame in _decode(packet, in_video):
                     if packet.stream.index == in_video.index:
                         video.add(frame)
                     elif audio is not None:
                         audio.add(frame)
+                if on_progress is not None and video.written - reported >= PROGRESS_EVERY_FRAMES:
+                    reported = video.written
+                    on_progress(reported)
             video.finish()
             if audio is not None:
                 audio.finish()
@@ -302,6 +424,28 @@ def transcode(
         frame_count=video.written,
         has_audio=in_audio is not None,
     )
+
+
+def _decode(packet: av.Packet, in_video: av.video.stream.VideoStream) -> list[av.VideoFrame | av.AudioFrame]:
+    """The packet's frames; a video frame the decoder refuses (over ``MAX_FRAME_PIXELS``, or damaged) ends the
+    transcode with a message for the uploader instead of a bare FFmpeg error."""
+    try:
+        frames = packet.decode()
+    except av.error.FFmpegError as exc:
+        if packet.stream.index != in_video.index:
+            raise
+        raise MediaRejected(
+            "bad_frame",
+            f"A frame of this video could not be decoded: it is damaged, or larger than the "
+            f"{MAX_FRAME_PIXELS:,} pixels allowed for every frame.",
+        ) from exc
+    for frame in frames:
+        if packet.stream.index == in_video.index and (frame.width > MAX_DIMENSION or frame.height > MAX_DIMENSION):
+            raise MediaRejected(
+                "too_big_picture",
+                f"A frame of this video is {frame.width}x{frame.height}; the largest side allowed is {MAX_DIMENSION}.",
+            )
+    return frames
 
 
 class _VideoEncoder:
@@ -321,6 +465,8 @@ class _VideoEncoder:
         self.keyframe_seconds = keyframe_seconds
         self.written = 0
         self.first_pts: int | None = None
+        self.untimed = False
+        self.clock = _UntimedClock(in_video)
         gop = max(1, round(float(rate) * keyframe_seconds))
         self.stream = out.add_stream("libx264", rate=rate)
         self.stream.width, self.stream.height = width, height
@@ -370,8 +516,12 @@ class _VideoEncoder:
         return graph
 
     def add(self, frame: av.VideoFrame) -> None:
-        if frame.pts is None:
-            return
+        if frame.pts is None and self.first_pts is None:
+            self.untimed = True  # the stream's first frame has no time: a raw elementary stream
+        if self.untimed:
+            frame.pts = self.clock.next_pts()
+        elif frame.pts is None:
+            return  # one frame without a time in a timed stream: nothing says where it goes
         # Start the rendition's clock at the first frame, whatever the source's start offset.
         self.first_pts = frame.pts if self.first_pts is None else self.first_pts
         frame.pts -= self.first_pts

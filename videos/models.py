@@ -93,6 +93,15 @@ class Video(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
     processed_at = models.DateTimeField(null=True, blank=True)
+    # Written by the transcoder while it works: a processing video whose heartbeat stops is swept
+    # (re-queued, or failed after HYDRA_TRANSCODE_MAX_ATTEMPTS), see services.sweep_stuck_videos.
+    transcode_attempts = models.PositiveSmallIntegerField(default=0)
+    transcode_heartbeat_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Deleted by its uploader while it had a moderation record: kept, without media, for that record.",
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -108,7 +117,7 @@ class Video(models.Model):
 
     @property
     def is_playable(self) -> bool:
-        return self.status == self.Status.READY and bool(self.rendition)
+        return self.status == self.Status.READY and bool(self.rendition) and self.deleted_at is None
 
     @property
     def status_label(self) -> str:

@@ -14,6 +14,15 @@ from dataclasses import dataclass
 _SINGLE_RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
 
 
+# Byte positions beyond any file: longer digit strings are read as this (int() refuses over 4,300
+# digits, and a 5,000-digit Range header must not be a 500).
+_BEYOND_ANY_FILE = 10**18
+
+
+def _position(digits: str) -> int:
+    return int(digits) if len(digits) < 18 else _BEYOND_ANY_FILE
+
+
 class RangeNotSatisfiable(Exception):
     """The requested range lies outside the file."""
 
@@ -45,14 +54,14 @@ def parse_range_header(header: str | None, size: int) -> ByteRange | None:
     if not first and not last:
         return None
     if not first:  # suffix range: the last N bytes
-        suffix = int(last)
+        suffix = _position(last)
         if suffix == 0 or size == 0:
             raise RangeNotSatisfiable
         return ByteRange(max(0, size - suffix), size - 1)
-    start = int(first)
-    if last and int(last) < start:
+    start = _position(first)
+    if last and _position(last) < start:
         return None  # syntactically invalid: ignore
     if start >= size:
         raise RangeNotSatisfiable
-    end = int(last) if last else size - 1
+    end = _position(last) if last else size - 1
     return ByteRange(start, min(end, size - 1))

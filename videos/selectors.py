@@ -35,6 +35,8 @@ def is_owner(user: AbstractBaseUser | AnonymousUser, video: Video) -> bool:
 
 def can_view(user: AbstractBaseUser | AnonymousUser, video: Video) -> bool:
     """Whether ``user`` may watch ``video``: see its player and fetch its rendition and poster."""
+    if video.deleted_at is not None:
+        return False
     if is_moderator(user):
         return True
     if video.visibility == Video.Visibility.REMOVED:
@@ -53,7 +55,10 @@ def can_view(user: AbstractBaseUser | AnonymousUser, video: Video) -> bool:
 def published_videos() -> QuerySet[Video]:
     """Videos anyone may watch and that are listed publicly, newest first."""
     return Video.objects.filter(
-        status=Video.Status.READY, visibility=Video.Visibility.PUBLISHED, audience=Video.Audience.PUBLIC
+        status=Video.Status.READY,
+        visibility=Video.Visibility.PUBLISHED,
+        audience=Video.Audience.PUBLIC,
+        deleted_at__isnull=True,
     ).select_related("owner")
 
 
@@ -68,11 +73,12 @@ def search_published_videos(query: str) -> QuerySet[Video]:
 
 
 def videos_owned_by(user: AbstractBaseUser) -> QuerySet[Video]:
-    return Video.objects.filter(owner=user)
+    """The user's videos, without those they deleted (a deleted video with a moderation record stays as a row)."""
+    return Video.objects.filter(owner=user, deleted_at__isnull=True)
 
 
 def video_by_slug(slug: str) -> Video | None:
-    return Video.objects.select_related("owner").filter(slug=slug).first()
+    return Video.objects.select_related("owner").filter(slug=slug, deleted_at__isnull=True).first()
 
 
 def rendition_timing(video: Video) -> tuple[float | None, int | None]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import uuid
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -20,13 +21,14 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from videos import media
 from videos.models import Video, poster_path, rendition_path
-from videos.signals import transcoding_requested, video_ready
-from videos.uploads import too_large_message
+from videos.signals import transcoding_requested, video_deleting, video_ready
+from videos.uploads import format_limit, too_large_message
 
 logger = logging.getLogger(__name__)
 
@@ -42,11 +44,16 @@ CONVERSION_FAILED = (
 class UploadRejected(Exception):
     """An upload Hydra will not keep; ``message`` is written for the person who sent it."""
 
-    def __init__(self, code: str, message: str, *, too_large: bool = False) -> None:
+    def __init__(self, code: str, message: str, *, too_large: bool = False, rate_limited: bool = False) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.too_large = too_large
+        self.rate_limited = rate_limited
+
+
+# Longest original file name kept (characters); the rest of a longer name is dropped, its extension first.
+MAX_FILENAME_CHARS = 255
 
 
 HELD_FOR_REVIEW_REASON = "Held for review: new uploads are checked by automatic analysis before they are public."
@@ -68,13 +75,66 @@ def _probe_upload(upload: File) -> media.ProbeResult:
     source = upload.temporary_file_path() if hasattr(upload, "temporary_file_path") else upload
     if source is upload:
         upload.seek(0)
+    limits = media.FrameLimits(
+        max_frames=settings.HYDRA_MAX_RENDITION_FRAMES, max_duplication=settings.HYDRA_MAX_FRAME_DUPLICATION
+    )
     try:
-        return media.probe(source, max_duration_seconds=settings.HYDRA_MAX_DURATION_SECONDS)
+        return media.probe(source, max_duration_seconds=settings.HYDRA_MAX_DURATION_SECONDS, frame_limits=limits)
     except media.MediaRejected as exc:
         raise UploadRejected(exc.code, exc.message) from exc
     finally:
         if source is upload:
             upload.seek(0)
+
+
+def check_upload_allowance(owner: AbstractBaseUser, size_bytes: int) -> None:
+    """Per-user limits on uploads (HYDRA_UPLOADS_PER_HOUR, HYDRA_UPLOAD_QUOTA_BYTES): sign-up is open, and every
+    upload costs a transcode and an analysis, so one account cannot queue unbounded work or fill the disk.
+
+    Counted from the videos table: videos kept as tombstones count towards the hourly rate, and
+    the quota is what the user holds now (deleting a video frees its share).
+    """
+    recent = Video.objects.filter(owner=owner, created_at__gte=timezone.now() - timezone.timedelta(hours=1)).count()
+    if recent >= settings.HYDRA_UPLOADS_PER_HOUR:
+        raise UploadRejected(
+            "rate_limited",
+            f"You have uploaded {recent} videos in the last hour; the limit is {settings.HYDRA_UPLOADS_PER_HOUR}. "
+            "Try again later.",
+            rate_limited=True,
+        )
+    held = Video.objects.filter(owner=owner, deleted_at__isnull=True).aggregate(total=Sum("size_bytes"))["total"] or 0
+    if held + size_bytes > settings.HYDRA_UPLOAD_QUOTA_BYTES:
+        raise UploadRejected(
+            "quota_exceeded",
+            f"Your videos take {format_limit(held)} and this file {format_limit(size_bytes)}; each account may keep "
+            f"{format_limit(settings.HYDRA_UPLOAD_QUOTA_BYTES)}. Delete a video to make room.",
+            too_large=True,
+        )
+
+
+def kept_filename(name: str) -> str:
+    """The uploader's file name as stored: its last path part, at most ``MAX_FILENAME_CHARS`` characters.
+
+    Shortened from the extension side first (a 250-character "extension" is not one), so the
+    readable stem survives; only ever shown back to its uploader.
+    """
+    base = os.path.basename(name or "").replace("\x00", "")
+    if len(base) <= MAX_FILENAME_CHARS:
+        return base
+    stem, extension = os.path.splitext(base)
+    if len(extension) > 16:
+        stem, extension = base, ""
+    return stem[: MAX_FILENAME_CHARS - len(extension)] + extension
+
+
+def description_problem(description: str) -> str | None:
+    """Why ``description`` cannot be stored (HYDRA_MAX_DESCRIPTION_CHARS), or None: one rule for upload and edit."""
+    if len(description) > settings.HYDRA_MAX_DESCRIPTION_CHARS:
+        return (
+            f"The description is {len(description):,} characters; at most "
+            f"{settings.HYDRA_MAX_DESCRIPTION_CHARS:,} are allowed."
+        )
+    return None
 
 
 def ingest_upload(
@@ -83,11 +143,14 @@ def ingest_upload(
     """Probe ``upload`` and store it as a new video of ``owner``, then queue its transcoding.
 
     Raises ``UploadRejected`` (nothing stored) unless the file is a whole, readable video
-    within the size and duration limits.
+    within the size, duration and frame limits and the owner's upload allowance.
     """
+    if problem := description_problem(description):
+        raise UploadRejected("description_too_long", problem)
+    check_upload_allowance(owner, upload.size or 0)
     probed = _probe_upload(upload)
     visibility, visibility_reason = _initial_visibility()
-    filename = os.path.basename(upload.name or "")[:255]
+    filename = kept_filename(upload.name or "")
     video = Video(
         owner=owner,
         title=(title.strip() or Path(filename).stem or "Untitled video")[:200],
@@ -162,16 +225,30 @@ def produce_rendition(video_id: int) -> Video | None:
     if not video.original or not default_storage.exists(video.original.name):
         _mark_failed(video, "The uploaded file is missing, so the video could not be converted.")
         return video
+    if video.transcode_attempts >= settings.HYDRA_TRANSCODE_MAX_ATTEMPTS:
+        # Redelivered after killing its worker this many times (reject_on_worker_lost): stop the loop.
+        _mark_failed(video, STUCK_FAILURE.format(attempts=video.transcode_attempts))
+        return video
     rendition_name, poster_name = rendition_path(video, ""), poster_path(video, "")
     rendition_tmp, poster_tmp = _temporary_path(rendition_name), _temporary_path(poster_name)
+    Video.objects.filter(pk=video.pk).update(
+        transcode_attempts=F("transcode_attempts") + 1, transcode_heartbeat_at=timezone.now()
+    )
     try:
         info = media.transcode(
             default_storage.path(video.original.name),
             rendition_tmp,
             max_height=settings.HYDRA_RENDITION_MAX_HEIGHT,
             keyframe_seconds=settings.HYDRA_RENDITION_KEYFRAME_SECONDS,
+            on_progress=partial(_heartbeat, video.pk),
         )
         media.write_poster(rendition_tmp, poster_tmp, at_seconds=min(POSTER_AT_SECONDS, info.duration_ms / 2000))
+    except media.MediaRejected as exc:  # a limit only the whole decode can check (every frame's size)
+        logger.warning("Transcoding video %s refused: %s", video.slug, exc.message)
+        rendition_tmp.unlink(missing_ok=True)
+        poster_tmp.unlink(missing_ok=True)
+        _mark_failed(video, exc.message)
+        return video
     except Exception:
         logger.exception("Transcoding video %s failed", video.slug)
         rendition_tmp.unlink(missing_ok=True)
@@ -179,6 +256,74 @@ def produce_rendition(video_id: int) -> Video | None:
         _mark_failed(video, CONVERSION_FAILED)
         return video
     return _store_rendition(video.pk, info, rendition_tmp, rendition_name, poster_tmp, poster_name)
+
+
+def _heartbeat(video_id: int, frames_written: int) -> None:
+    Video.objects.filter(pk=video_id).update(transcode_heartbeat_at=timezone.now())
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    requeued: tuple[str, ...]
+    failed: tuple[str, ...]
+    removed_parts: int
+
+
+STUCK_FAILURE = (
+    "The conversion of this video stopped {attempts} times without finishing (the server restarted or ran out of "
+    "resources). Please upload it again; if it keeps failing, export it in a common format (MP4, H.264)."
+)
+
+
+def sweep_stuck_videos() -> SweepResult:
+    """Re-queue, or fail, videos whose transcoding stopped without a word (a worker killed mid-transcode,
+    a lost queue message), and remove the ``.part`` files such crashes leave behind.
+
+    A transcode writes a heartbeat every few hundred frames; a processing video without one for
+    HYDRA_TRANSCODE_STUCK_SECONDS is stuck. It is queued again until it has been tried
+    HYDRA_TRANSCODE_MAX_ATTEMPTS times, then failed with a reason its uploader can read.
+    Safe to run at any time and from several processes (rows are locked, skipping those taken).
+    """
+    cutoff = timezone.now() - timezone.timedelta(seconds=settings.HYDRA_TRANSCODE_STUCK_SECONDS)
+    requeued, failed = [], []
+    with transaction.atomic():
+        stuck = (
+            Video.objects.select_for_update(skip_locked=True)
+            .annotate(last_sign=Coalesce("transcode_heartbeat_at", "created_at"))
+            .filter(status=Video.Status.PROCESSING, deleted_at__isnull=True, last_sign__lt=cutoff)
+        )
+        for video in stuck:
+            if video.transcode_attempts >= settings.HYDRA_TRANSCODE_MAX_ATTEMPTS:
+                _mark_failed(video, STUCK_FAILURE.format(attempts=video.transcode_attempts))
+                failed.append(video.slug)
+            else:
+                Video.objects.filter(pk=video.pk).update(transcode_heartbeat_at=timezone.now())
+                transaction.on_commit(partial(_queue_transcoding, video), robust=True)
+                requeued.append(video.slug)
+    removed = _remove_stale_parts(cutoff)
+    if requeued or failed or removed:
+        logger.warning(
+            "Swept stuck transcodes: requeued %s, failed %s, %d .part files removed", requeued, failed, removed
+        )
+    return SweepResult(tuple(requeued), tuple(failed), removed)
+
+
+def _remove_stale_parts(cutoff) -> int:
+    """Temporary rendition and poster files (``_temporary_path``) older than ``cutoff``: a running transcode
+    rewrites its own file continuously, so an old one belongs to a transcode that died."""
+    removed = 0
+    for folder in ("renditions", "posters"):
+        root = Path(default_storage.path(folder))
+        if not root.is_dir():
+            continue
+        for part in root.glob(".*.part"):
+            try:
+                if part.stat().st_mtime < cutoff.timestamp():
+                    part.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue
+    return removed
 
 
 def _store_rendition(
@@ -210,11 +355,26 @@ def _store_rendition(
     return video
 
 
-def delete_video(video: Video) -> None:
-    """Delete ``video`` and, once the deletion is committed, its files."""
+def delete_video(video: Video, *, actor: AbstractBaseUser | None = None) -> None:
+    """Delete ``video`` for ``actor`` and, once the deletion is committed, its files.
+
+    A video with a record that must outlive it (``video_deleting`` receivers say so: moderation's
+    cases, reports, decisions, appeals and audit) stays as a row without media, hidden from
+    everyone; the others are deleted outright.
+    """
     names = [field.name for field in (video.original, video.rendition, video.poster) if field]
     with transaction.atomic():
-        video.delete()
+        locked = Video.objects.select_for_update().filter(pk=video.pk, deleted_at__isnull=True).first()
+        if locked is None:
+            return
+        responses = video_deleting.send(sender=Video, video=locked, actor=actor)
+        if any(keep for _receiver, keep in responses):
+            now = timezone.now()
+            Video.objects.filter(pk=locked.pk).update(
+                deleted_at=now, original="", rendition="", poster="", updated_at=now
+            )
+        else:
+            locked.delete()
         transaction.on_commit(partial(_delete_files, names))
 
 
@@ -245,6 +405,8 @@ def edit_video(video: Video, *, title: str, description: str, poster_at_seconds:
     title = title.strip()
     if not title:
         raise EditRejected("Give the video a title.")
+    if problem := description_problem(description):
+        raise EditRejected(problem)
     if poster_at_seconds is not None:
         _replace_poster(video, poster_at_seconds)
     video.title, video.description = title, description.strip()

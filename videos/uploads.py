@@ -9,8 +9,11 @@ the upload there. Either way the request is marked and the view answers 413.
 
 from __future__ import annotations
 
+import os
+
 from django.conf import settings
-from django.core.files.uploadhandler import FileUploadHandler, StopUpload
+from django.core.files.uploadedfile import TemporaryUploadedFile
+from django.core.files.uploadhandler import FileUploadHandler, StopUpload, TemporaryFileUploadHandler
 from django.http import HttpRequest, QueryDict
 from django.utils.datastructures import MultiValueDict
 
@@ -64,3 +67,26 @@ class SizeLimitedUploadHandler(FileUploadHandler):
 
     def file_complete(self, file_size: int) -> None:
         return None
+
+
+# Longest extension carried into the temporary file's name (Django uses the upload's extension as its suffix).
+TEMPORARY_SUFFIX_CHARS = 16
+
+
+class ShortNameTemporaryFileUploadHandler(TemporaryFileUploadHandler):
+    """Django's temporary-file handler, but the temporary file's name never takes a long extension from the client.
+
+    Django names the spool file ``tmpXXXX.upload<extension of the client's name>``; a name
+    ending in a 250-character "extension" (or 90 CJK characters, 270 bytes) makes that longer
+    than the 255 bytes a file name may have, and the upload fails with a 500. The uploaded
+    file keeps the client's name (``services.kept_filename`` shortens what is stored).
+    """
+
+    def new_file(self, *args, **kwargs) -> None:
+        FileUploadHandler.new_file(self, *args, **kwargs)
+        extension = os.path.splitext(self.file_name or "")[1]
+        safe_extension = extension if len(extension.encode()) <= TEMPORARY_SUFFIX_CHARS else ""
+        self.file = TemporaryUploadedFile(
+            "upload" + safe_extension, self.content_type, 0, self.charset, self.content_type_extra
+        )
+        self.file.name = self.file_name

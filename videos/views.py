@@ -7,6 +7,7 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.core.paginator import Paginator
 from django.db.models.fields.files import FieldFile
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -72,7 +73,15 @@ def _upload_failed(request: HttpRequest, form: UploadForm, status: int, code: st
 def upload(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
         return _upload_page(request, UploadForm())
-    form = UploadForm(request.POST, request.FILES)
+    try:
+        form = UploadForm(request.POST, request.FILES)
+    except (RequestDataTooBig, TooManyFieldsSent):
+        # Django refuses form fields over DATA_UPLOAD_MAX_MEMORY_SIZE; say so in the page's own error shape.
+        form = UploadForm({})
+        form.is_valid()
+        form.errors.clear()
+        form.add_error("description", "The form's text fields are too large to read.")
+        return _upload_failed(request, form, 400, "fields_too_large")
     if upload_was_too_large(request):
         form.is_valid()
         form.errors["file"] = form.error_class([too_large_message()])
@@ -89,7 +98,7 @@ def upload(request: HttpRequest) -> HttpResponse:
         )
     except services.UploadRejected as exc:
         form.add_error("file", exc.message)
-        return _upload_failed(request, form, 413 if exc.too_large else 400, exc.code)
+        return _upload_failed(request, form, 429 if exc.rate_limited else 413 if exc.too_large else 400, exc.code)
     # The upload script follows the JSON's redirect, so both paths show the same confirmation on My videos.
     messages.success(request, f"Upload complete: “{video.title}” is being converted for the web and plays once ready.")
     if _wants_json(request):
@@ -131,7 +140,7 @@ def delete(request: HttpRequest, slug: str) -> HttpResponse:
     video = selectors.video_by_slug(slug)
     if video is None or not selectors.is_owner(request.user, video):
         raise Http404
-    services.delete_video(video)
+    services.delete_video(video, actor=request.user)
     messages.success(request, f"“{video.title}” was deleted.")
     return redirect("videos:mine")
 

@@ -126,3 +126,15 @@ def test_poster_is_served_as_jpeg(client, published):
 
 def test_stream_rejects_other_methods(client, published):
     assert client.post(reverse("videos:stream", args=[published.slug])).status_code == 405
+
+
+def test_ranges_with_thousands_of_digits_are_answered_not_a_500(client, published):
+    """Issue 13, item 8: int() refuses strings over 4,300 digits; such positions lie beyond any file."""
+    size = published.rendition.size
+    huge = "9" * 5000
+    response = get_stream(client, published, f"bytes={huge}-")
+    assert response.status_code == 416 and response["Content-Range"] == f"bytes */{size}"
+    response = get_stream(client, published, f"bytes=0-{huge}")
+    assert response.status_code == 206 and response["Content-Range"] == f"bytes 0-{size - 1}/{size}"
+    response = get_stream(client, published, f"bytes=-{huge}")
+    assert response.status_code == 206 and body(response) == published.rendition.open("rb").read()

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.urls import reverse
 from rest_framework import serializers
 
@@ -64,4 +65,6 @@ class VideoUploadSerializer(serializers.Serializer):
         help_text="The video file. Its content is probed; the name and Content-Type are not trusted.",
     )
     title = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
-    description = serializers.CharField(required=False, allow_blank=True, default="")
+    description = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=settings.HYDRA_MAX_DESCRIPTION_CHARS
+    )

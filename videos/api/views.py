@@ -29,6 +29,11 @@ class UploadNotAccepted(APIException):
     default_code = "invalid_video"
 
 
+class UploadsRateLimited(APIException):
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    default_code = "rate_limited"
+
+
 class VideoPagination(PageNumberPagination):
     page_size_query_param = "page_size"
     max_page_size = 100
@@ -67,7 +72,8 @@ class VideoViewSet(
         responses={
             201: VideoSerializer,
             400: OpenApiResponse(description="Not a usable video, or a field is missing."),
-            413: OpenApiResponse(description="Over the upload size limit."),
+            413: OpenApiResponse(description="Over the upload size limit or the account's storage quota."),
+            429: OpenApiResponse(description="Over the account's uploads per hour (HYDRA_UPLOADS_PER_HOUR)."),
         },
     )
     def create(self, request: Request, *args, **kwargs) -> Response:
@@ -84,8 +90,9 @@ class VideoViewSet(
                 description=upload.validated_data["description"],
             )
         except services.UploadRejected as exc:
-            raise (UploadTooLarge if exc.too_large else UploadNotAccepted)(exc.message, code=exc.code) from exc
+            refusal = UploadsRateLimited if exc.rate_limited else UploadTooLarge if exc.too_large else UploadNotAccepted
+            raise refusal(exc.message, code=exc.code) from exc
         return Response(VideoSerializer(video, context={"request": request}).data, status=status.HTTP_201_CREATED)
 
     def perform_destroy(self, instance: Video) -> None:
-        services.delete_video(instance)
+        services.delete_video(instance, actor=self.request.user)

@@ -336,10 +336,19 @@ export class AnalysisClient {
     this.unacked.clear();
     if (this.stopped) return;
     if (FATAL_CLOSES.has(event.code)) {
+      this.sessionId = null;
       this.stop('error', `closed by the server (${event.code})`);
       return;
     }
-    if (event.code === CLOSE_SESSION_MISMATCH) this.sessionId = null;
+    if (event.code === CLOSE_SESSION_MISMATCH) {
+      // A refused session is forgotten; a fresh one is tried once, and a refusal of that ends the page's work.
+      const refusedFresh = !this.sessionId;
+      this.sessionId = null;
+      if (refusedFresh) {
+        this.stop('error', `closed by the server (${event.code})`);
+        return;
+      }
+    }
     const delay = Math.min(MAX_BACKOFF_MS, 1000 * 2 ** this.attempt) * (0.5 + Math.random() / 2);
     this.attempt += 1;
     this.status('reconnecting');

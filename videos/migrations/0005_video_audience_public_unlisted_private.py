@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("videos", "0002_rendition_timing_and_hidden_permission"),
+        ("videos", "0004_transcode_heartbeat"),
     ]
 
     operations = [
