@@ -139,3 +139,23 @@ def contiguous_runs(positions: np.ndarray) -> list[tuple[int, int]]:
 def load_keras_lstm(weights: Path, config: dict) -> TemporalRunner:
     model, temporal_config = load_temporal_head(weights)
     return TemporalRunner(model=model, config=temporal_config)
+
+
+@dataclass(frozen=True)
+class PooledRunner:
+    """The pooled linear head over sliding windows (numpy, no TensorFlow); windows never span a hole."""
+
+    head: object
+
+    def score(self, features: np.ndarray, positions: np.ndarray) -> HeadScores:
+        scores = np.zeros(len(features), dtype=np.float32)
+        for start, end in contiguous_runs(positions):
+            scores[start:end] = self.head.score(features[start:end])
+        return HeadScores(scores=scores)
+
+
+@register_runner("pooled_linear")
+def load_pooled_linear(weights: Path, config: dict) -> PooledRunner:
+    from inference.ml.violence import load_pooled_head
+
+    return PooledRunner(head=load_pooled_head(weights))
