@@ -145,9 +145,14 @@ def train_and_report(
     folds: int = 5,
     seed: int = 0,
     threshold: float = 0.5,
+    operating_threshold: float | None = None,
     title: str = "violence",
 ) -> dict[str, Any]:
-    """Cross-validate, fit the final head on every clip, write weights, ``report.json`` and the ROC PNG."""
+    """Cross-validate, fit the final head on every clip, write weights, ``report.json`` and the ROC PNG.
+
+    Figures are at ``threshold`` (0.5: the classifier's own decision, classes balanced); the out-of-fold
+    figures are repeated at ``operating_threshold``, the head's threshold where a verdict flags.
+    """
     started = time.perf_counter()
     report = cross_validate(clips, config, folds=folds, seed=seed, threshold=threshold)
     head = fit_on_clips(clips, np.arange(len(clips)), config, seed)
@@ -156,6 +161,12 @@ def train_and_report(
     output_dir.mkdir(parents=True, exist_ok=True)
     head.save(output_dir)
     write_roc_png(labels, scores, output_dir / ROC_FILE, f"{title}: {folds}-fold out-of-fold clips")
+    if operating_threshold is not None:
+        operating = binary_metrics(labels, scores, operating_threshold)
+        report["operating_point"] = {
+            **operating,
+            "balanced_accuracy": balanced_accuracy(labels, scores, operating_threshold),
+        }
     report.update(
         {
             "config": config.to_dict(),

@@ -89,7 +89,9 @@ def train_pooled_head_version(
     heads_root = Path(settings.HYDRA_MODEL_ROOT) / "heads" / category
     staging = heads_root / f".training-{uuid.uuid4().hex}"
     try:
-        report = train_and_report(clips, config, staging, folds=folds, seed=seed, threshold=head.threshold)
+        report = train_and_report(
+            clips, config, staging, folds=folds, seed=seed, operating_threshold=head.threshold, title=head.label
+        )
         report["source"] = source
         report["sample_interval_ms"] = settings.HYDRA_SAMPLE_INTERVAL_MS
         report["cnn_content_hash"] = model_version.content_hash
