@@ -80,6 +80,45 @@ def violence_cv(dataset: Path, model_version, interval_ms: int) -> dict:
     }
 
 
+def write_roc_plot(path: Path) -> None:
+    """Out-of-fold ROC curves of every shipped violence head (one per sample interval), from their reports."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    from inference import pooled_heads
+    from inference.ml.training import roc_points
+
+    figure, axes = plt.subplots(figsize=(5, 5), dpi=100)
+    for directory in sorted((pooled_heads.SHIPPED_ROOT / "violence").glob("interval-*")):
+        report = json.loads((directory / "report.json").read_text())
+        keys = list(report["out_of_fold_scores"])
+        labels = np.asarray([key.split("/")[0].lower() == "fight" for key in keys], dtype=int)
+        scores = np.asarray([report["out_of_fold_scores"][key] for key in keys])
+        fpr, tpr = roc_points(labels, scores)
+        interval = int(directory.name.split("-")[1])
+        axes.plot(
+            fpr,
+            tpr,
+            linewidth=2,
+            label=f"{1000 / interval:g} samples/s: AUC {report['out_of_fold']['roc_auc']:.3f}, "
+            f"bal. acc. {report['balanced_accuracy_mean']:.3f}",
+        )
+    axes.plot([0, 1], [0, 1], color="#999999", linestyle="--", linewidth=1, label="chance")
+    axes.set(
+        xlim=(0, 1),
+        ylim=(0, 1.02),
+        xlabel="False positive rate",
+        ylabel="True positive rate",
+        title="Violence head, 5-fold out-of-fold clips\n(fight-surveillance, Aktı et al., IPTA 2019)",
+    )
+    axes.legend(loc="lower right", fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
 def nudity_stages(harmless: list[Path], model_version, threshold: float, confirm: bool) -> dict[str, dict]:
     """False-flag rate of each stage at each sampling rate, over the harmless clips."""
     from django.conf import settings
@@ -151,6 +190,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
     parser.add_argument("--harmless", type=Path, action="append", default=[], help="More harmless real clips.")
     parser.add_argument("--no-confirm", action="store_true", help="Skip the InceptionV3 stage (slow to load).")
+    parser.add_argument("--roc-png", type=Path, help="Also draw the shipped heads' ROC curves into this file.")
     args = parser.parse_args(argv)
 
     import django
@@ -173,6 +213,8 @@ def main(argv: list[str] | None = None) -> dict:
     for folder in args.harmless:
         harmless += sorted(p for p in folder.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
 
+    if args.roc_png:
+        write_roc_plot(args.roc_png)
     violence = violence_cv(args.dataset, model_version, interval_ms)
     print(f"violence, {violence['clips']} clips (Aktı et al., IPTA 2019), 5-fold CV: {json.dumps(violence)}")
     nudity = nudity_stages(harmless, model_version, nudity_head.threshold, not args.no_confirm)
