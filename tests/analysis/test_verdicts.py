@@ -103,7 +103,7 @@ def test_default_heads_are_nudity_with_nsfwjs_weights_and_untrained_violence(def
     assert not violence.versions.exists()
     assert selectors.untrained_heads() == [violence]
     # ensure_default_heads registers the category; its shipped weights come with build_models (test_shipped_violence).
-    assert "shipped" in violence.description.lower() and "train_head violence" in violence.description
+    assert "ships weights" in violence.description and "train_head violence" in violence.description
 
     registry.ensure_default_heads()
     assert HeadVersion.objects.count() == 1 and Head.objects.count() == 2
