@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from inference.heads import PooledRunner
+from inference.heads import PooledRunner, measured_quality
 from inference.ml.clip_features import ClipFeatures, phase_offsets_ms, sampled_features
 from inference.ml.pooled_training import (
     PhasedClip,
@@ -140,3 +140,18 @@ def test_sampled_features_pick_the_frame_nearest_each_phase_of_the_grid():
     np.testing.assert_allclose(at_quarter[:, 0] / step, [6, 31], atol=1e-3)
     with pytest.raises(ValueError):
         phase_offsets_ms(0, 4)
+
+
+def test_measured_quality_states_each_kind_of_report_in_one_line():
+    pooled = {
+        "folds": [{}] * 5,
+        "balanced_accuracy_mean": 0.6667,
+        "balanced_accuracy_std": 0.0186,
+        "clips": {"total": 240},
+        "operating_point": {"threshold": 0.9, "precision": 0.729, "recall": 0.358},
+    }
+    assert measured_quality(pooled) == (
+        "5-fold balanced accuracy 0.667 ± 0.019 on 240 clips; at threshold 0.9: precision 0.73, recall 0.36"
+    )
+    assert measured_quality({"test_clips": {"accuracy": 0.8, "n": 5}}) == "held-out accuracy 0.800 on 5 clips"
+    assert measured_quality({}) == "no training report (weights from their package)"
