@@ -87,8 +87,8 @@ def write_roc_plot(path: Path) -> None:
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    from inference import pooled_heads
     from inference.ml.training import roc_points
+    from inference.services import pooled_heads
 
     figure, axes = plt.subplots(figsize=(5, 5), dpi=100)
     for directory in sorted((pooled_heads.SHIPPED_ROOT / "violence").glob("interval-*")):
