@@ -13,7 +13,7 @@ APT_PACKAGES := chromium chromium-driver ffmpeg
 export PYTHONUNBUFFERED := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: run test install install-python install-node install-browser assets models services lint format bench bench-quick clean
+.PHONY: run test install install-python install-node install-browser assets models services lint format bench bench-quick bench-quality violence-head clean
 
 run: install assets
 	mkdir -p var
@@ -81,6 +81,21 @@ bench: install install-browser assets services
 
 bench-quick: install install-browser assets services
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m bench.run --quick
+
+# Detection quality on real footage (fight-surveillance, Aktı et al. IPTA 2019): violence 5-fold CV and nudity
+# false flags per stage. Last line is one JSON object. First run decodes the clips (minutes), then cached.
+DATASET ?= ../shared/datasets/fight-surveillance
+bench-quality: install assets services
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) manage.py migrate --noinput -v0
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) manage.py build_models
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m bench.quality --dataset $(DATASET)
+
+# Reproduce the shipped violence head (weights, report and ROC plot under inference/ml/weights/violence/).
+violence-head: install
+	mkdir -p var
+	$(PY) manage.py migrate --noinput -v0
+	$(PY) manage.py build_models
+	$(PY) manage.py train_head violence --from-folder $(DATASET) --ship --no-activate
 
 clean:
 	rm -rf static/js/build var/staticfiles

@@ -1,7 +1,7 @@
 from django import forms
 from django.contrib import admin
 
-from inference import selectors
+from inference import heads, selectors
 from inference.models import Head, HeadVersion, ModelVersion
 
 
@@ -33,17 +33,16 @@ class ModelVersionAdmin(admin.ModelAdmin):
 class HeadVersionInline(admin.TabularInline):
     model = HeadVersion
     extra = 0
-    fields = ("version", "is_active", "model_version", "weights_path", "held_out_accuracy", "created_at")
+    fields = ("version", "is_active", "model_version", "weights_path", "measured_quality", "created_at")
     readonly_fields = fields
     can_delete = False
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
 
-    @admin.display(description="Held-out accuracy")
-    def held_out_accuracy(self, version: HeadVersion) -> str:
-        clips = version.metrics.get("test_clips")
-        return f"{clips['accuracy']:.3f} on {clips['n']} clips" if clips else "shipped weights"
+    @admin.display(description="Measured quality")
+    def measured_quality(self, version: HeadVersion) -> str:
+        return heads.measured_quality(version.metrics)
 
 
 class HeadForm(forms.ModelForm):

@@ -139,3 +139,47 @@ def contiguous_runs(positions: np.ndarray) -> list[tuple[int, int]]:
 def load_keras_lstm(weights: Path, config: dict) -> TemporalRunner:
     model, temporal_config = load_temporal_head(weights)
     return TemporalRunner(model=model, config=temporal_config)
+
+
+@dataclass(frozen=True)
+class PooledRunner:
+    """The pooled linear head over sliding windows (numpy, no TensorFlow); windows never span a hole."""
+
+    head: object
+
+    def score(self, features: np.ndarray, positions: np.ndarray) -> HeadScores:
+        scores = np.zeros(len(features), dtype=np.float32)
+        for start, end in contiguous_runs(positions):
+            scores[start:end] = self.head.score(features[start:end])
+        return HeadScores(scores=scores)
+
+
+@register_runner("pooled_linear")
+def load_pooled_linear(weights: Path, config: dict) -> PooledRunner:
+    from inference.ml.violence import load_pooled_head
+
+    return PooledRunner(head=load_pooled_head(weights))
+
+
+def measured_quality(metrics: dict) -> str:
+    """One line on how well a version was measured to work, for the admin and ``rollback_head``.
+
+    The LSTM's report has one held-out split (``test_clips``); the pooled head's has k-fold cross-validation
+    and the operating point at the head's threshold. nsfwjs's nudity head comes with no report of ours.
+    """
+    if "balanced_accuracy_mean" in metrics:
+        line = (
+            f"{len(metrics['folds'])}-fold balanced accuracy {metrics['balanced_accuracy_mean']:.3f} "
+            f"± {metrics['balanced_accuracy_std']:.3f} on {metrics['clips']['total']} clips"
+        )
+        operating = metrics.get("operating_point")
+        if operating:
+            line += (
+                f"; at threshold {operating['threshold']:g}: precision {operating['precision']:.2f}, "
+                f"recall {operating['recall']:.2f}"
+            )
+        return line
+    clips = metrics.get("test_clips")
+    if clips:
+        return f"held-out accuracy {clips['accuracy']:.3f} on {clips['n']} clips"
+    return "no training report (weights from their package)"

@@ -74,12 +74,12 @@ VIOLENCE = DefaultHead(
     category="violence",
     label="Violence",
     kind=Head.Kind.TEMPORAL,
-    threshold=0.7,
+    threshold=0.9,
     severity=5,
     description=(
-        "An LSTM over windows of consecutive frame features. Hydra ships WITHOUT violence weights: "
-        "until an operator trains it (manage.py train_head violence ...), violence detection is off "
-        "and produces no score."
+        "A linear classifier over windows of consecutive frame features (their mean, spread and change). "
+        "Hydra ships weights trained on real surveillance clips (build_models registers them); "
+        "manage.py train_head violence ... trains a new version."
     ),
 )
 NUDITY_POSITIVE_CLASSES = ["porn", "hentai"]
@@ -160,7 +160,8 @@ def activate_head_version(category: str, version: int) -> HeadVersion:
 
 
 def ensure_default_heads(model_version: ModelVersion | None = None) -> list[Head]:
-    """Register nudity (with nsfwjs's own weights) and violence (untrained); idempotent."""
+    """Register nudity (with nsfwjs's own weights) and violence (no weights here: build_models then registers
+    the shipped ones, ``pooled_heads.ensure_shipped_heads``); idempotent."""
     model_version = model_version or selectors.active_model_version()
     if model_version is None:
         raise ValueError("no active model version: run `manage.py build_models` first")

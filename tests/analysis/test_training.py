@@ -56,6 +56,8 @@ def trained_setup(default_heads, model_root, settings):
 
 
 def train(*args: str, **options) -> str:
+    """The LSTM's training (``--model lstm``); the pooled head's has its own tests (test_pooled_head.py)."""
+    options.setdefault("model", "lstm")
     out = StringIO()
     call_command("train_head", *args, stdout=out, **options)
     return out.getvalue()

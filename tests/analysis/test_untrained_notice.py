@@ -33,7 +33,7 @@ def test_the_admin_lists_heads_with_their_status(default_heads, client):
     assert "Untrained: produces no score" in page and "v1 active" in page
     nudity = Head.objects.get(category="nudity")
     detail = client.get(f"/admin/inference/head/{nudity.pk}/change/").content.decode()
-    assert "shipped weights" in detail
+    assert "no training report (weights from their package)" in detail
 
 
 def test_the_admin_refuses_thresholds_outside_zero_to_one(default_heads, client):

@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from inference import selectors
 from inference.ml.artefacts import ArtefactError
 from inference.ml.nsfwjs import NsfwjsError
+from inference.services.pooled_heads import ensure_shipped_heads
 from inference.services.registry import ensure_default_heads, ensure_model_version
 
 
@@ -20,6 +21,7 @@ class Command(BaseCommand):
         try:
             model_version = ensure_model_version()
             ensure_default_heads(model_version)
+            shipped = ensure_shipped_heads(model_version)
         except (NsfwjsError, ArtefactError) as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(
@@ -28,6 +30,8 @@ class Command(BaseCommand):
                 f"({time.monotonic() - started:.1f} s)"
             )
         )
+        for version in shipped:
+            self.stdout.write(f"{version.head.category}: shipped weights registered as {version} (active)")
         for head in selectors.untrained_heads():
             self.stdout.write(
                 self.style.WARNING(

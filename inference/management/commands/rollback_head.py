@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
+from inference import heads
 from inference.models import Head
 from inference.services import registry
 
@@ -26,8 +27,7 @@ class Command(BaseCommand):
                 raise CommandError(str(exc)) from exc
             self.stdout.write(self.style.SUCCESS(f"{chosen} is now active"))
         for head_version in head.versions.order_by("version"):
-            clips = head_version.metrics.get("test_clips", {})
-            accuracy = f"held-out accuracy {clips['accuracy']:.3f}" if clips else "shipped weights"
+            accuracy = heads.measured_quality(head_version.metrics)
             marker = "*" if head_version.is_active else " "
             self.stdout.write(f"{marker} v{head_version.version}  {head_version.created_at:%Y-%m-%d %H:%M}  {accuracy}")
         if not head.versions.exists():
