@@ -106,9 +106,9 @@ def head_probabilities(model_version: ModelVersion) -> HeadProbabilities:
 def near_thresholds(model_version: ModelVersion, vectors: Iterable[np.ndarray]) -> NearThreshold:
     """Whether features score within ``HYDRA_TRUST_BORDERLINE_MARGIN`` of any active per-frame head's threshold.
 
-    Per-frame heads (a softmax's class sum: nudity today) are checked on the sample alone;
-    ``vectors`` are those the verification compares, run through each head once. Temporal heads
-    score windows, not samples: their inputs are bounded by the per-frame check and spot checks.
+    Per-frame heads (a softmax's class sum: nudity) are checked on the sample alone; ``vectors``
+    are those the verification compares, run through each head once. Heads that score windows of
+    samples (pooled, temporal) are not checked here: a sample alone has no score of theirs.
     """
     margin = settings.HYDRA_TRUST_BORDERLINE_MARGIN
     vectors = list(vectors)
