@@ -52,7 +52,7 @@ def analyse_video(
     """
     accepted = selectors.accepted_features(video, model_version, sample_times)
     if not accepted.sample_ms:
-        return []
+        return _withdraw_verdicts(video, head_versions)
     features = dequantise(accepted.codes)
     for head_version in head_versions:
         trained_interval = head_version.config.get("sample_interval_ms", settings.HYDRA_SAMPLE_INTERVAL_MS)
@@ -69,6 +69,23 @@ def analyse_video(
         return [
             _store_head_result(video, model_version, head_version, accepted, result) for head_version, result in results
         ]
+
+
+def _withdraw_verdicts(video: Video, head_versions: list[HeadVersion]) -> list[Verdict]:
+    """No accepted feature is left (a liar's were all rejected): no verdict may stand on the rejected ones.
+
+    The verdicts stay (moderation may link them) but say nothing: coverage 0, not flagged, no
+    scores; the coverage deadline or new viewers fill the samples and the next analysis rewrites them.
+    """
+    with transaction.atomic():
+        Video.objects.select_for_update(nowait=True).filter(pk=video.pk).first()
+        FrameScore.objects.filter(video=video, head_version__in=head_versions).delete()
+        verdicts = list(Verdict.objects.filter(video=video, head_version__in=head_versions))
+        for verdict in verdicts:
+            verdict.score, verdict.flagged, verdict.coverage = 0.0, False, 0.0
+            verdict.segments, verdict.top_frames = [], []
+            verdict.save(update_fields=["score", "flagged", "segments", "top_frames", "coverage", "computed_at"])
+        return verdicts
 
 
 def _store_head_result(

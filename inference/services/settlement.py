@@ -7,7 +7,7 @@
 3. confirm flags with the server: a flagged verdict stands only on frames the server computed
    itself; missing ones are queued, and the analysis that follows them confirms it.
 4. announce: confirmed flags go to moderation (``signals.verdict_flagged``); a fully covered,
-   clean video is cleared (``signals.video_cleared``).
+   clean video with no recomputation still open is cleared (``signals.video_cleared``).
 
 Trust returns what it changed (``FollowUps``); this module queues that work with signals that
 ``inference.scheduling`` turns into Celery tasks. The server's own recomputations and the coverage
@@ -62,7 +62,14 @@ def _analyse_confirm_announce(
     for verdict in verdicts:
         if verdict.flagged and _confirmed_by_server(verdict, sample_times):
             signals.verdict_flagged.send(sender=Verdict, verdict=verdict)
-    if verdicts and not any(v.flagged for v in verdicts) and all(v.coverage >= 1.0 for v in verdicts):
+    if (
+        verdicts
+        and not any(v.flagged for v in verdicts)
+        and all(v.coverage >= 1.0 for v in verdicts)
+        and not trust.verification_outstanding(video)
+    ):
+        # Open spot checks may still reject the features this verdict used: the analysis that
+        # follows them clears the video.
         signals.video_cleared.send(sender=Video, video=video, verdicts=verdicts)
     return verdicts
 

@@ -108,14 +108,29 @@ def judge_against_server(
     return SampleOutcome(frozenset(accepted), frozenset(rejected), reason="server recomputed")
 
 
+NearThreshold = Callable[[np.ndarray], bool]
+"""float32[N, feature_size] -> True when any row scores within the margin of any per-frame head's threshold."""
+
+
 def judge_by_peers(
-    submissions: Sequence[Submission], tolerance: Tolerance, head: HeadProbabilities, *, replicas: int
+    submissions: Sequence[Submission],
+    tolerance: Tolerance,
+    head: HeadProbabilities,
+    *,
+    replicas: int,
+    near_threshold: NearThreshold | None = None,
 ) -> SampleOutcome:
     """Accept when every submission agrees with every other and enough of them are independent.
 
     Any disagreement is a dispute that only the server can settle: peers never outvote each
     other, because a majority can be a botnet. With ``replicas=1`` (no second opinion asked
     for) one independent submission is enough, and spot checks are the only check on it.
+
+    Agreement near a head's decision is not enough either (``near_threshold``): a colluding pair
+    agrees on whatever it likes, and a lie inside the tolerance is never caught, so a sample
+    that scores within the margin of a threshold counts only once the server computed it. The
+    margin exceeds what an in-tolerance lie can move a score (docs/trust.md), so no decision
+    can be steered by one.
     """
     if not submissions or len(submissions) < replicas:
         return SampleOutcome(reason="waiting for an independent replica")
@@ -125,4 +140,6 @@ def judge_by_peers(
             return SampleOutcome(needs_server=True, reason="replicas disagree")
     if len(independent_quorum(s.identity for s in submissions)) < replicas:
         return SampleOutcome(reason="waiting for an independent replica")
+    if near_threshold is not None and near_threshold(np.stack([s.vector for s in submissions])):
+        return SampleOutcome(needs_server=True, reason="near a head's threshold")
     return SampleOutcome(accepted=frozenset(s.identity.session_id for s in submissions), reason="replicas agree")

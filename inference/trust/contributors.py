@@ -1,7 +1,9 @@
 """Who a session is, and whether it (or the person or device behind it) was caught lying.
 
-A contributor is an account if logged in, else the device id the client gave, else the session
-alone; the spot-check records and quarantines are kept per contributor.
+A contributor is an account if logged in (all its devices and networks share one record), else
+the device id the client gave, else the session alone; the spot-check records and quarantines
+are kept per contributor. A record counts only blind results (the server computed the sample
+after the contributor sent it) and grows no faster than its age allows.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 from collections.abc import Iterable
+from datetime import datetime
 
 from django.db.models import F
 
@@ -73,14 +76,24 @@ class ContributorRecords:
     as a save per result would.
     """
 
-    def __init__(self, sessions: Iterable[ClientSession]) -> None:
+    def __init__(self, sessions: Iterable[ClientSession], *, per_day: float, now: datetime) -> None:
         keys = {contributor_key(session) for session in sessions}
-        self._consecutive_valid = dict(Contributor.objects.filter(key__in=keys).values_list("key", "consecutive_valid"))
+        rows = Contributor.objects.filter(key__in=keys).values_list("key", "consecutive_valid", "created_at")
+        self._consecutive_valid = {key: valid for key, valid, _ in rows}
+        self._age_days = {key: max(0.0, (now - created).total_seconds() / 86_400) for key, _, created in rows}
+        self._per_day = per_day
         self._new_valid: dict[str, int] = defaultdict(int)
 
     def consecutive_valid(self, session: ClientSession) -> int:
-        """A contributor without a row yet has no record (the row's default)."""
-        return self._consecutive_valid.get(contributor_key(session), 0)
+        """The record that sets the spot-check rate: server-verified results, but no more than its age allows.
+
+        A record grows by at most ``per_day`` results per day since the contributor's first
+        server-verified result (``HYDRA_TRUST_RECORD_PER_DAY``): sessions opened in a burst buy
+        nothing that time does not. A contributor without a row yet has no record.
+        """
+        key = contributor_key(session)
+        earned = self._consecutive_valid.get(key, 0)
+        return min(earned, int(self._per_day * self._age_days.get(key, 0.0)))
 
     def record_valid(self, sessions: Iterable[ClientSession]) -> None:
         for session in sessions:

@@ -167,12 +167,14 @@ def quarantine_sessions(sessions: Iterable[ClientSession], reason: str) -> Follo
     caught = ClientSession.objects.filter(who)
     caught.update(state=ClientSession.State.QUARANTINED, state_reason=reason)
     SampleAssignment.objects.filter(session__in=caught).delete()
-    discarded = FrameFeature.objects.filter(session__in=caught).exclude(status=Status.REJECTED)
-    affected: dict[tuple[int, int], set[int]] = defaultdict(set)
-    for video_id, model_version_id, t in discarded.values_list("video_id", "model_version_id", "sample_ms"):
-        affected[(video_id, model_version_id)].add(t)
-    discarded.update(status=Status.REJECTED)
-    for (video_id, model_version_id), times in affected.items():
+    # Every sample they ever sent, including those already rejected by the verification that
+    # caught them: a verdict may have been computed while those were still accepted.
+    sent = FrameFeature.objects.filter(session__in=caught)
+    touched: dict[tuple[int, int], set[int]] = defaultdict(set)
+    for video_id, model_version_id, t in sent.values_list("video_id", "model_version_id", "sample_ms"):
+        touched[(video_id, model_version_id)].add(t)
+    sent.exclude(status=Status.REJECTED).update(status=Status.REJECTED)
+    for (video_id, model_version_id), times in touched.items():
         follow_ups.update(
             _reverify_without_quarantined(
                 Video.objects.get(pk=video_id), ModelVersion.objects.get(pk=model_version_id), times
@@ -182,7 +184,12 @@ def quarantine_sessions(sessions: Iterable[ClientSession], reason: str) -> Follo
 
 
 def _reverify_without_quarantined(video: Video, model_version: ModelVersion, times: set[int]) -> FollowUps:
-    """Accepted features that leaned on a quarantined peer are judged again; what lost its quorum goes to the server."""
+    """Make the video's verdicts stand only on what remains accepted once a liar's features are gone.
+
+    Accepted features that leaned on the quarantined peer are judged again; every touched sample
+    left without accepted features goes to the server (coverage dropped), and the verdicts are
+    computed again at once from what remains accepted plus the server's own features.
+    """
     settled = _server_settled(video, model_version)
     peer_judged = times - settled
     FrameFeature.objects.filter(
@@ -190,7 +197,7 @@ def _reverify_without_quarantined(video: Video, model_version: ModelVersion, tim
     ).update(status=Status.PENDING)
     wrong, follow_ups = verify_samples(video, model_version, peer_judged)
     follow_ups.update(quarantine_sessions(wrong, MISMATCH))
-    uncovered = uncovered_sample_times(video, model_version, sorted(peer_judged))
+    uncovered = uncovered_sample_times(video, model_version, sorted(times))
     follow_ups.update(request_recomputation(video, model_version, uncovered, Reason.QUARANTINE))
     follow_ups.reanalyse[video.pk] = None
     return follow_ups
@@ -235,11 +242,15 @@ def run_recomputations(
         follow_ups.update(found)
         Recomputation.objects.filter(pk__in=[r.pk for r in claimed]).update(done_at=timezone.now())
         follow_ups.update(quarantine_sessions(wrong | more_wrong, MISMATCH))  # every video the liars touched
-        if any(r.reason != Reason.SPOT_CHECK for r in claimed):
-            # A spot check that confirms what peers agreed on changes no verdict input beyond the
-            # tolerance, so only other recomputations (flags, disputes, gaps) re-run the analysis.
-            follow_ups.reanalyse[video.pk] = None
+        # The analysis prefers the server's own features: even a spot check that proved nobody
+        # wrong changed the verdicts' input, and a pending clearance waits for this analysis.
+        follow_ups.reanalyse[video.pk] = None
     return missing, follow_ups
+
+
+def verification_outstanding(video: Video) -> bool:
+    """True while the server still has samples of this video to compute: its verdicts may yet change."""
+    return Recomputation.objects.filter(video=video, done_at__isnull=True).exists()
 
 
 def uncovered_sample_times(video: Video, model_version: ModelVersion, sample_times: Sequence[int]) -> list[int]:

@@ -17,19 +17,22 @@ from pathlib import Path
 
 import numpy as np
 from django.conf import settings
+from django.utils import timezone
 
-from inference import heads
+from inference import heads, selectors
 from inference.ml.nsfw_head import WEIGHTS_FILE, NsfwHead
 from inference.ml.quantise import dequantise
 from inference.models import ClientSession, FrameFeature, ModelVersion, Recomputation
 from inference.trust.agreement import (
     HeadProbabilities,
+    NearThreshold,
     SampleOutcome,
     Submission,
     Tolerance,
     judge_against_server,
     judge_by_peers,
 )
+from inference.trust.assignment import independent_quorum
 from inference.trust.contributors import ContributorRecords, identity_of
 from inference.trust.spot_checks import SpotCheckPolicy
 from videos.models import Video
@@ -100,6 +103,35 @@ def head_probabilities(model_version: ModelVersion) -> HeadProbabilities:
         return _no_head
 
 
+def near_thresholds(model_version: ModelVersion, vectors: Iterable[np.ndarray]) -> NearThreshold:
+    """Whether features score within ``HYDRA_TRUST_BORDERLINE_MARGIN`` of any active per-frame head's threshold.
+
+    Per-frame heads (a softmax's class sum: nudity) are checked on the sample alone; ``vectors``
+    are those the verification compares, run through each head once. Heads that score windows of
+    samples (pooled, temporal) are not checked here: a sample alone has no score of theirs.
+    """
+    margin = settings.HYDRA_TRUST_BORDERLINE_MARGIN
+    vectors = list(vectors)
+    checks: list[tuple[HeadProbabilities, list[int], float]] = []
+    for head_version in selectors.active_head_versions(model_version):
+        try:
+            runner = heads.load_runner(head_version)
+        except FileNotFoundError:
+            logger.warning("%s has no weights: its threshold is not guarded", head_version)
+            continue
+        if isinstance(runner, heads.ClassSumRunner):
+            columns = [runner.class_names.index(name) for name in runner.positive_classes]
+            checks.append((batch_head(runner.predict, vectors), columns, head_version.head.threshold))
+
+    def near(features: np.ndarray) -> bool:
+        return any(
+            bool(np.any(np.abs(predict(features)[:, columns].sum(axis=1) - threshold) <= margin))
+            for predict, columns, threshold in checks
+        )
+
+    return near
+
+
 def request_recomputation(
     video: Video, model_version: ModelVersion, sample_ms: Iterable[int], reason: str
 ) -> FollowUps:
@@ -149,7 +181,14 @@ def verify_samples(
         .exclude(status=Status.REJECTED)
         .exclude(session__state=ClientSession.State.QUARANTINED)
         .select_related("session")
-        .only("sample_ms", "vector", "status", "session_id", *(f"session__{name}" for name in JUDGED_SESSION_FIELDS))
+        .only(
+            "sample_ms",
+            "vector",
+            "status",
+            "received_at",
+            "session_id",
+            *(f"session__{name}" for name in JUDGED_SESSION_FIELDS),
+        )
         .order_by("sample_ms", "received_at", "pk")
     )
     by_time: dict[int, list[FrameFeature]] = defaultdict(list)
@@ -157,7 +196,14 @@ def verify_samples(
         by_time[feature.sample_ms].append(feature)
     vectors = {feature.pk: _dequantised(feature) for feature in features}
     head = batch_head(head_probabilities(model_version), vectors.values())
-    records = ContributorRecords(f.session for f in features if not f.session.is_server)
+    near_threshold = near_thresholds(model_version, vectors.values())
+    viewers = list(
+        ClientSession.objects.filter(video=video, model_version=model_version, is_server=False)
+        .exclude(state=ClientSession.State.QUARANTINED)
+        .only("pk", *JUDGED_SESSION_FIELDS)
+    )
+    records = ContributorRecords(viewers, per_day=settings.HYDRA_TRUST_RECORD_PER_DAY, now=timezone.now())
+    small_audience = audience_is_small(video, viewers, records)
     tolerance = configured_tolerance()
     changes = StatusChanges()
     wrong: set[ClientSession] = set()
@@ -182,22 +228,53 @@ def verify_samples(
             elif outcome.rejected:
                 outcome = judge_against_server(sent, truth, tolerance, head, alternatives(t))
             changes.apply(judged, outcome)
-            records.record_valid(f.session for f in judged if str(f.session_id) in outcome.accepted)
+            # Only a blind result builds a record: one sent before the server knew the answer. A
+            # cross-check on a sample the server had already computed may catch a liar but earns nothing.
+            records.record_valid(
+                f.session
+                for f in judged
+                if str(f.session_id) in outcome.accepted and f.received_at < server.received_at
+            )
             wrong.update(f.session for f in judged if str(f.session_id) in outcome.rejected)
             continue
-        outcome = judge_by_peers(submissions(clients), tolerance, head, replicas=settings.HYDRA_TRUST_REPLICAS)
+        outcome = judge_by_peers(
+            submissions(clients),
+            tolerance,
+            head,
+            replicas=settings.HYDRA_TRUST_REPLICAS,
+            near_threshold=near_threshold,
+        )
         if outcome.needs_server:
             disputed.append(t)
             continue
         newly = [f for f in clients if f.status == Status.PENDING and str(f.session_id) in outcome.accepted]
         changes.apply(newly, outcome)
-        if newly and records.spot_check_due((f.session for f in newly), configured_spot_checks(), spot_check_rng):
+        checked = small_audience or records.spot_check_due(
+            (f.session for f in newly), configured_spot_checks(), spot_check_rng
+        )
+        if newly and checked:
             spot_checked.append(t)
-    changes.save()
+    withdrawn = changes.save()
     records.save()
     follow_ups = request_recomputation(video, model_version, disputed, Reason.DISPUTE)
     follow_ups.update(request_recomputation(video, model_version, spot_checked, Reason.SPOT_CHECK))
+    if withdrawn:
+        follow_ups.reanalyse[video.pk] = None  # a verdict may rest on what was just rejected
     return wrong, follow_ups
+
+
+def audience_is_small(video: Video, viewers: Sequence[ClientSession], records: ContributorRecords) -> bool:
+    """Fewer than ``HYDRA_TRUST_MIN_AUDIENCE`` independent, established viewers: every agreed sample is checked.
+
+    Established: past probation (records grow no faster than their age, so a burst of new
+    accounts is not established). Independent: no shared account, device or network, and never
+    the uploader (``independent_quorum``). On such a video the replicas could all be the
+    uploader's friends, so the server computes every sample peers agree on; evasion there needs
+    the server to be wrong.
+    """
+    probation = settings.HYDRA_TRUST_PROBATION_RESULTS
+    established = [identity_of(s, video.owner_id) for s in viewers if records.consecutive_valid(s) >= probation]
+    return len(independent_quorum(established)) < settings.HYDRA_TRUST_MIN_AUDIENCE
 
 
 def _dequantised(feature: FrameFeature) -> np.ndarray:
@@ -231,6 +308,7 @@ class StatusChanges:
 
     def __init__(self) -> None:
         self._by_status: dict[str, set[int]] = defaultdict(set)
+        self._withdrawn = False
 
     def apply(self, features: Sequence[FrameFeature], outcome: SampleOutcome) -> None:
         for feature in features:
@@ -243,10 +321,14 @@ class StatusChanges:
                 else None
             )
             if status is not None and feature.status != status:
+                self._withdrawn |= feature.status == Status.ACCEPTED
                 feature.status = status
                 self._by_status[status].add(feature.pk)
 
-    def save(self) -> None:
+    def save(self) -> bool:
+        """Write the changes; True when an accepted feature lost that status (verdicts may have used it)."""
         for status, pks in self._by_status.items():
             FrameFeature.objects.filter(pk__in=pks).update(status=status)
         self._by_status.clear()
+        withdrawn, self._withdrawn = self._withdrawn, False
+        return withdrawn

@@ -10,8 +10,10 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from dataclasses import dataclass
+from datetime import timedelta
 
 import numpy as np
+from django.utils import timezone
 
 from inference.models import ClientSession, Contributor, FrameFeature, Head, Recomputation, Verdict
 from inference.trust import verification
@@ -24,6 +26,7 @@ CLIPS = (("bars", "bars", 3), ("erratic", "erratic", 5), ("calm", "calm", 3))
 HONEST_PER_VIDEO = 6
 MIN_GAP = 0.02  # nudity-score margin between a threshold and every frame, on every browser profile
 ESTABLISHED_RECORD = 500  # returning honest viewers: past probation, at the spot-check floor
+ESTABLISHED_AGE = timedelta(days=365)
 
 
 def make_runs(ready_video) -> dict[str, dict]:
@@ -51,6 +54,8 @@ def honest_viewers(prefix: str, count: int, network: int) -> list[Viewer]:
         Contributor.objects.update_or_create(
             key=f"device:{viewer.device_id}", defaults={"consecutive_valid": ESTABLISHED_RECORD}
         )
+    keys = [f"device:{viewer.device_id}" for viewer in viewers]
+    Contributor.objects.filter(key__in=keys).update(created_at=timezone.now() - ESTABLISHED_AGE)  # earned over time
     return viewers
 
 

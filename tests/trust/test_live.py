@@ -153,3 +153,45 @@ def test_liars_against_daphne_and_a_worker_and_an_unwatched_video(
     timing = {"deadline_s": DEADLINE_SECONDS, "unwatched_started_s": (started - ready_at).total_seconds()}
     timing["unwatched_analysed_s"] = (analysed - ready_at).total_seconds()
     print("\nTRUST-FIGURES live", json.dumps({"threshold": round(float(threshold), 3), **timing, **figures}))
+
+
+def test_a_caught_pair_leaves_no_verdict_behind_against_daphne_and_a_worker(
+    live_trust, ready_video, truth_of, nudity_head, settings
+):
+    """Issue 12, attack 1 live: two new colluders lie on every sample, one pair hiding, one false-flagging.
+
+    The worker's settlement pass analyses their agreed lies before the spot checks it queued run;
+    the spot checks quarantine them, and the verdicts must then be the server's own at once.
+    """
+    settings.HYDRA_TRUST_COVERAGE_DEADLINE_SECONDS = 3600  # no deadline covers for the liars here
+    videos = {"erratic": ready_video("pair-erratic", pattern="erratic", seed=2)}
+    videos["calm"] = ready_video("pair-calm", pattern="calm", seed=9)
+    truths = {title: truth_of(video) for title, video in videos.items()}
+    scenario.set_unambiguous_threshold(truths, nudity_head)  # erratic is flagged, calm is cleared
+    connect = harness.WebsocketsTransport.connector(live_trust, origin="http://127.0.0.1")
+
+    def pair(name: str, behaviour: harness.Behaviour, network: int) -> list[harness.Viewer]:
+        return [
+            harness.Viewer(
+                name=f"{name}{i}", behaviour=behaviour, device_id=f"{name}{i:04d}", ip=f"10.{network}.{i}.9", seed=name
+            )
+            for i in range(2)
+        ]
+
+    audiences = {
+        "erratic": pair("hide", harness.Behaviour.COLLUDER, 70),
+        "calm": pair("frame", harness.Behaviour.FLIP_TO_NUDE, 71),
+    }
+    by_title = {t: dataclasses.replace(truth, slug=videos[t].slug) for t, truth in truths.items()}
+    asyncio.run(harness.watch_together(audiences, by_title, connect, nudity_head))
+    wait_until(lambda: settled(videos.values()), "the pairs' videos to settle")
+
+    from inference.models import ClientSession
+    from moderation.models import Case
+
+    liars = ClientSession.objects.filter(video__in=videos.values(), is_server=False)
+    assert liars.count() == 4 and set(liars.values_list("state", flat=True)) == {ClientSession.State.QUARANTINED}
+    assert Verdict.objects.get(video=videos["erratic"], head_version__head__category="nudity").flagged
+    assert Case.objects.filter(video=videos["erratic"], source=Case.Source.FLAG).exists()
+    assert not Verdict.objects.get(video=videos["calm"], head_version__head__category="nudity").flagged
+    assert not Case.objects.filter(video=videos["calm"]).exists()

@@ -6,10 +6,13 @@ hook, so these tests need no websocket; the server's own features come from the 
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import numpy as np
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.utils import timezone
 
 from inference import selectors
 from inference.ml.quantise import quantise
@@ -65,10 +68,12 @@ def server_truth(video, model_version):
 
 
 def establish(*sessions: ClientSession, record_length: int = 500) -> None:
+    """Long clean records, earned over a year (a record grows no faster than its age allows)."""
     for session in sessions:
-        Contributor.objects.update_or_create(
+        contributor, _ = Contributor.objects.update_or_create(
             key=contributors.contributor_key(session), defaults={"consecutive_valid": record_length}
         )
+        Contributor.objects.filter(pk=contributor.pk).update(created_at=timezone.now() - timedelta(days=365))
 
 
 def test_assignment_is_persisted_independent_and_handed_on_when_a_session_leaves(video, model_version, settings):
@@ -95,6 +100,7 @@ def test_agreeing_sessions_are_accepted_and_a_liar_is_quarantined_with_everythin
     video, model_version, server_truth, seeded_spot_checks, settings
 ):
     settings.HYDRA_TRUST_SPOT_CHECK_FLOOR = 0.0  # long records: spot checks practically never drawn here
+    settings.HYDRA_TRUST_MIN_AUDIENCE = 0  # two viewers are a small audience (test_small_audience); not here
     times, truth = server_truth
     honest = [session_for(video, model_version, n, ip=f"10.0.{i}.1") for i, n in enumerate(("a", "b"))]
     liar = session_for(video, model_version, "liar", ip="10.9.9.9")

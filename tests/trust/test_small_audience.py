@@ -1,0 +1,101 @@
+"""Issue 12, attacks 2 and 4: farmed records, and a video only the attacker's identities watch.
+
+Records: only blind results count (the server computed the sample after the contributor sent
+it), and a record grows no faster than its age allows. Audience: on a video with fewer than
+``HYDRA_TRUST_MIN_AUDIENCE`` independent established viewers every agreed sample is checked.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from django.utils import timezone
+
+from inference import selectors
+from inference.models import ClientSession, Contributor, Head, Recomputation, Verdict
+from inference.services import settlement
+from inference.services.server_features import compute_server_features
+from inference.trust import contributors
+from inference.trust.tasks import cover_video
+from moderation.models import Case
+from tests.trust.harness import crafted_toward
+from tests.trust.test_caught_lies import positive_scores
+from tests.trust.test_services import establish, record, session_for, statuses
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def hide(video, model_version, nudity_head, settings) -> list[ClientSession]:
+    """A pair with long, aged records (floor 0: no random spot check) lies the video clean on every sample."""
+    settings.HYDRA_TRUST_SPOT_CHECK_FLOOR = 0.0
+    settings.HYDRA_TRUST_BORDERLINE_MARGIN = -1.0  # the audience rule alone stands in the way (test_steering)
+    times = selectors.expected_sample_times(video)
+    truth = compute_server_features(video, times, model_version)
+    lie = np.stack([crafted_toward(nudity_head, v, ("neutral",)) for v in truth])
+    true_scores, lie_scores = positive_scores(nudity_head, truth), positive_scores(nudity_head, lie)
+    assert lie_scores.max() < true_scores.max(), "precondition: the lie scores every frame below the truth's peak"
+    Head.objects.filter(category="nudity").update(threshold=float(lie_scores.max() + true_scores.max()) / 2)
+    pair = [session_for(video, model_version, n, ip=f"10.5.{i}.1") for i, n in enumerate(("p", "q"))]
+    establish(*pair)
+    for session in pair:
+        record(session, times, lie)
+    settlement.analyse_and_announce(video, model_version)
+    for session in pair:
+        session.refresh_from_db()
+    return pair
+
+
+def test_established_colluders_alone_on_a_video_are_checked_on_every_sample(
+    ready_video, model_version, nudity_head, seeded_spot_checks, settings
+):
+    video = ready_video("friends-only", pattern="erratic", seed=2)
+    pair = hide(video, model_version, nudity_head, settings)
+    assert all(s.state == ClientSession.State.QUARANTINED and statuses(s) == {"rejected"} for s in pair)
+    assert Verdict.objects.get(video=video, head_version__head__category="nudity").flagged
+    assert Case.objects.filter(video=video, source=Case.Source.FLAG).exists()
+
+
+def test_without_the_audience_rule_the_same_pair_hides_the_video(
+    ready_video, model_version, nudity_head, seeded_spot_checks, settings
+):
+    """The control: the attack above is real, only the audience rule stops it."""
+    settings.HYDRA_TRUST_MIN_AUDIENCE = 0
+    video = ready_video("friends-only", pattern="erratic", seed=2)
+    pair = hide(video, model_version, nudity_head, settings)
+    assert all(statuses(s) == {"accepted"} for s in pair)
+    assert not Verdict.objects.get(video=video, head_version__head__category="nudity").flagged
+    assert not Recomputation.objects.exists()
+
+
+def test_cross_checks_on_server_computed_samples_build_no_record(
+    ready_video, model_version, nudity_head, seeded_spot_checks
+):
+    """The farm of issue 12: sessions in a burst on a video the server already computed."""
+    video = ready_video("computed", pattern="calm", seed=9)
+    times = selectors.expected_sample_times(video)
+    truth = compute_server_features(video, times, model_version)
+    cover_video.delay(video.pk)  # the server computed every sample
+    farmers = [session_for(video, model_version, f"farm{i}", ip=f"10.4.{i}.1") for i in range(5)]
+    for session in farmers:
+        record(session, times, truth)  # honest, and every answer already known
+    assert all(statuses(s) == {"accepted"} for s in farmers)
+    for session in farmers:
+        row = Contributor.objects.filter(key=contributors.contributor_key(session)).first()
+        assert row is None or row.consecutive_valid == 0
+
+
+def test_a_record_grows_no_faster_than_its_age():
+    def record_of(age: timedelta, earned: int) -> int:
+        session = ClientSession(device_id=f"dev-{age}-{earned}")
+        contributor, _ = Contributor.objects.update_or_create(
+            key=contributors.contributor_key(session), defaults={"consecutive_valid": earned}
+        )
+        Contributor.objects.filter(pk=contributor.pk).update(created_at=timezone.now() - age)
+        return contributors.ContributorRecords([session], per_day=10, now=timezone.now()).consecutive_valid(session)
+
+    assert record_of(timedelta(minutes=1), 88) == 0  # a burst of sessions: still on probation
+    assert record_of(timedelta(days=1), 88) == 10
+    assert record_of(timedelta(days=7), 88) == 70  # the floor's rate (10 / 71)^2 < 0.02 is reached after 7 days
+    assert record_of(timedelta(days=365), 88) == 88
