@@ -109,6 +109,8 @@ def test_a_lone_viewer_is_one_replica_only_on_the_embedded_default():
     embedded = _trust_summary({})
     assert "embedded default" in embedded and "HYDRA_TRUST_REPLICAS=1" in embedded
     assert "no delayed coverage task" in embedded
+    # A lone local viewer is always a small audience: the summary says the server checks its samples.
+    assert "fewer than 5 independent established viewers" in embedded and "within 0.2 of a head" in embedded
     served = _trust_summary({"REDIS_URL": "redis://127.0.0.1:6379/0", "HYDRA_TASKS_EAGER": "0"})
     assert "HYDRA_TRUST_REPLICAS=2" in served and "900 s after a video is ready" in served
     assert "HYDRA_TRUST_REPLICAS=3" in _trust_summary({"HYDRA_TRUST_REPLICAS": "3"})  # an explicit value wins
