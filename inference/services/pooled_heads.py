@@ -30,6 +30,7 @@ from inference.ml.training import find_labelled_videos
 from inference.ml.violence import WEIGHTS_FILE, PooledConfig
 from inference.models import Head, HeadVersion, ModelVersion
 from inference.services.registry import DEFAULT_SEGMENT_RULES, VIOLENCE, register_head_version
+from inference.services.training import register_trained_version
 
 logger = logging.getLogger(__name__)
 
@@ -78,17 +79,10 @@ def train_pooled_head_version(
 ) -> HeadVersion:
     """Cross-validate and fit the category's pooled head; register it as the next version (earlier ones stay).
 
-    Weights, report.json (with the k-fold figures) and roc.png go to HYDRA_MODEL_ROOT/heads/<category>/v<N>/.
+    The version's report.json carries the k-fold figures, the sample interval and the CNN's content hash.
     """
-    head = Head.objects.get(category=category)
-    if head.kind != Head.Kind.TEMPORAL:
-        raise ValueError(f"{category} is a {head.kind} head; pooled heads score windows of samples")
-    model_version = selectors.active_model_version()
-    if model_version is None:
-        raise ValueError("no active model version: run `manage.py build_models` first")
-    heads_root = Path(settings.HYDRA_MODEL_ROOT) / "heads" / category
-    staging = heads_root / f".training-{uuid.uuid4().hex}"
-    try:
+
+    def train(staging: Path, head: Head, model_version: ModelVersion) -> dict:
         report = train_and_report(
             clips, config, staging, folds=folds, seed=seed, operating_threshold=head.threshold, title=head.label
         )
@@ -96,19 +90,10 @@ def train_pooled_head_version(
         report["sample_interval_ms"] = settings.HYDRA_SAMPLE_INTERVAL_MS
         report["cnn_content_hash"] = model_version.content_hash
         (staging / "report.json").write_text(json.dumps(report, indent=2))
-        version = (head.versions.order_by("-version").values_list("version", flat=True).first() or 0) + 1
-        final = heads_root / f"v{version}"
-        staging.rename(final)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return register_head_version(
-        head,
-        model_version,
-        weights_path=str(final.relative_to(settings.HYDRA_MODEL_ROOT)),
-        config=_version_config(config, settings.HYDRA_SAMPLE_INTERVAL_MS),
-        metrics=report,
-        activate=activate,
-        version=version,
+        return report
+
+    return register_trained_version(
+        category, train, _version_config(config, settings.HYDRA_SAMPLE_INTERVAL_MS), activate=activate
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -103,9 +104,33 @@ def train_temporal_head_version(
     source: str = "",
     activate: bool = True,
 ) -> HeadVersion:
-    """Train the category's temporal head and register the result as its next version (earlier ones stay).
+    """Train the category's temporal head and register the result as its next version (earlier ones stay)."""
 
-    Weights, report.json and roc.png go to HYDRA_MODEL_ROOT/heads/<category>/v<N>/.
+    def train(staging: Path, head: Head, model_version: ModelVersion) -> dict:
+        report = train_temporal_head(sequences, config, staging, options, title=head.label)
+        report["source"] = source
+        return report
+
+    version_config = {
+        "runner": "keras_lstm",
+        **config.to_dict(),
+        "sample_interval_ms": settings.HYDRA_SAMPLE_INTERVAL_MS,
+        "segments": DEFAULT_SEGMENT_RULES,
+    }
+    return register_trained_version(category, train, version_config, activate=activate)
+
+
+def register_trained_version(
+    category: str,
+    train: Callable[[Path, Head, ModelVersion], dict],
+    version_config: dict,
+    activate: bool = True,
+) -> HeadVersion:
+    """Run ``train`` into a staging folder and register what it wrote as the category's next version.
+
+    ``train(staging, head, model_version)`` writes the weights and returns the report. Weights,
+    report.json and roc.png end up in HYDRA_MODEL_ROOT/heads/<category>/v<N>/; a failed training
+    leaves no folder and no row behind. Only temporal heads (scoring windows of samples) are trained.
     """
     head = Head.objects.get(category=category)
     if head.kind != Head.Kind.TEMPORAL:
@@ -116,8 +141,7 @@ def train_temporal_head_version(
     heads_root = Path(settings.HYDRA_MODEL_ROOT) / "heads" / category
     staging = heads_root / f".training-{uuid.uuid4().hex}"
     try:
-        report = train_temporal_head(sequences, config, staging, options, title=head.label)
-        report["source"] = source
+        report = train(staging, head, model_version)
         version = (head.versions.order_by("-version").values_list("version", flat=True).first() or 0) + 1
         final = heads_root / f"v{version}"
         staging.rename(final)
@@ -127,12 +151,7 @@ def train_temporal_head_version(
         head,
         model_version,
         weights_path=str(final.relative_to(settings.HYDRA_MODEL_ROOT)),
-        config={
-            "runner": "keras_lstm",
-            **config.to_dict(),
-            "sample_interval_ms": settings.HYDRA_SAMPLE_INTERVAL_MS,
-            "segments": DEFAULT_SEGMENT_RULES,
-        },
+        config=version_config,
         metrics=report,
         activate=activate,
         version=version,
