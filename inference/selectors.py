@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import functools
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from django.conf import settings
+from django.core.cache import cache
 from django.urls import reverse
 
 from inference.ml.artefacts import ArtefactError, Artefacts, read_artefacts
@@ -94,6 +96,51 @@ def coverage(video: Video, model_version: ModelVersion, sample_times: Sequence[i
         .distinct()
     )
     return Coverage(covered_ms=tuple(ms for ms in covered if ms in expected), total=len(expected))
+
+
+COVERED_CACHE_SECONDS = 600
+_AUDIT_DRAW = secrets.SystemRandom()
+
+
+def _covered_cache_key(video: Video, model_version: ModelVersion) -> str:
+    return f"hydra:covered:{video.pk}:{model_version.pk}"
+
+
+def fully_covered(video: Video, model_version: ModelVersion) -> bool:
+    """Whether every sample time of the video has accepted features for this model version.
+
+    Asked on every player page, so a ``True`` is kept in the cache for ``COVERED_CACHE_SECONDS``
+    (per video and model version, so a new CNN version starts uncovered): a covered video stays
+    covered, except when a quarantine rejects features, and then the server recomputes what lost
+    its quorum itself (``Recomputation.Reason.QUARANTINE``), so no viewer is needed for it. A
+    ``False`` is never cached: the next viewer must see work as soon as there is some.
+    """
+    key = _covered_cache_key(video, model_version)
+    if cache.get(key):
+        return True
+    covered = coverage(video, model_version)
+    if covered.total and len(covered.covered_ms) == covered.total:
+        cache.set(key, True, COVERED_CACHE_SECONDS)
+        return True
+    return False
+
+
+def page_analyses(video: Video) -> bool:
+    """Whether this player page of the video runs the analysis (loads the model, opens the socket).
+
+    Always while some sample lacks accepted features (the handshake then assigns the work). On a
+    fully covered video, only a share ``HYDRA_TRUST_AUDIT_RATE`` of pages, drawn here on the
+    server with a system random source: those pages get an audit replica (the handshake tops
+    them up with already accepted samples, which an honest viewer's features check). The page
+    says only "analyse" or nothing, the same for work and audits, so a viewer cannot tell one
+    from the other, nor choose or predict the draw (docs/trust.md, "Audits").
+    """
+    model_version = active_model_version()
+    if model_version is None:
+        return False
+    if not fully_covered(video, model_version):
+        return True
+    return _AUDIT_DRAW.random() < settings.HYDRA_TRUST_AUDIT_RATE
 
 
 @dataclass(frozen=True)
