@@ -321,6 +321,9 @@ if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "hydra"}}
+# Each process's own memory, for what every player page asks and may be a little stale
+# (inference.selectors.page_analyses).
+CACHES["process"] = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "hydra-process"}
 
 # Trust and coverage (docs/trust.md explains every figure and how the defaults were measured).
 # On the embedded default (no REDIS_URL: one machine, every browser from 127.0.0.1) a lone viewer is one

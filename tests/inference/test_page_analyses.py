@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from django.core.cache import cache
+from django.core.cache import caches
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -24,9 +24,9 @@ ANALYSIS_MARKUP = re.compile(r'<aside id="hydra-analysis".*?</script>', re.S)
 @pytest.fixture(autouse=True)
 def fresh_cache(settings):
     settings.HYDRA_SAMPLE_INTERVAL_MS = 1000
-    cache.clear()
+    caches["process"].clear()
     yield
-    cache.clear()
+    caches["process"].clear()
 
 
 def accept(video, model_version, times, *, is_server=True):
@@ -109,9 +109,7 @@ def test_a_covered_video_is_remembered_and_asks_the_database_nothing_about_featu
     assert selectors.page_analyses(video) is False
     with CaptureQueriesContext(connection) as queries:
         assert selectors.page_analyses(video) is False
-    tables = " ".join(query["sql"] for query in queries.captured_queries)
-    assert FrameFeature._meta.db_table not in tables
-    assert len(queries.captured_queries) == 1  # the active model version
+    assert queries.captured_queries == []
 
 
 def test_a_new_model_version_makes_every_video_work_again(client, settings):
@@ -123,6 +121,7 @@ def test_a_new_model_version_makes_every_video_work_again(client, settings):
     old.is_active = False
     old.save(update_fields=["is_active"])
     make_model("b")
+    caches["process"].clear()  # ACTIVE_VERSION_MEMO_SECONDS later
     assert analysis_markup(client, video) is not None
 
 
