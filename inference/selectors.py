@@ -136,6 +136,13 @@ def _active_model_version_memo() -> ModelVersion | None:
     return model_version or None
 
 
+def page_model_spec() -> dict | None:
+    """The model a page that analyses starts loading before its handshake (``browser_model_spec`` of the active
+    version, as remembered for ``ACTIVE_VERSION_MEMO_SECONDS``; the handshake names the one to use)."""
+    model_version = _active_model_version_memo()
+    return browser_model_spec(model_version) if model_version else None
+
+
 def page_analyses(video: Video) -> bool:
     """Whether this player page of the video runs the analysis (loads the model, opens the socket).
 

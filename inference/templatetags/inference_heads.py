@@ -24,3 +24,9 @@ def untrained_heads() -> list:
 def page_analyses(video) -> bool:
     """``{% page_analyses video as analyses %}``: whether this page runs the analysis (``selectors.page_analyses``)."""
     return selectors.page_analyses(video)
+
+
+@register.simple_tag
+def page_model_spec() -> dict | None:
+    """``{% page_model_spec as model %}``: the model the page loads while its socket connects."""
+    return selectors.page_model_spec()

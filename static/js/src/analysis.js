@@ -41,6 +41,16 @@ function forcedBackend() {
   return BACKENDS.includes(requested) ? requested : null;
 }
 
+/** The model the page names (templates/inference/_analysis.html), to load while the socket connects. */
+function pageModel() {
+  const element = document.getElementById('hydra-model');
+  try {
+    return element ? JSON.parse(element.textContent) : null;
+  } catch {
+    return null; // the handshake names the model anyway
+  }
+}
+
 function describe({ state, backend, done, total, detail }) {
   switch (state) {
     case 'loading':
@@ -88,6 +98,7 @@ function setUp(root) {
     forcedBackend: forcedBackend(),
     preferredBackend: storage.get(BACKEND_KEY),
     deviceId: deviceId(),
+    pageModel: pageModel(),
     onModelLoaded: (report) => {
       if (!root.dataset.forced) storage.set(BACKEND_KEY, report.backend);
       root.dataset.mode = report.mode;
