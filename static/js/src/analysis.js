@@ -100,6 +100,8 @@ function setUp(root) {
     deviceId: deviceId(),
     pageModel: pageModel(),
     onModelLoaded: (report) => {
+      // Milliseconds since navigation (bench/page_ready.py reads them).
+      root.dataset.modelReadyMs = String(Math.round(performance.now()));
       if (!root.dataset.forced) storage.set(BACKEND_KEY, report.backend);
       root.dataset.mode = report.mode;
       root.dataset.modelBytes = String(report.modelBytes);
@@ -108,6 +110,7 @@ function setUp(root) {
       root.dataset.state = status.state;
       root.dataset.backend = status.backend ?? '';
       root.dataset.done = String(status.done);
+      if (status.done > 0 && !root.dataset.firstFeatureMs) root.dataset.firstFeatureMs = String(Math.round(performance.now()));
       root.dataset.total = String(status.total);
       root.dataset.detail = status.detail;
       root.dataset.capturedPlayback = String(status.captured?.playback ?? 0);
