@@ -65,6 +65,7 @@ def trust_rules() -> dict[str, Any]:
     return {
         "replicas": settings.HYDRA_TRUST_REPLICAS,
         "min_assignment": settings.HYDRA_TRUST_MIN_ASSIGNMENT,
+        "audit_rate": settings.HYDRA_TRUST_AUDIT_RATE,
         "probation_results": settings.HYDRA_TRUST_PROBATION_RESULTS,
         "spot_check_floor": settings.HYDRA_TRUST_SPOT_CHECK_FLOOR,
         "coverage_deadline_s": settings.HYDRA_TRUST_COVERAGE_DEADLINE_SECONDS,
@@ -504,6 +505,24 @@ def _per_unit(cpu_s: dict[str, float], units: float) -> dict[str, float] | None:
     return {name: value / units * 1000 for name, value in cpu_s.items()} if units else None
 
 
+def decision_alone(stack: Stack, slug: str, calls: int) -> dict[str, float]:
+    """CPU of the player page's decision (``selectors.page_analyses``) per call, warm: this process,
+    PostgreSQL and Redis."""
+    from inference import selectors
+    from videos.models import Video
+
+    video = Video.objects.get(slug=slug)
+    selectors.page_analyses(video)  # warm: connections open, the covered flag cached
+    start = (time.process_time(), stack.postgres_cpu_s(), stack.redis_cpu_s())
+    for _ in range(calls):
+        selectors.page_analyses(video)
+    end = (time.process_time(), stack.postgres_cpu_s(), stack.redis_cpu_s())
+    spent = dict(zip(("django", "postgres", "redis"), (b - a for a, b in zip(start, end, strict=True)), strict=True))
+    spent["total"] = sum(spent.values())
+    _close_db()
+    return {name: value / calls * 1000 for name, value in spent.items()}
+
+
 def component_costs(
     stack: Stack,
     clip: dict,
@@ -517,7 +536,11 @@ def component_costs(
     """Each cost the docs and the site-day model use, measured by its own run or as a stated difference of runs.
 
     - connection with handshake: ``viewers`` sockets that handshake, say hello and leave (one per fresh video);
-    - extra viewer on a covered video: ``viewers`` returning viewers of videos a cost run has already covered;
+    - analysing visit on a covered video: ``viewers`` returning viewers of videos a cost run has already covered
+      open the socket (what every extra viewer did before the page decided; now only an audit draw does);
+    - page decision: ``selectors.page_analyses`` on a covered video, per call (this process, PostgreSQL, Redis);
+    - extra viewer visit: page decision + ``HYDRA_TRUST_AUDIT_RATE`` x analysing visit (the page itself is
+      served with or without Hydra, so it is not counted);
     - message: the same viewers' work sent ``SMALL_BATCH`` samples per message instead of ``CLIENT_BATCH``: the
       difference in daphne CPU per extra message (connections, storage and settlement cancel out; both stay
       within the socket's burst allowance, so no message is refused);
@@ -594,6 +617,16 @@ def component_costs(
         "range_request": ranges["server_cpu_ms_per_request"] | {"bytes": ranges["bytes_per_request"]},
         "message": {"daphne": extra_daphne * 1000 / extra_messages} if extra_messages > 0 else None,
     }
+    decision = decision_alone(stack, covered[0], calls=500)
+    rows["page_decision"] = decision
+    if rows["extra_viewer_on_covered_video"]:
+        from django.conf import settings
+
+        rate = settings.HYDRA_TRUST_AUDIT_RATE
+        rows["extra_viewer_visit"] = {
+            "total": decision["total"] + rate * rows["extra_viewer_on_covered_video"]["total"],
+            "audit_rate": rate,
+        }
     run = returning_runs[-1] if returning_runs else None
     if run and run.get("settled") and connection:
         cpu = run["server_cpu_s"]

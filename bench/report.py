@@ -193,7 +193,9 @@ COMPONENTS = {
     "spot_check": "one spot check",
     "fallback_frame": "one fallback frame (server computes it through the site)",
     "range_request": "one Range request (hidden seeker, one second of rendition)",
-    "extra_viewer_on_covered_video": "one extra viewer on a covered video",
+    "extra_viewer_on_covered_video": "one analysing visit on a covered video (socket; now only audits)",
+    "page_decision": "the player page's decision to analyse (covered video)",
+    "extra_viewer_visit": "one extra viewer on a covered video (decision + audit rate x analysing visit)",
     "new_device_visit": "one visit, new device (probation)",
     "returning_device_visit": "one visit, returning device",
 }

@@ -59,6 +59,7 @@ class TrustRules:
     rate_per_second: float
     burst: int
     client_batch: int
+    audit_rate: float  # share of a covered video's page views that analyse (the others open no socket)
 
 
 REASONS = (
@@ -153,7 +154,8 @@ def simulate(costs: UnitCosts, rules: TrustRules, params: SiteDayParams | None =
         late = len(arrivals) - len(early)
         visits["after_deadline"] += late
         cpu["extra_viewers"] += late * costs.extra_viewer
-        extra_seeks = late * rules.min_assignment  # the top-up samples are rarely the ones being watched
+        # Only an audit draw analyses on a covered video; its top-up samples are rarely the ones being watched.
+        extra_seeks = late * rules.audit_rate * rules.min_assignment
         range_fetches += extra_seeks
         cpu["media_range_requests"] += extra_seeks * costs.range_request
         if len(early):

@@ -321,6 +321,9 @@ if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "hydra"}}
+# Each process's own memory, for what every player page asks and may be a little stale
+# (inference.selectors.page_analyses).
+CACHES["process"] = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "hydra-process"}
 
 # Trust and coverage (docs/trust.md explains every figure and how the defaults were measured).
 # On the embedded default (no REDIS_URL: one machine, every browser from 127.0.0.1) a lone viewer is one
@@ -329,6 +332,8 @@ else:
 EMBEDDED_DEFAULT = not REDIS_URL
 HYDRA_TRUST_REPLICAS = env_int("HYDRA_TRUST_REPLICAS", 1 if EMBEDDED_DEFAULT else 2)
 HYDRA_TRUST_MIN_ASSIGNMENT = env_int("HYDRA_TRUST_MIN_ASSIGNMENT", 4)
+# Share of player pages of a fully covered video that still analyse (an audit replica; docs/trust.md, "Audits").
+HYDRA_TRUST_AUDIT_RATE = env_float("HYDRA_TRUST_AUDIT_RATE", 0.01)
 HYDRA_TRUST_MIN_COSINE = env_float("HYDRA_TRUST_MIN_COSINE", 0.95)
 HYDRA_TRUST_MAX_NORM_RATIO = env_float("HYDRA_TRUST_MAX_NORM_RATIO", 1.15)
 HYDRA_TRUST_MAX_HEAD_DIFFERENCE = env_float("HYDRA_TRUST_MAX_HEAD_DIFFERENCE", 0.1)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import functools
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from django.conf import settings
+from django.core.cache import caches
 from django.urls import reverse
 
 from inference.ml.artefacts import ArtefactError, Artefacts, read_artefacts
@@ -94,6 +96,69 @@ def coverage(video: Video, model_version: ModelVersion, sample_times: Sequence[i
         .distinct()
     )
     return Coverage(covered_ms=tuple(ms for ms in covered if ms in expected), total=len(expected))
+
+
+# Every player page asks whether it should analyse; the answers live in each process's own memory
+# (the "process" cache), so a page of a covered video asks neither the database nor Redis.
+COVERED_MEMO_SECONDS = 600
+ACTIVE_VERSION_MEMO_SECONDS = 30
+_AUDIT_DRAW = secrets.SystemRandom()
+
+
+def fully_covered(video: Video, model_version: ModelVersion) -> bool:
+    """Whether every sample time of the video has accepted features for this model version.
+
+    A ``True`` is remembered for ``COVERED_MEMO_SECONDS`` per video and model version (a new CNN
+    version starts uncovered): a covered video stays covered, except when a quarantine rejects
+    features, and then the server recomputes what lost its quorum itself
+    (``Recomputation.Reason.QUARANTINE``), so no viewer is needed for it. A ``False`` is never
+    remembered: the next viewer must see work as soon as there is some.
+    """
+    memo = caches["process"]
+    key = f"hydra:covered:{video.pk}:{model_version.pk}"
+    if memo.get(key):
+        return True
+    covered = coverage(video, model_version)
+    if covered.total and len(covered.covered_ms) == covered.total:
+        memo.set(key, True, COVERED_MEMO_SECONDS)
+        return True
+    return False
+
+
+def _active_model_version_memo() -> ModelVersion | None:
+    """``active_model_version``, remembered for ``ACTIVE_VERSION_MEMO_SECONDS``: pages notice a newly
+    activated version that much later (the handshake always assigns work for the true active one)."""
+    memo = caches["process"]
+    model_version = memo.get("hydra:active-model-version")
+    if model_version is None:
+        model_version = active_model_version() or False
+        memo.set("hydra:active-model-version", model_version, ACTIVE_VERSION_MEMO_SECONDS)
+    return model_version or None
+
+
+def page_model_spec() -> dict | None:
+    """The model a page that analyses starts loading before its handshake (``browser_model_spec`` of the active
+    version, as remembered for ``ACTIVE_VERSION_MEMO_SECONDS``; the handshake names the one to use)."""
+    model_version = _active_model_version_memo()
+    return browser_model_spec(model_version) if model_version else None
+
+
+def page_analyses(video: Video) -> bool:
+    """Whether this player page of the video runs the analysis (loads the model, opens the socket).
+
+    Always while some sample lacks accepted features (the handshake then assigns the work). On a
+    fully covered video, only a share ``HYDRA_TRUST_AUDIT_RATE`` of pages, drawn here on the
+    server with a system random source: those pages get an audit replica (the handshake tops
+    them up with already accepted samples, which an honest viewer's features check). The page
+    says only "analyse" or nothing, the same for work and audits, so a viewer cannot tell one
+    from the other, nor choose or predict the draw (docs/trust.md, "Audits").
+    """
+    model_version = _active_model_version_memo()
+    if model_version is None:
+        return False
+    if not fully_covered(video, model_version):
+        return True
+    return _AUDIT_DRAW.random() < settings.HYDRA_TRUST_AUDIT_RATE
 
 
 @dataclass(frozen=True)

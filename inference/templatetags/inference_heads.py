@@ -18,3 +18,15 @@ def untrained_heads_notice() -> dict:
 def untrained_heads() -> list:
     """``{% untrained_heads as heads %}``: the categories that give no score yet, for pages that word it themselves."""
     return list(selectors.untrained_heads())
+
+
+@register.simple_tag
+def page_analyses(video) -> bool:
+    """``{% page_analyses video as analyses %}``: whether this page runs the analysis (``selectors.page_analyses``)."""
+    return selectors.page_analyses(video)
+
+
+@register.simple_tag
+def page_model_spec() -> dict | None:
+    """``{% page_model_spec as model %}``: the model the page loads while its socket connects."""
+    return selectors.page_model_spec()

@@ -191,6 +191,8 @@ def results_fixture() -> dict:
                     "fallback_frame": {"total": 60.0},
                     "range_request": {"total": 15.0, "bytes": 80_000.0},
                     "extra_viewer_on_covered_video": {"total": 42.0, "samples_sent_per_viewer": 4.0},
+                    "page_decision": {"total": 0.08},
+                    "extra_viewer_visit": {"total": 0.5, "audit_rate": 0.01},
                     "new_device_visit": {"total": 900.0},
                     "returning_device_visit": {"total": 200.0},
                 },
@@ -238,6 +240,7 @@ def results_fixture() -> dict:
 TRUST_RULES = {
     "replicas": 2,
     "min_assignment": 4,
+    "audit_rate": 0.01,
     "probation_results": 10,
     "spot_check_floor": 0.02,
     "coverage_deadline_s": 900,
@@ -274,7 +277,7 @@ def test_summary_has_the_headline_keys_and_nulls_what_failed() -> None:
     assert any("no browser here" in note for note in summary["notes"])
     assert summary["offload_ratio_fair"] == pytest.approx(9.0 / 3.5)  # the cheapest *correct* path, not 8.0
     assert summary["server_only_fair_cpu_ms_per_frame"] == 9.0
-    assert summary["extra_view_server_cpu_ms"] == 42.0
+    assert summary["extra_view_server_cpu_ms"] == 0.5
     assert summary["new_device_visit_server_cpu_ms"] == 900.0
     assert summary["spot_check_server_cpu_ms"] == 100.0
     assert 0.0 <= summary["unwatched_share"] <= 1.0

@@ -19,8 +19,11 @@ BUILD = ROOT / "static" / "js" / "build" / "analysis.js"
 
 
 @contextmanager
-def running_site(media_root: Path, log: Path) -> Iterator[str]:
-    """Serve the site with daphne from the test database, with the built browser bundle; yields its base URL."""
+def running_site(media_root: Path, log: Path, **settings_env: str) -> Iterator[str]:
+    """Serve the site with daphne from the test database, with the built browser bundle; yields its base URL.
+
+    ``settings_env``: more settings for the site, as environment variables (e.g. ``HYDRA_TRUST_AUDIT_RATE="0"``).
+    """
     if not BUILD.exists():
         raise RuntimeError("no browser build: run `make assets` (node static/js/build.mjs) first")
     with running_daphne(
@@ -29,6 +32,7 @@ def running_site(media_root: Path, log: Path) -> Iterator[str]:
         HYDRA_MODEL_ROOT=str(settings.HYDRA_MODEL_ROOT),
         HYDRA_SAMPLE_INTERVAL_MS=str(settings.HYDRA_SAMPLE_INTERVAL_MS),
         DJANGO_ALLOWED_HOSTS="127.0.0.1",
+        **settings_env,
     ) as url:
         yield url
 

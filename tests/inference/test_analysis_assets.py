@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 
 from tests.inference.live_site import BUILD
-from tests.inference.streaming_factories import make_ready_video
+from tests.inference.streaming_factories import make_model, make_ready_video
 from videos.models import Video
 
 pytestmark = pytest.mark.django_db
 
 
 def test_the_player_page_carries_the_notice_and_the_socket_path(client):
+    make_model()  # without an active model version no page analyses (tests/inference/test_page_analyses.py)
     video = make_ready_video()
     page = client.get(f"/v/{video.slug}/")
     assert page.status_code == 200

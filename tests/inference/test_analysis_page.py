@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from django.db import connections
 
+from inference import selectors
 from inference.ml.quantise import dequantise
 from inference.models import ClientSession, FrameFeature
 from inference.services import server_features, streaming
@@ -145,3 +146,40 @@ def test_without_offscreen_canvas_the_page_computes_on_the_main_thread(site, pag
     server = server_features.compute_server_features(video, [row.sample_ms for row in rows], model_version)
     similarity = (browser * server).sum(axis=1) / (np.linalg.norm(browser, axis=1) * np.linalg.norm(server, axis=1))
     assert similarity.min() >= 0.9995
+
+
+def test_only_a_page_with_work_loads_the_model_and_opens_the_socket(
+    media_root, tmp_path, page, make_video, model_version
+):
+    """A covered video's page (not drawn for an audit) fetches no client, no model and opens no socket."""
+    covered = ready_video(make_video, title="covered", seconds=3, fps=10, width=160, height=120)
+    with_work = ready_video(make_video, title="with work", seconds=3, fps=10, width=160, height=120)
+    server = ClientSession.objects.create(video=covered, model_version=model_version, is_server=True)
+    FrameFeature.objects.bulk_create(
+        FrameFeature(
+            video=covered,
+            model_version=model_version,
+            session=server,
+            sample_ms=ms,
+            vector=bytes(model_version.feature_size),
+            status=FrameFeature.Status.ACCEPTED,
+        )
+        for ms in selectors.expected_sample_times(covered)
+    )
+    sockets, requests = [], []
+    page.on("websocket", lambda socket: sockets.append(socket.url))
+    page.on("request", lambda request: requests.append(request.url))
+    with running_site(media_root, tmp_path / "daphne.log", HYDRA_TRUST_AUDIT_RATE="0") as site:
+        page.goto(f"{site}/v/{covered.slug}/?hydra_backend=wasm")
+        page.wait_for_load_state("networkidle")
+        page.evaluate("document.getElementById('player').play()")
+        page.wait_for_function("document.getElementById('player').currentTime > 1", timeout=30_000)
+        assert page.evaluate("document.getElementById('hydra-analysis')") is None
+        assert sockets == []
+        assert not [url for url in requests if "/models/" in url or "analysis.js" in url or "/tfjs/" in url]
+
+        page.goto(f"{site}/v/{with_work.slug}/?hydra_backend=wasm")
+        page.wait_for_function(analysis_state_is("running", "done"), timeout=120_000)
+        assert [url for url in sockets if f"/ws/analysis/{with_work.slug}/" in url]
+        assert [url for url in requests if "/models/" in url]
+    assert ClientSession.objects.filter(video=covered, is_server=False).count() == 0

@@ -41,6 +41,16 @@ function forcedBackend() {
   return BACKENDS.includes(requested) ? requested : null;
 }
 
+/** The model the page names (templates/inference/_analysis.html), to load while the socket connects. */
+function pageModel() {
+  const element = document.getElementById('hydra-model');
+  try {
+    return element ? JSON.parse(element.textContent) : null;
+  } catch {
+    return null; // the handshake names the model anyway
+  }
+}
+
 function describe({ state, backend, done, total, detail }) {
   switch (state) {
     case 'loading':
@@ -88,7 +98,10 @@ function setUp(root) {
     forcedBackend: forcedBackend(),
     preferredBackend: storage.get(BACKEND_KEY),
     deviceId: deviceId(),
+    pageModel: pageModel(),
     onModelLoaded: (report) => {
+      // Milliseconds since navigation (bench/page_ready.py reads them).
+      root.dataset.modelReadyMs = String(Math.round(performance.now()));
       if (!root.dataset.forced) storage.set(BACKEND_KEY, report.backend);
       root.dataset.mode = report.mode;
       root.dataset.modelBytes = String(report.modelBytes);
@@ -97,6 +110,7 @@ function setUp(root) {
       root.dataset.state = status.state;
       root.dataset.backend = status.backend ?? '';
       root.dataset.done = String(status.done);
+      if (status.done > 0 && !root.dataset.firstFeatureMs) root.dataset.firstFeatureMs = String(Math.round(performance.now()));
       root.dataset.total = String(status.total);
       root.dataset.detail = status.detail;
       root.dataset.capturedPlayback = String(status.captured?.playback ?? 0);

@@ -40,6 +40,7 @@ export class AnalysisClient {
   /**
    * video: the player's <video>; wsUrl: ws(s)://.../ws/analysis/<slug>/; workerUrl, wasmBase: built assets;
    * forcedBackend: null or a backend name; preferredBackend: last choice on this device; deviceId;
+   * pageModel: null or the model the page names (the handshake's `model` shape), loaded while the socket connects;
    * onStatus({state, backend, done, total, detail}).
    */
   constructor(options) {
@@ -66,6 +67,9 @@ export class AnalysisClient {
     this.captured = { playback: 0, seek: 0 };
     this.status('connecting');
     this.connect();
+    // Load the model the page names while the socket connects and handshakes; the handshake waits
+    // for the same load (same hash), and reports its failure if it failed.
+    if (this.pageModel) this.loadModel(this.pageModel).catch(() => {});
   }
 
   /** Stop everything at once (opt-out, leaving, or all work done). */
@@ -152,11 +156,16 @@ export class AnalysisClient {
 
   /** One load per model hash: a reconnect during a load waits for the same load. */
   loadModel(model) {
-    if (this.modelLoad?.hash !== model.hash) this.modelLoad = { hash: model.hash, promise: this.startModel(model) };
+    if (this.modelLoad?.hash !== model.hash) {
+      const load = { hash: model.hash };
+      load.promise = this.startModel(model, load);
+      this.modelLoad = load;
+    }
     return this.modelLoad.promise;
   }
 
-  async startModel(model) {
+  /** load: this load's entry; a load that is no longer the current one (stopped, or replaced) is discarded. */
+  async startModel(model, load) {
     this.status('loading');
     this.inference?.dispose();
     this.inference = null;
@@ -170,7 +179,7 @@ export class AnalysisClient {
       forced: this.forcedBackend,
       preferred: this.preferredBackend,
     });
-    if (this.stopped) {
+    if (this.stopped || this.modelLoad !== load) {
       inference.dispose();
       throw new Error('analysis stopped');
     }
