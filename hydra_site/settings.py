@@ -345,6 +345,9 @@ HYDRA_TRUST_SPOT_CHECK_FLOOR = env_float("HYDRA_TRUST_SPOT_CHECK_FLOOR", 0.02)
 HYDRA_TRUST_RECORD_PER_DAY = env_float("HYDRA_TRUST_RECORD_PER_DAY", 10.0)
 # Below this many independent established viewers, every sample peers agree on is checked by the server.
 HYDRA_TRUST_MIN_AUDIENCE = env_int("HYDRA_TRUST_MIN_AUDIENCE", 5)
+# A browser session silent this long (no hello, no batch) is closed and its unsent samples go back to
+# the pool; it may still resume. Watching pages send a batch within seconds of each sample.
+HYDRA_TRUST_SESSION_STALE_SECONDS = env_int("HYDRA_TRUST_SESSION_STALE_SECONDS", 300)
 HYDRA_TRUST_COVERAGE_DEADLINE_SECONDS = env_int("HYDRA_TRUST_COVERAGE_DEADLINE_SECONDS", 900)
 HYDRA_TRUST_COVERAGE_SLACK_SECONDS = env_int("HYDRA_TRUST_COVERAGE_SLACK_SECONDS", 60)
 HYDRA_TRUST_SERVER_SECONDS_PER_SAMPLE = env_float("HYDRA_TRUST_SERVER_SECONDS_PER_SAMPLE", 0.25)

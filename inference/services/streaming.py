@@ -56,6 +56,7 @@ def open_analysis_session(
     model_version = selectors.active_model_version()
     if model_version is None:
         raise AnalysisRefused(RefusalReason.NO_MODEL, "no model version is active")
+    trust.close_stale_sessions(video, timezone.now())
     session = start_client_session(
         video=video,
         model_version=model_version,
@@ -267,4 +268,4 @@ def close_client_session(session: ClientSession) -> None:
     ClientSession.objects.filter(pk=session.pk, state=ClientSession.State.ACTIVE).update(
         state=ClientSession.State.CLOSED
     )
-    trust.release_unfinished_assignments(session)
+    trust.release_unfinished_assignments([session.pk])

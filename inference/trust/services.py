@@ -14,11 +14,12 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timedelta
 
 import numpy as np
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from inference import selectors
@@ -103,11 +104,34 @@ def assign_samples(session: ClientSession, sample_times: Sequence[int]) -> list[
         return sorted(session.sample_assignments.values_list("sample_ms", flat=True))
 
 
-def release_unfinished_assignments(session: ClientSession) -> None:
-    """A session left: what it had not sent goes back to the pool for the next sessions (or the server)."""
-    SampleAssignment.objects.filter(session=session).exclude(
-        sample_ms__in=FrameFeature.objects.filter(session=session).values("sample_ms")
+def release_unfinished_assignments(session_ids: Iterable) -> None:
+    """Sessions left: what they had not sent goes back to the pool for the next sessions (or the server)."""
+    SampleAssignment.objects.filter(session_id__in=list(session_ids)).exclude(
+        Exists(FrameFeature.objects.filter(session_id=OuterRef("session_id"), sample_ms=OuterRef("sample_ms")))
     ).delete()
+
+
+def close_stale_sessions(video: Video, now: datetime) -> int:
+    """Close the video's browser sessions silent for HYDRA_TRUST_SESSION_STALE_SECONDS; give back what they owe.
+
+    ``disconnect()`` never runs when a daphne process crashes or restarts, so without this a socket
+    dropped abnormally would hold its samples forever, and two throwaway sockets could take every
+    sample of a video from its later viewers. Run before a video's work is assigned, so the bound
+    holds in every deployment (no periodic task needed). A swept session may still resume: closing
+    only returns the samples it had not sent. Returns how many sessions were closed.
+    """
+    cutoff = now - timedelta(seconds=settings.HYDRA_TRUST_SESSION_STALE_SECONDS)
+    stale = list(
+        ClientSession.objects.filter(
+            video=video, state=ClientSession.State.ACTIVE, is_server=False, last_seen_at__lt=cutoff
+        ).values_list("pk", flat=True)
+    )
+    if stale:
+        ClientSession.objects.filter(pk__in=stale, state=ClientSession.State.ACTIVE).update(
+            state=ClientSession.State.CLOSED, state_reason="silent past HYDRA_TRUST_SESSION_STALE_SECONDS"
+        )
+        release_unfinished_assignments(stale)
+    return len(stale)
 
 
 @transaction.atomic

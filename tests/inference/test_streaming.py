@@ -115,3 +115,38 @@ def test_a_feature_inserted_without_a_status_is_pending_not_trusted(session):
     )
     feature.refresh_from_db()
     assert feature.status == FrameFeature.Status.PENDING
+
+
+def test_sockets_that_dropped_without_closing_give_their_samples_back(settings):
+    """Issue 13, item 3: two anonymous sockets on different networks take every sample of a video and
+    vanish without a close (a crash, a restart, a dropped network); later viewers must get the work back."""
+    settings.HYDRA_SAMPLE_INTERVAL_MS = 1000
+    settings.HYDRA_TRUST_REPLICAS = 2
+    settings.HYDRA_TRUST_MIN_ASSIGNMENT = 4
+    settings.HYDRA_TRUST_SESSION_STALE_SECONDS = 300
+    make_model()
+    video = make_ready_video(duration_ms=20_000)
+    every_sample = list(range(0, 20_000, 1000))
+
+    def open_from(ip: str) -> streaming.OpenedAnalysis:
+        return streaming.open_analysis_session(
+            slug=video.slug, user=None, ip_address=ip, user_agent="t", resume_id=None
+        )
+
+    squatters = [open_from("198.51.100.7"), open_from("203.0.113.9")]
+    assert [sorted(s.assigned) for s in squatters] == [every_sample, every_sample]
+    # While the squatters may still be working, a newcomer gets only the audit top-up.
+    assert len(open_from("192.0.2.10").assigned) == 4
+    ClientSession.objects.filter(pk__in=[s.session.pk for s in squatters]).update(
+        last_seen_at=timezone.now() - timezone.timedelta(seconds=301)
+    )
+    honest = open_from("100.64.7.7")
+    assert sorted(honest.assigned) == every_sample  # the squatters' samples came back
+    swept = ClientSession.objects.filter(pk__in=[s.session.pk for s in squatters])
+    assert set(swept.values_list("state", flat=True)) == {ClientSession.State.CLOSED}
+    # A swept session that was only slow may still come back and deliver.
+    resumed = streaming.open_analysis_session(
+        slug=video.slug, user=None, ip_address="198.51.100.7", user_agent="t", resume_id=str(squatters[0].session.pk)
+    )
+    assert resumed.session.pk == squatters[0].session.pk
+    assert ClientSession.objects.get(pk=resumed.session.pk).state == ClientSession.State.ACTIVE

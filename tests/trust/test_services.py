@@ -91,7 +91,7 @@ def test_assignment_is_persisted_independent_and_handed_on_when_a_session_leaves
     # `second` leaves having sent only the first sample: the rest goes to the next independent session.
     record(second, times[:1], np.random.default_rng(0).uniform(0, 6, (1, model_version.feature_size)))
     ClientSession.objects.filter(pk=second.pk).update(state=ClientSession.State.CLOSED)
-    trust.release_unfinished_assignments(second)
+    trust.release_unfinished_assignments([second.pk])
     newcomer = session_for(video, model_version, "d", ip="10.0.3.1")
     assert trust.assign_samples(newcomer, times) == times[1:]
 
