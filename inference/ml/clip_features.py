@@ -22,7 +22,7 @@ import av
 import numpy as np
 
 from inference.ml import cnn
-from inference.ml.frames import FrameDecodeError, decode_frames_at, frame_time_ms, frame_to_rgb
+from inference.ml.frames import FrameDecodeError, decode_frames_at, frame_time_ms, frame_to_rgb, open_video_stream
 from inference.ml.quantise import dequantise, quantise
 
 DECODE_BATCH = 32
@@ -59,14 +59,7 @@ def file_sha256(path: Path) -> str:
 
 def _rgb_batches(path: Path) -> Iterator[tuple[list[float], np.ndarray]]:
     """Every frame in decoding order, painted like the browser, in batches of ``DECODE_BATCH``."""
-    try:
-        container = av.open(str(path))
-    except (av.error.FFmpegError, OSError) as exc:
-        raise FrameDecodeError(f"cannot open {path}: {exc}") from exc
-    with container:
-        if not container.streams.video:
-            raise FrameDecodeError(f"{path} has no video stream")
-        stream = container.streams.video[0]
+    with open_video_stream(path) as (container, stream):
         times: list[float] = []
         frames: list[np.ndarray] = []
         try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -221,6 +222,19 @@ class _NearestFrameReader:
         return min(candidates, key=lambda frame: (abs(frame_time_ms(frame) - target_ms), frame_time_ms(frame)))
 
 
+@contextmanager
+def open_video_stream(path: str | Path) -> Iterator[tuple[av.container.InputContainer, av.video.stream.VideoStream]]:
+    """The container and first video stream of ``path``; ``FrameDecodeError`` if it cannot be opened or has none."""
+    try:
+        container = av.open(str(path))
+    except (av.error.FFmpegError, OSError) as exc:
+        raise FrameDecodeError(f"cannot open {path}: {exc}") from exc
+    with container:
+        if not container.streams.video:
+            raise FrameDecodeError(f"{path} has no video stream")
+        yield container, container.streams.video[0]
+
+
 def decode_frames_at(
     path: str | Path,
     sample_ms: Iterable[int],
@@ -236,14 +250,7 @@ def decode_frames_at(
     requested = [int(ms) for ms in sample_ms]
     if any(ms < 0 for ms in requested):
         raise ValueError("sample times must not be negative")
-    try:
-        container = av.open(str(path))
-    except (av.error.FFmpegError, OSError) as exc:
-        raise FrameDecodeError(f"cannot open {path}: {exc}") from exc
-    with container:
-        if not container.streams.video:
-            raise FrameDecodeError(f"{path} has no video stream")
-        stream = container.streams.video[0]
+    with open_video_stream(path) as (container, stream):
         stream.thread_type = "AUTO"
         reader = _NearestFrameReader(container, stream, seek_ahead_ms)
         by_time = {}
