@@ -23,13 +23,12 @@ import json
 import re
 import sys
 import urllib.request
-import uuid
 from typing import Any
 
 from bench.hydra_path import ServerClock, Servers, _setup_site, decision_alone, measured_run, trust_rules
 from bench.measure import BenchError, median, run_isolated
-from bench.private_servers import start_postgres, start_redis
-from bench.stack import Stack, new_stack
+from bench.private_servers import private_stack
+from bench.stack import Stack
 
 ANALYSIS_MARKUP = re.compile(rb'<aside id="hydra-analysis"')
 
@@ -59,16 +58,8 @@ def page_views(stack: Stack, servers: Servers, slug: str, views: int) -> dict[st
 
 def measure(views: int = 40, repeats: int = 3, clip_seconds: int = 12) -> dict[str, Any]:
     clip = run_isolated("bench.server_only:rendition_codes", timeout=600, seconds=clip_seconds, width=1280, height=720)
-    postgres, redis_server = start_postgres(), start_redis()
-    stack = new_stack(
-        postgres.url,
-        redis_server.url,
-        postgres.cpu_s,
-        redis_server.cpu_s,
-        HYDRA_CELERY_QUEUE=f"bench-{uuid.uuid4().hex[:8]}",
-    )
     common = {"deadline_s": 60.0, "settle_timeout_s": 120.0}
-    try:
+    with private_stack() as stack:
         _setup_site(stack)
         rules = trust_rules()
         from django.conf import settings
@@ -121,10 +112,6 @@ def measure(views: int = 40, repeats: int = 3, clip_seconds: int = 12) -> dict[s
             "extra_view_server_cpu_ms_before": socket_ms,
             "extra_view_server_cpu_ms_after": decision_ms + audit_rate * socket_ms,
         }
-    finally:
-        stack.stop()
-        postgres.stop()
-        redis_server.stop()
 
 
 if __name__ == "__main__":

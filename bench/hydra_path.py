@@ -30,9 +30,9 @@ from typing import Any
 
 from bench.load import LoadConfig
 from bench.measure import REPO_ROOT, BenchError, median, run_isolated
-from bench.private_servers import start_postgres, start_redis
+from bench.private_servers import private_stack
 from bench.report import lookup
-from bench.stack import ORIGIN, ServerProcess, Stack, new_stack
+from bench.stack import ORIGIN, ServerProcess, Stack
 from bench.wire import CLIENT_BATCH
 
 SETTLE_QUIET_S = 1.0
@@ -755,17 +755,9 @@ def measure(
     clip = run_isolated(
         "bench.server_only:rendition_codes", timeout=600, seconds=clip_seconds, width=clip_width, height=clip_height
     )
-    postgres, redis_server = start_postgres(), start_redis()
-    stack = new_stack(
-        postgres.url,
-        redis_server.url,
-        postgres.cpu_s,
-        redis_server.cpu_s,
-        HYDRA_CELERY_QUEUE=f"bench-{uuid.uuid4().hex[:8]}",
-    )
     common = {"deadline_s": deadline_s, "settle_timeout_s": settle_timeout_s}
     peaks: dict[str, float] = {}
-    try:
+    with private_stack() as stack:
         _setup_site(stack)
         rules = trust_rules()
         servers = Servers(stack, max(daphne_counts))
@@ -830,10 +822,6 @@ def measure(
             }
             for key in overrides:
                 stack.overrides.pop(key)
-    finally:
-        stack.stop()
-        redis_server.stop()
-        postgres.stop()
     return {
         "clip": {k: clip[k] for k in ("width", "height", "fps", "duration_ms")} | {"samples": len(clip["times"])},
         "server_settings": {k: v for k, v in stack.env.items() if k.startswith(("HYDRA_", "DATABASE_CONN", "DJANGO_"))},

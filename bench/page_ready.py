@@ -15,14 +15,12 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
-import uuid
 from typing import Any
 
 from bench.clips import rendition
 from bench.hydra_path import _setup_site, make_videos
 from bench.measure import median
-from bench.private_servers import start_postgres, start_redis
-from bench.stack import new_stack
+from bench.private_servers import private_stack
 from tests.browser import AUTOPLAY_ARGS, CHROMIUM_ARGS, CHROMIUM_PATH
 
 READY = "['error', 'done'].includes(document.getElementById('hydra-analysis')?.dataset.state)"
@@ -60,16 +58,7 @@ def measure(warm_visits: int = 3) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
     seconds, width, height = 12, 640, 360
-    postgres, redis_server = start_postgres(), start_redis()
-    stack = new_stack(
-        postgres.url,
-        redis_server.url,
-        postgres.cpu_s,
-        redis_server.cpu_s,
-        HYDRA_CELERY_QUEUE=f"bench-{uuid.uuid4().hex[:8]}",
-        DJANGO_ALLOWED_HOSTS="127.0.0.1",
-    )
-    try:
+    with private_stack(DJANGO_ALLOWED_HOSTS="127.0.0.1") as stack:
         _setup_site(stack)
         clip = {
             "rendition": str(rendition(seconds=seconds, width=width, height=height)),
@@ -91,10 +80,6 @@ def measure(warm_visits: int = 3) -> dict[str, Any]:
             "warm_model_ready_ms_median": median(v["model_ready_ms"] for v in warm),
             "warm_first_feature_ms_median": median(v["first_feature_ms"] for v in warm),
         }
-    finally:
-        stack.stop()
-        postgres.stop()
-        redis_server.stop()
 
 
 if __name__ == "__main__":

@@ -18,11 +18,14 @@ import shutil
 import subprocess
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench.measure import BenchError, tree_cpu_s
-from bench.stack import free_port
+from bench.stack import Stack, free_port, new_stack
 
 POSTGRES_BIN = Path(os.environ.get("HYDRA_BENCH_POSTGRES_BIN", "/usr/lib/postgresql/15/bin"))
 POSTGRES_USER = "postgres"
@@ -136,3 +139,23 @@ def start_redis() -> PrivateRedis:
             time.sleep(0.1)
     server.stop()
     raise BenchError("the bench's redis-server did not start")
+
+
+@contextmanager
+def private_stack(**overrides: str) -> Iterator[Stack]:
+    """A bench stack on its own PostgreSQL and Redis (a private Celery queue), all stopped on exit."""
+    postgres, redis_server = start_postgres(), start_redis()
+    stack = new_stack(
+        postgres.url,
+        redis_server.url,
+        postgres.cpu_s,
+        redis_server.cpu_s,
+        HYDRA_CELERY_QUEUE=f"bench-{uuid.uuid4().hex[:8]}",
+        **overrides,
+    )
+    try:
+        yield stack
+    finally:
+        stack.stop()
+        redis_server.stop()
+        postgres.stop()
