@@ -136,7 +136,7 @@ def browser(results: dict[str, Any], path: Path) -> Path | None:
     for row, value in enumerate(values):
         axes.text(value, row, f"  {value:.0f} ms", va="center")
     axes.set_xlabel("ms per frame (log)")
-    axes.set_title("CNN chunk per frame: headless Chromium vs the server, same machine, same run")
+    axes.set_title("CNN chunk per frame (wall, median): Chromium vs server, one run")
     return _save(plt, figure, path)
 
 
