@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from bench.measure import median, timed
+from inference.ml.export import tflite_flatbuffer
 
 if TYPE_CHECKING:
     import av
@@ -41,13 +42,6 @@ INPUT_SIZE = 224
 INCEPTION_INPUT_SIZE = 299
 # A fair path must compute the same features as today's Keras path; below this it is a different analysis.
 CORRECT_MIN_COSINE = 0.999
-
-
-def tflite_bytes(model) -> bytes:
-    """The Keras model as a float32 TFLite flatbuffer, weights frozen in (the interpreter runs it at batch 1)."""
-    import tensorflow as tf
-
-    return tf.lite.TFLiteConverter.from_keras_model(model).convert()
 
 
 class TfliteRunner:
@@ -169,7 +163,7 @@ def measure(seconds: int = 12, width: int = 1280, height: int = 720, repeats: in
     artefacts = _artefacts()
     model = cnn.load_feature_extractor(artefacts.directory)
     head = load_nsfw_head(artefacts.directory / "nsfw_head.npz")
-    flatbuffer, conversion = timed(lambda: tflite_bytes(model))
+    flatbuffer, conversion = timed(lambda: tflite_flatbuffer(model))
     keras_today = cnn.compute_features(model, frames.decode_frames_at(path, times, convert=_rgb24))
     conversions = {"scaled": scaled_rgb(INPUT_SIZE), "exact": align_corners_rgb(INPUT_SIZE)}
 
@@ -255,7 +249,7 @@ def measure_model_size(frames_count: int = 8, repeats: int = 3) -> dict:
     out = {}
     for name, (model, size) in models.items():
         inputs = rng.integers(0, 256, (frames_count, size, size, 3), dtype=np.uint8)
-        flatbuffer = tflite_bytes(model)
+        flatbuffer = tflite_flatbuffer(model)
         costs = _runner_costs(flatbuffer, inputs, repeats)
         out[name] = {
             "input_size": size,

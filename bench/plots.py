@@ -125,8 +125,10 @@ def browser(results: dict[str, Any], path: Path) -> Path | None:
     keras = lookup(results, "server_only", "keras_batch1", "wall_ms_per_frame")
     if not backends:
         return None
-    names = [f"TF.js {name}" for name in backends] + ["Keras batch 1"]
-    values = [figures.get("ms_per_frame") or 0.0 for figures in backends.values()] + [keras or 0.0]
+    server_fast = lookup(results, "browser", "server_tflite", "ms_per_frame")
+    names = [("LiteRT.js wasm" if name == "litert" else f"TF.js {name}") for name in backends]
+    names += ["server TFLite, 1 thread", "Keras batch 1"]
+    values = [figures.get("ms_per_frame") or 0.0 for figures in backends.values()] + [server_fast or 0.0, keras or 0.0]
     plt = _pyplot()
     figure, axes = plt.subplots(figsize=(6.4, 3.2))
     axes.barh(names, values)
@@ -134,7 +136,7 @@ def browser(results: dict[str, Any], path: Path) -> Path | None:
     for row, value in enumerate(values):
         axes.text(value, row, f"  {value:.0f} ms", va="center")
     axes.set_xlabel("ms per frame (log)")
-    axes.set_title("CNN chunk per frame: headless Chromium vs Keras, same machine")
+    axes.set_title("CNN chunk per frame (wall, median): Chromium vs server, one run")
     return _save(plt, figure, path)
 
 

@@ -144,6 +144,8 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
                 f"(3) browser {backend} ms/frame",
                 fmt(figures.get("ms_per_frame"), 1),
                 f"model load {fmt(figures.get('load_ms'), 0)} ms; "
+                f"{fmt(figures.get('ms_per_frame_over_server_tflite'), 1)}x the server's TFLite on one thread "
+                f"({fmt(figures.get('cpu_over_server_tflite'), 1)}x in CPU); "
                 f"{fmt(figures.get('ms_per_frame_over_keras'), 1)}x Keras batch 1",
             )
         )

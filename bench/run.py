@@ -16,7 +16,8 @@ null with the reason, never guessed):
                frame on real daphne / Celery / PostgreSQL / Redis processes (the bench's own PostgreSQL
                cluster and Redis, every process counted); component costs; (2) ingest capacity;
                (5) time to verdict
-  browser      (3) the CNN chunk in headless Chromium per TF.js backend (bench.browser_cnn)
+  browser      (3) the CNN chunk in headless Chromium per TF.js backend and LiteRT.js, side by side with
+               the server's fastest single-thread path, TFLite/XNNPACK on one thread (bench.browser_cnn)
   site day     priced from the measured component costs (bench.site_day), with money and the projection
 Needs DATABASE_URL (only to describe the machine's PostgreSQL) and REDIS_URL; the Hydra path starts its own.
 """
@@ -67,7 +68,7 @@ QUICK = Profile(
     ingest_deadline_s=8,
     verdict_viewers=(),
     browser_frames=4,
-    browser_backends=("wasm",),
+    browser_backends=("wasm", "litert"),
     first_time_viewers=True,
     component_viewers=20,
 )
@@ -82,7 +83,7 @@ FULL = Profile(
     ingest_deadline_s=40,
     verdict_viewers=(0, 1, 2, 5),
     browser_frames=8,
-    browser_backends=("wasm", "webgl", "cpu"),
+    browser_backends=("wasm", "litert", "webgl", "cpu"),
     variants=(
         # What bounds the ratio at the defaults: the spot-check floor (1/f) and the second replica of every sample.
         ("spot-check floor 1 %", (("HYDRA_TRUST_SPOT_CHECK_FLOOR", "0.01"),)),
@@ -102,6 +103,8 @@ HEADLINE_KEYS = (
     "ingest_fps_100_clients",
     "ack_p99_ms_100_clients",
     "browser_wasm_ms_per_frame",
+    "browser_ms_per_frame",
+    "server_fast_ms_per_frame",
     "keras_ms_per_frame",
     "bytes_per_frame",
     "offload_ratio_fair",
@@ -307,6 +310,9 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
     for run in lookup(results, "hydra_path", "ingest_runs") or []:
         by_daphnes.setdefault(run["daphne_processes"], []).append(run)
     browser = lookup(results, "browser", "backends", "wasm")
+    chosen = lookup(results, "browser", "backends", lookup(results, "browser", "chosen") or "wasm")
+    litert = lookup(results, "browser", "backends", "litert")
+    server_fast = lookup(results, "browser", "server_tflite")
     variants = {
         name: hydra_cpu_ms_per_frame(variant["cost_runs"])
         for name, variant in (lookup(results, "hydra_path", "variants") or {}).items()
@@ -329,6 +335,15 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
         "ingest_fps_100_clients_2_daphne": lookup(_ingest(results, 100, daphnes=2), "frames_per_s"),
         "ingest_knee_clients": {str(count): ingest_knee(runs) for count, runs in sorted(by_daphnes.items())},
         "browser_wasm_ms_per_frame": lookup(browser, "ms_per_frame"),
+        # Issue 17: the browser runtime that ships against the server's fastest single-thread path, same run.
+        "browser_ms_per_frame": lookup(chosen, "ms_per_frame"),
+        "browser_cpu_ms_per_frame": lookup(chosen, "cpu_ms_per_frame"),
+        "server_fast_ms_per_frame": lookup(server_fast, "ms_per_frame"),
+        "server_fast_cpu_ms_per_frame": lookup(server_fast, "cpu_ms_per_frame"),
+        "browser_over_server_fast": lookup(chosen, "ms_per_frame_over_server_tflite"),
+        "browser_litert_ms_per_frame": lookup(litert, "ms_per_frame"),
+        "browser_litert_cpu_ms_per_frame": lookup(litert, "cpu_ms_per_frame"),
+        "browser_litert_over_server_fast": lookup(litert, "ms_per_frame_over_server_tflite"),
         "keras_ms_per_frame": lookup(results, "server_only", "keras_batch1", "wall_ms_per_frame"),
         "keras_batch32_ms_per_frame": lookup(results, "server_only", "keras_batch32", "wall_ms_per_frame"),
         "bytes_per_frame": lookup(results, "server_only", "wire", "bytes_per_frame"),

@@ -149,6 +149,20 @@ def _endpoints(value: list) -> list[list]:
     return [value] if value and isinstance(value[0], str) else value
 
 
+def tflite_flatbuffer(model: keras.Model) -> bytes:
+    """The Keras model as a float32 TFLite flatbuffer at batch 1, weights frozen in, no quantisation.
+
+    The server's fastest path (TFLite/XNNPACK) and LiteRT.js in the browser run this one file, so both
+    sides compute the function Keras defines. The batch is fixed at 1 because LiteRT.js rejects an input
+    whose shape differs from the model's (a dynamic batch dimension reads as -1 there).
+    """
+    import keras
+    import tensorflow as tf
+
+    inputs = keras.Input(batch_shape=(1, *model.input_shape[1:]))
+    return tf.lite.TFLiteConverter.from_keras_model(keras.Model(inputs, model(inputs))).convert()
+
+
 def content_hash(directory: Path, files: tuple[str, ...]) -> str:
     """sha256 of the browser files' bytes concatenated in order (model.json first, then the shards)."""
     digest = hashlib.sha256()

@@ -406,3 +406,22 @@ def test_reference_resize_without_tensorflow_matches_the_cnn_preprocessing() -> 
     reference = np.asarray(cnn.preprocess(rgb[None]))[0]
     assert ours.shape == reference.shape
     assert np.max(np.abs(ours - reference)) < 1e-5
+
+
+def test_summary_reads_the_shipped_browser_runtime_against_the_servers_tflite() -> None:
+    results = results_fixture()
+    results["browser"] = {
+        "chosen": "wasm",
+        "server_tflite": {"threads": 1, "ms_per_frame": 6.0, "cpu_ms_per_frame": 5.5},
+        "backends": {
+            "wasm": {"ms_per_frame": 54.0, "cpu_ms_per_frame": 50.0, "ms_per_frame_over_server_tflite": 9.0},
+            "litert": {"ms_per_frame": 24.0, "cpu_ms_per_frame": 22.0, "ms_per_frame_over_server_tflite": 4.0},
+        },
+    }
+    summary = run.summarise(results)
+    assert (summary["browser_ms_per_frame"], summary["browser_cpu_ms_per_frame"]) == (54.0, 50.0)
+    assert (summary["server_fast_ms_per_frame"], summary["server_fast_cpu_ms_per_frame"]) == (6.0, 5.5)
+    assert summary["browser_over_server_fast"] == 9.0
+    assert (summary["browser_litert_ms_per_frame"], summary["browser_litert_over_server_fast"]) == (24.0, 4.0)
+    figures = {figure: how for figure, _, how in report.rows({**results, "summary": summary})}
+    assert "9.0x the server's TFLite" in figures["(3) browser wasm ms/frame"]

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from inference.ml import cnn
+from inference.ml import cnn, export
 from inference.ml.nsfw_head import load_nsfw_head
 from inference.ml.nsfwjs import dequantise_weights
 from inference.ml.tfjs import run_tfjs
@@ -45,6 +45,29 @@ def test_browser_export_loads_in_tfjs_and_computes_the_keras_features(frames, fe
     features = cnn.compute_features(feature_extractor, frames)
     assert cosine(features, tfjs["features"]).min() >= 0.9999
     assert np.abs(features - tfjs["features"]).max() < 1e-3
+
+
+@pytest.mark.slow
+def test_tflite_export_computes_the_keras_features_at_batch_1(frames, feature_extractor, model_artefacts):
+    """The .tflite that the server's fastest path and the LiteRT.js candidate run is the Keras function."""
+    import tensorflow as tf
+
+    interpreter = tf.lite.Interpreter(model_content=export.tflite_flatbuffer(feature_extractor), num_threads=1)
+    interpreter.allocate_tensors()
+    (source,), (target,) = interpreter.get_input_details(), interpreter.get_output_details()
+    assert list(source["shape"]) == [1, 224, 224, 3]  # LiteRT.js needs the batch fixed
+    assert source["dtype"] == np.float32  # no quantisation
+    inputs = np.asarray(cnn.preprocess(frames), dtype=np.float32)
+    features = []
+    for frame in inputs:
+        interpreter.set_tensor(source["index"], frame[None])
+        interpreter.invoke()
+        features.append(interpreter.get_tensor(target["index"])[0].copy())
+    tflite = np.stack(features)
+    keras_features = cnn.compute_features(feature_extractor, frames)
+    head = load_nsfw_head(model_artefacts.directory / "nsfw_head.npz")
+    assert cosine(tflite, keras_features).min() >= 0.99999
+    assert (head.predict(tflite).argmax(axis=1) == head.predict(keras_features).argmax(axis=1)).all()
 
 
 def test_server_weights_are_the_browser_weights_bit_for_bit(feature_extractor, model_artefacts):

@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-webgl';
 import '@tensorflow/tfjs-backend-webgpu';
-import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { getThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { loadLayersModel } from '@tensorflow/tfjs-layers';
 import { quantise } from './wire.js';
 
@@ -20,6 +20,17 @@ const KNOWN_PREPROCESSING = { scale: 'divide_255', resize: 'bilinear_align_corne
 async function dropWebgpuWithoutAdapter() {
   const adapter = await (navigator.gpu?.requestAdapter() ?? Promise.resolve(null)).catch(() => null);
   if (!adapter && tf.findBackendFactory('webgpu')) tf.removeBackend('webgpu');
+}
+
+/**
+ * Which of TF.js's three wasm binaries runs and on how many threads: it picks threaded SIMD where the
+ * page is cross-origin isolated, and sizes its pool as hardwareConcurrency / 2 (one thread on two cores).
+ */
+async function wasmBinary() {
+  const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
+  const threads = simd && (await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT'));
+  const name = threads ? 'threaded-simd' : simd ? 'simd' : '';
+  return { wasmBinary: `tfjs-backend-wasm${name ? `-${name}` : ''}.wasm`, wasmThreads: getThreadsCount() };
 }
 
 export class ModelIntegrityError extends Error {
@@ -101,6 +112,7 @@ export class Engine {
     const timings = await this.chooseBackend(options.forced, options.preferred);
     return {
       backend: tf.getBackend(),
+      ...(tf.getBackend() === 'wasm' ? await wasmBinary() : {}),
       timings,
       modelBytes: bytes,
       downloadMs,
