@@ -95,6 +95,7 @@ def test_moderator_removes_a_flagged_video_and_the_public_sees_it_gone(live_serv
     page.click("text=Night market walk")
     page.wait_for_selector("#mq-player")
     page.wait_for_function("document.getElementById('mq-player').readyState >= 1")
+    stream = page.evaluate("document.getElementById('mq-player').src")  # the signed URL the case page issued
     page.wait_for_function("[...document.querySelectorAll('.mq-frame img')].every(i => i.complete && i.naturalWidth)")
     assert page.evaluate("document.getElementById('mq-player').currentTime") == 0
     page.locator(".mq-seg").first.click()
@@ -109,8 +110,7 @@ def test_moderator_removes_a_flagged_video_and_the_public_sees_it_gone(live_serv
     page.wait_for_selector(".messagelist .success")
     assert "remove under “Sexual content”" in page.locator(".messagelist").inner_text()
 
-    stream = page.evaluate("document.getElementById('mq-player').src")  # the signed URL the case page issued
-    assert mod.request.get(stream).status == 200  # moderators still see the evidence
+    assert mod.request.get(stream).status == 200  # moderators still see the evidence, until the URL expires
 
     public = chromium.new_context(viewport={"width": 1280, "height": 800})
     viewer = public.new_page()
