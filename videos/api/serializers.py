@@ -10,8 +10,10 @@ from videos.models import Video
 class VideoSerializer(serializers.ModelSerializer):
     status_label = serializers.CharField(read_only=True, help_text="The state in words, as shown on My videos.")
     player_url = serializers.SerializerMethodField()
-    stream_url = serializers.SerializerMethodField()
-    poster_url = serializers.SerializerMethodField()
+    stream_url = serializers.SerializerMethodField(
+        help_text="The rendition's signed URL (HTTP Range), valid HYDRA_MEDIA_URL_SECONDS plus the video's length."
+    )
+    poster_url = serializers.SerializerMethodField(help_text="The poster's signed URL, valid as long as stream_url.")
 
     class Meta:
         model = Video
