@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import pytest
-
 from hydra_site.deploy.nginx import render_site
 from tests.live_site import free_port, wait_for_port
 
@@ -67,7 +65,7 @@ def running_nginx(upstream_url: str, prefix: Path) -> Iterator[NginxSite]:
     """nginx on a free port in front of daphne at ``upstream_url``, with the site rendered from this process's
     settings (MEDIA_ROOT, STATIC_ROOT, the media URL secret); stopped on exit."""
     if not Path(NGINX).exists():
-        pytest.fail("nginx is not installed: `make test` installs Debian's nginx package (APT_PACKAGES)")
+        raise RuntimeError("nginx is not installed: `make test` installs Debian's nginx package (APT_PACKAGES)")
     prefix.mkdir(parents=True, exist_ok=True)
     port = free_port()
     site = prefix / "hydra-site.conf"
