@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/hydra
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
-APT_PACKAGES := chromium chromium-driver ffmpeg
+APT_PACKAGES := chromium chromium-driver ffmpeg nginx
 
 export PYTHONUNBUFFERED := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
@@ -44,7 +44,8 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-# Debian's Chromium (Playwright's own browser download cannot work here) and ffmpeg.
+# Debian's Chromium (Playwright's own browser download cannot work here), ffmpeg, and nginx (the production
+# media path, which `make test` runs in front of daphne: tests/videos/test_nginx.py).
 install-browser:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

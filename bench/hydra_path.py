@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.load import LoadConfig
-from bench.measure import REPO_ROOT, BenchError, median, run_isolated
+from bench.measure import REPO_ROOT, BenchError, median, run_isolated, tree_cpu_s
 from bench.private_servers import private_stack
 from bench.report import lookup
 from bench.stack import ORIGIN, ServerProcess, Stack
@@ -204,10 +204,13 @@ def settle(
 
 class ServerClock:
     """CPU seconds of every server process between two readings: daphne, the worker, and the bench's own
-    PostgreSQL cluster and Redis, each read over its whole process tree (exited children included)."""
+    PostgreSQL cluster and Redis, each read over its whole process tree (exited children included), and any
+    ``others`` (name: process id) such as nginx."""
 
-    def __init__(self, stack: Stack, daphnes: list[ServerProcess], worker: ServerProcess) -> None:
-        self.stack, self.daphnes, self.worker = stack, daphnes, worker
+    def __init__(
+        self, stack: Stack, daphnes: list[ServerProcess], worker: ServerProcess, others: dict[str, int] | None = None
+    ) -> None:
+        self.stack, self.daphnes, self.worker, self.others = stack, daphnes, worker, others or {}
         self.start: dict[str, float] = {}
 
     def _read(self) -> dict[str, float]:
@@ -216,6 +219,7 @@ class ServerClock:
             "worker": self.worker.cpu_s(),
             "postgres": self.stack.postgres_cpu_s(),
             "redis": self.stack.redis_cpu_s(),
+            **{name: tree_cpu_s(pid) for name, pid in self.others.items()},
         }
 
     def begin(self) -> None:
@@ -398,39 +402,51 @@ def time_to_verdict(
     }
 
 
-def range_requests(
-    stack: Stack, daphne: tuple[ServerProcess, str], worker: ServerProcess, slug: str, *, requests: int, chunk: int
-) -> dict[str, Any]:
-    """Server CPU of one HTTP Range request for ``chunk`` bytes of a rendition, as the hidden seeker makes them.
-
-    Sent one after another from this process (the driver's CPU is not counted); each asks for a
-    different offset, so nothing is served from a cache that a real seeker would not hit.
-    """
-    from videos.models import Video
-
-    base = daphne[1].replace("ws://", "http://")
-
-    size = Video.objects.get(slug=slug).rendition.size
-    _close_db()
-    clock = ServerClock(stack, [daphne[0]], worker)
-    clock.begin()
+def _ranged_gets(url: str, *, size: int, requests: int, chunk: int) -> int:
+    """``requests`` Range GETs of ``chunk`` bytes, one after another, each at a different offset (nothing served
+    from a cache that a real seeker would not hit); the bytes received."""
     served = 0
     for index in range(requests):
         start = index * chunk % max(1, size - chunk)
-        request = urllib.request.Request(
-            f"{base}/media/v/{slug}/video.mp4", headers={"Range": f"bytes={start}-{start + chunk - 1}"}
-        )
+        request = urllib.request.Request(url, headers={"Range": f"bytes={start}-{start + chunk - 1}"})
         with urllib.request.urlopen(request, timeout=30) as response:
             if response.status != 206:
                 raise BenchError(f"a Range request was answered {response.status}, not 206")
             served += len(response.read())
-    settle(stack, [daphne[0], worker], [slug], timeout_s=30, require_verdicts=False)
-    cpu = clock.elapsed()
-    return {
-        "requests": requests,
-        "bytes_per_request": served / requests,
-        "server_cpu_ms_per_request": {name: value / requests * 1000 for name, value in cpu.items()},
-    }
+    return served
+
+
+def range_requests(
+    stack: Stack, daphne: tuple[ServerProcess, str], worker: ServerProcess, slug: str, *, requests: int, chunk: int
+) -> dict[str, Any]:
+    """Server CPU of one HTTP Range request for ``chunk`` bytes of a rendition, as the hidden seeker makes them,
+    on its signed URL (``videos.media_urls``): through Django (daphne, the embedded default) and through nginx in
+    front of the same daphne (production: hydra_site/deploy/nginx-site.conf, nginx's own CPU counted).
+
+    Sent one after another from this process (the driver's CPU is not counted).
+    """
+    from tests.videos.live_nginx import running_nginx
+    from videos.media_urls import MediaFile, issue
+    from videos.models import Video
+
+    base = daphne[1].replace("ws://", "http://")
+    video = Video.objects.get(slug=slug)
+    size, signed = video.rendition.size, issue(video, MediaFile.RENDITION)
+    _close_db()
+    results: dict[str, Any] = {}
+    with running_nginx(base, stack.media_root.parent / "nginx") as nginx:
+        for server, url in (("django", base), ("nginx", nginx.url)):
+            clock = ServerClock(stack, [daphne[0]], worker, {"nginx": nginx.process.pid})
+            clock.begin()
+            served = _ranged_gets(url + signed, size=size, requests=requests, chunk=chunk)
+            settle(stack, [daphne[0], worker], [slug], timeout_s=30, require_verdicts=False)
+            cpu = clock.elapsed()
+            results[server] = {
+                "requests": requests,
+                "bytes_per_request": served / requests,
+                "server_cpu_ms_per_request": {name: value / requests * 1000 for name, value in cpu.items()},
+            }
+    return results
 
 
 def composition_check(
@@ -614,7 +630,9 @@ def component_costs(
         "extra_viewer_on_covered_video": _per_unit(extra["server_cpu_s"], extra["connected_clients"])
         | {"samples_sent_per_viewer": extra["frames_assigned"] / max(1, extra["connected_clients"])},
         "fallback_frame": fallback["server_cpu_ms_per_frame"],
-        "range_request": ranges["server_cpu_ms_per_request"] | {"bytes": ranges["bytes_per_request"]},
+        "range_request": ranges["nginx"]["server_cpu_ms_per_request"] | {"bytes": ranges["nginx"]["bytes_per_request"]},
+        "range_request_django": ranges["django"]["server_cpu_ms_per_request"]
+        | {"bytes": ranges["django"]["bytes_per_request"]},
         "message": {"daphne": extra_daphne * 1000 / extra_messages} if extra_messages > 0 else None,
     }
     decision = decision_alone(stack, covered[0], calls=500)

@@ -194,7 +194,8 @@ COMPONENTS = {
     "analysis_per_video": "analysis per video (worker, all of it)",
     "spot_check": "one spot check",
     "fallback_frame": "one fallback frame (server computes it through the site)",
-    "range_request": "one Range request (hidden seeker, one second of rendition)",
+    "range_request": "one Range request via nginx (production; hidden seeker, one second of rendition)",
+    "range_request_django": "one Range request via Django (embedded default; signed URL, no database read)",
     "extra_viewer_on_covered_video": "one analysing visit on a covered video (socket; now only audits)",
     "page_decision": "the player page's decision to analyse (covered video)",
     "extra_viewer_visit": "one extra viewer on a covered video (decision + audit rate x analysing visit)",
@@ -250,7 +251,7 @@ def fair_rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
     for key, label in COMPONENTS.items():
         row = lookup(results, "hydra_path", "components", "rows", key)
         how = "server CPU ms, all processes"
-        if key == "range_request" and row:
+        if key in ("range_request", "range_request_django") and row:
             how += f"; {fmt(row.get('bytes'), 0)} bytes each"
         if key == "extra_viewer_on_covered_video" and row:
             how += f"; {fmt(row.get('samples_sent_per_viewer'), 1)} samples sent per viewer"

@@ -392,6 +392,7 @@ def fair_and_site_day(results: dict[str, Any], hydra: float | None) -> dict[str,
         "settlement_server_cpu_ms_per_feature": lookup(rows, "settlement_per_feature", "worker_postgres_redis"),
         "fallback_frame_server_cpu_ms": lookup(rows, "fallback_frame", "total"),
         "range_request_server_cpu_ms": lookup(rows, "range_request", "total"),
+        "range_request_django_server_cpu_ms": lookup(rows, "range_request_django", "total"),
         "components_measured_over_summed": lookup(
             results, "hydra_path", "components", "composition", "measured_over_predicted"
         ),

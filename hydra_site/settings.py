@@ -9,6 +9,7 @@ refuses to start without real secrets. Every variable is listed in the README.
 from __future__ import annotations
 
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -222,9 +223,22 @@ def _static_isolation_headers(headers, path: str, url: str) -> None:
 WHITENOISE_ADD_HEADERS_FUNCTION = _static_isolation_headers
 
 
-# Media is never exposed under a public URL: every file goes through a view that checks who may see it.
+# Media is never exposed under a public URL: a page that checked who may see a video issues signed, expiring
+# URLs for its rendition and poster (videos.media_urls); nginx (production) or Django (embedded) checks them.
 MEDIA_ROOT = Path(env_str("HYDRA_MEDIA_ROOT", str(BASE_DIR / "var" / "media")))
 MEDIA_URL = None
+HYDRA_MEDIA_SERVER = env_str("HYDRA_MEDIA_SERVER", "nginx" if PRODUCTION else "django")
+if HYDRA_MEDIA_SERVER not in ("django", "nginx"):
+    raise ImproperlyConfigured(f"HYDRA_MEDIA_SERVER must be django or nginx, not {HYDRA_MEDIA_SERVER!r}.")
+# How long a signed media URL stays valid beyond the video's own length: the most an unpublished video's
+# media can still be fetched by someone who loaded its page before.
+HYDRA_MEDIA_URL_SECONDS = env_int("HYDRA_MEDIA_URL_SECONDS", 900)
+if HYDRA_MEDIA_URL_SECONDS < 60:
+    raise ImproperlyConfigured("HYDRA_MEDIA_URL_SECONDS must be at least 60.")
+# Empty: derived from DJANGO_SECRET_KEY. It is written into nginx's site configuration (manage.py nginx_site).
+HYDRA_MEDIA_URL_SECRET = env_str("HYDRA_MEDIA_URL_SECRET", "")
+if HYDRA_MEDIA_URL_SECRET and not re.fullmatch(r"[A-Za-z0-9_-]{32,}", HYDRA_MEDIA_URL_SECRET):
+    raise ImproperlyConfigured("HYDRA_MEDIA_URL_SECRET must be at least 32 letters, digits, '_' or '-'.")
 
 # Uploads
 HYDRA_MAX_UPLOAD_BYTES = env_int("HYDRA_MAX_UPLOAD_BYTES", 2 * 1024**3)

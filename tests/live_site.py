@@ -34,8 +34,8 @@ def database_url() -> str:
     return f"postgresql://{db['USER']}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
-def wait_for_port(process: subprocess.Popen, port: int, log: Path) -> None:
-    """Daphne is up when it accepts a connection; if it exits first, its log says why."""
+def wait_for_port(process: subprocess.Popen, port: int, log: Path, name: str = "daphne") -> None:
+    """The server is up when it accepts a connection; if it exits first, its log says why."""
     for _ in range(600):
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.1):
@@ -45,22 +45,27 @@ def wait_for_port(process: subprocess.Popen, port: int, log: Path) -> None:
                 process.wait(timeout=0.1)
             except subprocess.TimeoutExpired:
                 continue
-            raise RuntimeError(f"daphne exited: {log.read_text(errors='replace')}") from None
-    raise RuntimeError("daphne did not start listening")
+            raise RuntimeError(f"{name} exited: {log.read_text(errors='replace')}") from None
+    raise RuntimeError(f"{name} did not start listening")
 
 
 @contextmanager
-def running_daphne(log: Path, **env: str) -> Iterator[str]:
+def running_daphne(log: Path, access_log: Path | None = None, **env: str) -> Iterator[str]:
     """Serve the site with daphne on a free port from the test database; yields its base URL.
 
-    ``env`` adds environment settings for the server (e.g. ``HYDRA_MEDIA_ROOT``); its output goes to ``log``.
+    ``env`` adds environment settings for the server (e.g. ``HYDRA_MEDIA_ROOT``); its output goes to ``log``,
+    and a line per request it answered to ``access_log`` when given.
     """
     if connection.vendor != "postgresql":
         pytest.skip("the daphne process needs the PostgreSQL test database (DATABASE_URL)")
     port = free_port()
     with log.open("wb") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "hydra_site.asgi:application"],
+            [
+                *(sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)),
+                *(("--access-log", str(access_log)) if access_log else ()),
+                "hydra_site.asgi:application",
+            ],
             cwd=ROOT,
             env={**os.environ, "DATABASE_URL": database_url(), **env},
             stdout=output,

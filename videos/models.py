@@ -26,12 +26,21 @@ def original_path(instance: Video, filename: str) -> str:
     return f"originals/{instance.storage_key}.{instance.container_extension or 'bin'}"
 
 
+def rendition_name(storage_key: uuid.UUID) -> str:
+    """A rendition's name under MEDIA_ROOT, which is also its media URL's path under /media/ (videos.media_urls)."""
+    return f"renditions/{storage_key}.mp4"
+
+
+def poster_name(storage_key: uuid.UUID) -> str:
+    return f"posters/{storage_key}.jpg"
+
+
 def rendition_path(instance: Video, filename: str) -> str:
-    return f"renditions/{instance.storage_key}.mp4"
+    return rendition_name(instance.storage_key)
 
 
 def poster_path(instance: Video, filename: str) -> str:
-    return f"posters/{instance.storage_key}.jpg"
+    return poster_name(instance.storage_key)
 
 
 class Video(models.Model):

@@ -2,28 +2,32 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from uuid import UUID
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.core.paginator import Paginator
-from django.db.models.fields.files import FieldFile
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
-from videos import selectors, services, view_counting
+from videos import media_urls, selectors, services, view_counting
 from videos.forms import EditForm, UploadForm
+from videos.media_urls import MediaFile
 from videos.models import Video
 from videos.streaming import file_response
 from videos.templatetags.video_format import spoken_duration
 from videos.uploads import format_limit, too_large_message, upload_was_too_large
 
 HOME_PAGE_SIZE = 24
+
+logger = logging.getLogger(__name__)
 
 
 def _wants_json(request: HttpRequest) -> bool:
@@ -168,29 +172,26 @@ def player(request: HttpRequest, slug: str) -> HttpResponse:
     raise Http404
 
 
-def _serve_video_file(request: HttpRequest, slug: str, field_name: str, content_type: str) -> HttpResponse:
-    """Serve one of a video's files to those ``can_view`` allows; 404 to everyone else, so nothing leaks."""
-    video = selectors.video_by_slug(slug)
-    if video is None or not selectors.can_view(request.user, video):
+@require_http_methods(["GET", "HEAD"])
+def media_file(request: HttpRequest, key: UUID, media: MediaFile) -> HttpResponse:
+    """A rendition or poster on a signed URL (``videos.media_urls``): the signature is the whole check, no database
+    read. With ``HYDRA_MEDIA_SERVER = "nginx"`` nginx serves these URLs and a request that reaches Django is refused
+    (the site is misconfigured, and the bytes must not go through Python)."""
+    if settings.HYDRA_MEDIA_SERVER != "django":
+        logger.error(
+            "A media request reached Django although HYDRA_MEDIA_SERVER=%s: check the nginx site.",
+            settings.HYDRA_MEDIA_SERVER,
+        )
         raise Http404
-    field: FieldFile = getattr(video, field_name)
-    if not field or video.status != Video.Status.READY:
-        raise Http404
-    path = Path(field.path)
+    try:
+        media_urls.check(request.path, request.GET.get("token"), request.GET.get("expires"))
+    except media_urls.MediaUrlRefused:
+        return HttpResponseForbidden(media_urls.REFUSED_MESSAGE + "\n", content_type="text/plain")
+    path = Path(settings.MEDIA_ROOT) / media.stored_name(key)
     if not path.is_file():
-        raise Http404
-    response = file_response(request, path, content_type)
+        raise Http404  # deleted with its video
+    response = file_response(request, path, media.content_type)
     response["Cross-Origin-Resource-Policy"] = "same-origin"
-    response["Cache-Control"] = "private, no-cache"  # re-checked on each request: visibility can change
+    response["Cache-Control"] = "private, no-cache"
     response["X-Content-Type-Options"] = "nosniff"
     return response
-
-
-@require_http_methods(["GET", "HEAD"])
-def stream(request: HttpRequest, slug: str) -> HttpResponse:
-    return _serve_video_file(request, slug, "rendition", "video/mp4")
-
-
-@require_http_methods(["GET", "HEAD"])
-def poster(request: HttpRequest, slug: str) -> HttpResponse:
-    return _serve_video_file(request, slug, "poster", "image/jpeg")

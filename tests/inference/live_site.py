@@ -19,7 +19,7 @@ BUILD = ROOT / "static" / "js" / "build" / "analysis.js"
 
 
 @contextmanager
-def running_site(media_root: Path, log: Path, **settings_env: str) -> Iterator[str]:
+def running_site(media_root: Path, log: Path, access_log: Path | None = None, **settings_env: str) -> Iterator[str]:
     """Serve the site with daphne from the test database, with the built browser bundle; yields its base URL.
 
     ``settings_env``: more settings for the site, as environment variables (e.g. ``HYDRA_TRUST_AUDIT_RATE="0"``).
@@ -28,6 +28,7 @@ def running_site(media_root: Path, log: Path, **settings_env: str) -> Iterator[s
         raise RuntimeError("no browser build: run `make assets` (node static/js/build.mjs) first")
     with running_daphne(
         log,
+        access_log,
         HYDRA_MEDIA_ROOT=str(media_root),
         HYDRA_MODEL_ROOT=str(settings.HYDRA_MODEL_ROOT),
         HYDRA_SAMPLE_INTERVAL_MS=str(settings.HYDRA_SAMPLE_INTERVAL_MS),

@@ -1,12 +1,14 @@
-"""Enforcement is immediate and complete: a removed video's files are served to moderators only."""
+"""Enforcement is immediate and complete: pages issue a removed video's media URLs to moderators only."""
 
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth.models import AnonymousUser
 from django.urls import reverse
 
 from moderation import services
 from tests.moderation.conftest import hold_for_review
+from videos.media_urls import MediaFile, url_for_viewer
 
 pytestmark = pytest.mark.django_db
 
@@ -21,25 +23,22 @@ def removed_video(make_playable_video, make_verdict, moderator, reason):
     return video
 
 
-def _media(video) -> list[str]:
-    return [reverse("videos:stream", args=[video.slug]), reverse("videos:poster", args=[video.slug])]
+def _issued(user, video) -> list[str | None]:
+    """The signed media URLs (rendition, poster) a page issues to ``user``; None where it issues none."""
+    video.refresh_from_db()
+    return [url_for_viewer(user or AnonymousUser(), video, media) for media in MediaFile]
 
 
 def test_removed_media_is_gone_for_everyone_but_moderators(
     client, removed_video, viewer, uploader, staff, moderator, senior
 ):
     for user in (None, viewer, uploader, staff):
-        client.logout()
-        if user is not None:
-            client.force_login(user)
-        for url in _media(removed_video):
-            assert client.get(url).status_code in (403, 404), (user, url)
-            assert client.get(url, HTTP_RANGE="bytes=0-99").status_code in (403, 404), (user, url)
+        assert _issued(user, removed_video) == [None, None], user
     for user in (moderator, senior):
-        client.force_login(user)
-        for url in _media(removed_video):
+        urls = _issued(user, removed_video)
+        for url in urls:
             assert client.get(url).status_code == 200, (user, url)
-        assert client.get(_media(removed_video)[0], HTTP_RANGE="bytes=0-99").status_code == 206
+        assert client.get(urls[0], HTTP_RANGE="bytes=0-99").status_code == 206
 
 
 def test_removed_player_page_says_removed_and_why(client, removed_video):
@@ -47,7 +46,7 @@ def test_removed_player_page_says_removed_and_why(client, removed_video):
     assert response.status_code in (404, 410)
     page = response.content.decode()
     assert "removed" in page.lower() and "Graphic violence" in page
-    assert reverse("videos:stream", args=[removed_video.slug]) not in page
+    assert str(removed_video.storage_key) not in page, "no media URL on the page"
 
 
 def test_removed_video_disappears_from_listings(client, removed_video, make_playable_video):
@@ -62,24 +61,23 @@ def test_restricted_media_needs_an_account(client, make_playable_video, make_ver
     services.decide_case(
         services.open_case_for_verdict(make_verdict(video)), moderator, "restrict", reason("sensitive-age-gate")
     )
-    stream = reverse("videos:stream", args=[video.slug])
-    assert client.get(stream).status_code in (403, 404)
-    client.force_login(viewer)
+    assert _issued(None, video) == [None, None]
+    stream, _ = _issued(viewer, video)
     assert client.get(stream).status_code == 200
 
 
 def test_reversal_restores_the_media(client, removed_video, senior, reason):
     decision = removed_video.moderation_cases.get().decisions.get()
     services.reverse_decision(decision, senior, reason("no-violation"))
-    assert client.get(_media(removed_video)[0]).status_code == 200
+    stream, _ = _issued(None, removed_video)
+    assert client.get(stream).status_code == 200
 
 
 def test_held_video_is_not_public_until_cleared(client, make_playable_video, uploader):
     video = hold_for_review(make_playable_video("Fresh upload"))
-    stream = reverse("videos:stream", args=[video.slug])
-    assert client.get(stream).status_code in (403, 404)
-    client.force_login(uploader)
+    assert _issued(None, video) == [None, None]
+    stream, _ = _issued(uploader, video)
     assert client.get(stream).status_code == 200  # the uploader sees their held video
-    client.logout()
     services.clear_held_video(video)
+    stream, _ = _issued(None, video)
     assert client.get(stream).status_code == 200

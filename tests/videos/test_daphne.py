@@ -10,6 +10,7 @@ import pytest
 from django.urls import reverse
 
 from tests.live_site import running_daphne
+from videos.media_urls import MediaFile, issue
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +33,7 @@ def test_daphne_serves_ranges_of_a_rendition_larger_than_one_chunk(daphne_url, o
     video = ready_video(owner, seconds=4, fps=24, width=640, height=360, pattern="noise")
     data = Path(video.rendition.path).read_bytes()
     assert len(data) > 3 * 256 * 1024, "several read chunks"
-    url = daphne_url + reverse("videos:stream", args=[video.slug])
+    url = daphne_url + issue(video, MediaFile.RENDITION)
 
     status, headers, body = fetch(url)
     assert (status, body) == (200, data)

@@ -1,10 +1,11 @@
-"""HTTP Range on the rendition URL: what a <video> element asks for when it seeks."""
+"""HTTP Range on the rendition URL, as Django serves it on the embedded default: what a <video> element asks
+for when it seeks."""
 
 from __future__ import annotations
 
 import pytest
-from django.urls import reverse
 
+from videos.media_urls import MediaFile, issue
 from videos.ranges import ByteRange, RangeNotSatisfiable, parse_range_header
 
 
@@ -46,7 +47,7 @@ def body(response) -> bytes:
 
 def get_stream(client, video, range_header=None, method="get"):
     headers = {"range": range_header} if range_header else {}
-    return getattr(client, method)(reverse("videos:stream", args=[video.slug]), headers=headers)
+    return getattr(client, method)(issue(video, MediaFile.RENDITION), headers=headers)
 
 
 def test_whole_file_without_range(client, published):
@@ -118,14 +119,14 @@ def test_head_sends_headers_only(client, published):
 
 
 def test_poster_is_served_as_jpeg(client, published):
-    response = client.get(reverse("videos:poster", args=[published.slug]))
+    response = client.get(issue(published, MediaFile.POSTER))
     assert response.status_code == 200
     assert response["Content-Type"] == "image/jpeg"
     assert body(response)[:3] == b"\xff\xd8\xff"
 
 
 def test_stream_rejects_other_methods(client, published):
-    assert client.post(reverse("videos:stream", args=[published.slug])).status_code == 405
+    assert client.post(issue(published, MediaFile.RENDITION)).status_code == 405
 
 
 def test_ranges_with_thousands_of_digits_are_answered_not_a_500(client, published):

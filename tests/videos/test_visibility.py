@@ -6,12 +6,13 @@ import pytest
 from django.contrib.auth.models import AnonymousUser, User
 from django.urls import reverse
 
+from videos.media_urls import MediaFile, url_for_viewer
 from videos.models import Video
 from videos.selectors import can_view, published_videos
 
 ANON, OWNER, OTHER, MODERATOR = "anonymous", "owner", "other user", "moderator"
 
-# What each viewer gets, per visibility: (player page status, media served?)
+# What each viewer gets, per visibility: (player page status, media URLs issued to them?)
 EXPECTED = {
     Video.Visibility.PUBLISHED: {ANON: (200, True), OWNER: (200, True), OTHER: (200, True), MODERATOR: (200, True)},
     Video.Visibility.RESTRICTED: {ANON: (403, False), OWNER: (200, True), OTHER: (200, True), MODERATOR: (200, True)},
@@ -37,12 +38,13 @@ def test_player_stream_and_poster_follow_can_view(visibility, ready_video, owner
         if page_status != 404:
             assert page["Cross-Origin-Opener-Policy"] == "same-origin"
             assert page["Cross-Origin-Embedder-Policy"] == "require-corp"
-        stream_url = reverse("videos:stream", args=[video.slug])
-        for url in (stream_url, reverse("videos:poster", args=[video.slug])):
-            response = client.get(url, headers={"range": "bytes=0-9"})
-            assert response.status_code == (206 if media_served else 404), (viewer, url)
+        issued = [url_for_viewer(user or AnonymousUser(), video, media) for media in MediaFile]
+        assert all(issued) if media_served else not any(issued), viewer
+        for url in filter(None, issued):
+            assert client.get(url, headers={"range": "bytes=0-9"}).status_code == 206, (viewer, url)
         if page_status == 200:
-            assert f'src="{stream_url}"' in page.content.decode()
+            assert f'src="{issued[0]}"' in page.content.decode().replace("&amp;", "&")
+        assert f"/media/renditions/{video.storage_key}" not in page.content.decode() or media_served
 
 
 def test_removed_notice_says_why_and_serves_nothing(ready_video, owner, client):
@@ -51,7 +53,7 @@ def test_removed_notice_says_why_and_serves_nothing(ready_video, owner, client):
     page = client.get(reverse("videos:player", args=[video.slug]))
     text = page.content.decode()
     assert "This video was removed" in text and "Graphic violence (policy 4.2)." in text
-    assert reverse("videos:stream", args=[video.slug]) not in text
+    assert str(video.storage_key) not in text
 
 
 def test_a_video_still_processing_is_only_shown_to_its_owner(owner, stranger, client_for, media_root):
@@ -60,7 +62,7 @@ def test_a_video_still_processing_is_only_shown_to_its_owner(owner, stranger, cl
     assert client_for(stranger).get(url).status_code == 404
     page = client_for(owner).get(url)
     assert page.status_code == 200 and "being processed" in page.content.decode()
-    assert client_for(owner).get(reverse("videos:stream", args=[video.slug])).status_code == 404
+    assert url_for_viewer(owner, video, MediaFile.RENDITION) is None
 
 
 def test_home_lists_only_published_ready_videos(ready_video, owner, client):
@@ -69,7 +71,7 @@ def test_home_lists_only_published_ready_videos(ready_video, owner, client):
     Video.objects.create(owner=owner, title="Unfinished", status=Video.Status.PROCESSING)
     assert list(published_videos()) == [shown]
     page = client.get(reverse("videos:home")).content.decode()
-    assert "Shown" in page and reverse("videos:poster", args=[shown.slug]) in page
+    assert "Shown" in page and f"/media/posters/{shown.storage_key}.jpg?token=" in page
     assert not any(reverse("videos:player", args=[video.slug]) in page for video in hidden)
 
 
@@ -82,8 +84,7 @@ def test_moderation_permission_also_makes_a_moderator(db, owner, ready_video):
 
 
 def test_unknown_slug_is_404_everywhere(client, db):
-    for name in ("videos:player", "videos:stream", "videos:poster"):
-        assert client.get(reverse(name, args=["nope"])).status_code == 404
+    assert client.get(reverse("videos:player", args=["nope"])).status_code == 404
 
 
 def test_the_uploaders_audience_decides_who_finds_and_who_watches(client_for, owner, stranger, ready_video):
@@ -92,10 +93,11 @@ def test_the_uploaders_audience_decides_who_finds_and_who_watches(client_for, ow
     unlisted = ready_video(owner, title="Unlisted draft")
     Video.objects.filter(pk=private.pk).update(audience=Video.Audience.PRIVATE)
     Video.objects.filter(pk=unlisted.pk).update(audience=Video.Audience.UNLISTED)
-    anonymous, other = client_for(None), client_for(stranger)
-    for client in (anonymous, other):
+    private.refresh_from_db()
+    for user in (AnonymousUser(), stranger):
+        client = client_for(user if user.is_authenticated else None)
         assert client.get(reverse("videos:player", args=[private.slug])).status_code == 404
-        assert client.get(reverse("videos:stream", args=[private.slug])).status_code == 404
+        assert url_for_viewer(user, private, MediaFile.RENDITION) is None
         assert client.get(reverse("videos:player", args=[unlisted.slug])).status_code == 200
         for query in ({}, {"q": "Private"}, {"q": "Unlisted"}):
             home = client.get(reverse("videos:home"), query).content.decode()

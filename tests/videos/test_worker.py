@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.db import connection
-from django.urls import reverse
 
 from hydra_site.celery import app as celery_app
 from tests.live_site import database_url
+from videos.media_urls import MediaFile, issue
 from videos.models import Video
 
 pytestmark = pytest.mark.slow
@@ -86,7 +86,7 @@ def test_an_upload_is_transcoded_by_a_real_worker(celery_worker_process, client,
     assert (media_root / video.rendition.name).is_file() and (media_root / video.poster.name).is_file()
     assert not list(media_root.rglob("*.part")), "no temporary rendition left behind"
     assert wait_for_log(celery_worker_process, f"Video {video.slug} is ready")
-    ranged = client.get(reverse("videos:stream", args=[video.slug]), headers={"range": "bytes=0-99"})
+    ranged = client.get(issue(video, MediaFile.RENDITION), headers={"range": "bytes=0-99"})
     assert ranged.status_code == 206
 
 

@@ -1,15 +1,19 @@
 from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
 from django.urls import reverse
 from rest_framework import serializers
 
+from videos.media_urls import MediaFile, url_for_viewer
 from videos.models import Video
 
 
 class VideoSerializer(serializers.ModelSerializer):
     status_label = serializers.CharField(read_only=True, help_text="The state in words, as shown on My videos.")
     player_url = serializers.SerializerMethodField()
-    stream_url = serializers.SerializerMethodField()
-    poster_url = serializers.SerializerMethodField()
+    stream_url = serializers.SerializerMethodField(
+        help_text="The rendition's signed URL (HTTP Range), valid HYDRA_MEDIA_URL_SECONDS plus the video's length."
+    )
+    poster_url = serializers.SerializerMethodField(help_text="The poster's signed URL, valid as long as stream_url.")
 
     class Meta:
         model = Video
@@ -44,19 +48,24 @@ class VideoSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
-    def _absolute(self, name: str, video: Video) -> str:
-        url = reverse(name, kwargs={"slug": video.slug})
+    def _absolute(self, url: str) -> str:
         request = self.context.get("request")
         return request.build_absolute_uri(url) if request else url
 
+    def _signed(self, video: Video, media: MediaFile) -> str | None:
+        """The signed media URL for the requesting user; the API never lists videos it would not sign for."""
+        request = self.context.get("request")
+        url = url_for_viewer(request.user if request else AnonymousUser(), video, media)
+        return self._absolute(url) if url else None
+
     def get_player_url(self, video: Video) -> str:
-        return self._absolute("videos:player", video)
+        return self._absolute(reverse("videos:player", kwargs={"slug": video.slug}))
 
     def get_stream_url(self, video: Video) -> str | None:
-        return self._absolute("videos:stream", video) if video.is_playable else None
+        return self._signed(video, MediaFile.RENDITION) if video.is_playable else None
 
     def get_poster_url(self, video: Video) -> str | None:
-        return self._absolute("videos:poster", video) if video.is_playable and video.poster else None
+        return self._signed(video, MediaFile.POSTER) if video.is_playable else None
 
 
 class VideoUploadSerializer(serializers.Serializer):
