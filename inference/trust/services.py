@@ -34,7 +34,7 @@ from inference.models import (
 )
 from inference.services import server_features
 from inference.trust.assignment import Identity, plan_assignment
-from inference.trust.contributors import contributor_key, identity_of, refusal_reason
+from inference.trust.contributors import contributor_key, identity_of, refusal_reason, reset_records
 from inference.trust.verification import AlternativeFeatures, FollowUps, request_recomputation, verify_samples
 from videos.models import Video
 
@@ -189,6 +189,7 @@ def quarantine_sessions(sessions: Iterable[ClientSession], reason: str) -> Follo
     for key in keys:
         who |= _sessions_of(key)
     caught = ClientSession.objects.filter(who)
+    reset_records(caught.only("user_id", "ip_address", "device_id"))
     caught.update(state=ClientSession.State.QUARANTINED, state_reason=reason)
     SampleAssignment.objects.filter(session__in=caught).delete()
     # Every sample they ever sent, including those already rejected by the verification that

@@ -202,7 +202,7 @@ def verify_samples(
         .exclude(state=ClientSession.State.QUARANTINED)
         .only("pk", *JUDGED_SESSION_FIELDS)
     )
-    records = ContributorRecords(viewers, per_day=settings.HYDRA_TRUST_RECORD_PER_DAY, now=timezone.now())
+    records = ContributorRecords(viewers, video.pk, per_day=settings.HYDRA_TRUST_RECORD_PER_DAY, now=timezone.now())
     small_audience = audience_is_small(video, viewers, records)
     tolerance = configured_tolerance()
     changes = StatusChanges()
@@ -229,7 +229,8 @@ def verify_samples(
                 outcome = judge_against_server(sent, truth, tolerance, head, alternatives(t))
             changes.apply(judged, outcome)
             # Only a blind result builds a record: one sent before the server knew the answer. A
-            # cross-check on a sample the server had already computed may catch a liar but earns nothing.
+            # cross-check on a sample the server had already computed may catch a liar but earns
+            # nothing, and a record advances at most once per video (ContributorRecords).
             records.record_valid(
                 f.session
                 for f in judged

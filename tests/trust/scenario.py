@@ -16,7 +16,7 @@ import numpy as np
 from django.utils import timezone
 
 from inference.models import ClientSession, Contributor, FrameFeature, Head, Recomputation, Verdict
-from inference.trust import verification
+from inference.trust import contributors, verification
 from inference.trust.agreement import compare_to_reference
 from tests.trust import harness
 from tests.trust.harness import Behaviour, Viewer
@@ -50,11 +50,9 @@ def honest_viewers(prefix: str, count: int, network: int) -> list[Viewer]:
         )
         for i in range(count)
     ]
-    for viewer in viewers:
-        Contributor.objects.update_or_create(
-            key=f"device:{viewer.device_id}", defaults={"consecutive_valid": ESTABLISHED_RECORD}
-        )
-    keys = [f"device:{viewer.device_id}" for viewer in viewers]
+    keys = [contributors.record_key_of(ip=viewer.ip, device_id=viewer.device_id) for viewer in viewers]
+    for key in keys:
+        Contributor.objects.update_or_create(key=key, defaults={"consecutive_valid": ESTABLISHED_RECORD})
     Contributor.objects.filter(key__in=keys).update(created_at=timezone.now() - ESTABLISHED_AGE)  # earned over time
     return viewers
 
