@@ -33,7 +33,7 @@ from inference.models import (
     Verdict,
 )
 from inference.services import server_features
-from inference.trust.assignment import Identity, plan_assignment
+from inference.trust.assignment import Identity, assignment_rng, plan_assignment
 from inference.trust.contributors import contributor_key, identity_of, refusal_reason, reset_records
 from inference.trust.verification import AlternativeFeatures, FollowUps, request_recomputation, verify_samples
 from videos.models import Video
@@ -96,6 +96,7 @@ def assign_samples(session: ClientSession, sample_times: Sequence[int]) -> list[
             _live_holders(video, session.model_version),
             replicas=settings.HYDRA_TRUST_REPLICAS,
             minimum=settings.HYDRA_TRUST_MIN_ASSIGNMENT,
+            rng=assignment_rng(settings.SECRET_KEY, str(session.pk)),
             settled=_server_settled(video, session.model_version),
         )
         SampleAssignment.objects.bulk_create(

@@ -32,7 +32,7 @@ from inference.trust.agreement import (
     judge_against_server,
     judge_by_peers,
 )
-from inference.trust.assignment import independent_quorum
+from inference.trust.assignment import spread_audience
 from inference.trust.contributors import ContributorRecords, identity_of
 from inference.trust.spot_checks import SpotCheckPolicy
 from videos.models import Video
@@ -200,7 +200,7 @@ def verify_samples(
     viewers = list(
         ClientSession.objects.filter(video=video, model_version=model_version, is_server=False)
         .exclude(state=ClientSession.State.QUARANTINED)
-        .only("pk", *JUDGED_SESSION_FIELDS)
+        .only("pk", "created_at", *JUDGED_SESSION_FIELDS)
     )
     records = ContributorRecords(viewers, video.pk, per_day=settings.HYDRA_TRUST_RECORD_PER_DAY, now=timezone.now())
     small_audience = audience_is_small(video, viewers, records)
@@ -265,17 +265,25 @@ def verify_samples(
 
 
 def audience_is_small(video: Video, viewers: Sequence[ClientSession], records: ContributorRecords) -> bool:
-    """Fewer than ``HYDRA_TRUST_MIN_AUDIENCE`` independent, established viewers: every agreed sample is checked.
+    """Fewer than ``HYDRA_TRUST_MIN_AUDIENCE`` independent, established viewers who arrived apart.
 
-    Established: past probation (records grow no faster than their age, so a burst of new
-    accounts is not established). Independent: no shared account, device or network, and never
-    the uploader (``independent_quorum``). On such a video the replicas could all be the
-    uploader's friends, so the server computes every sample peers agree on; evasion there needs
-    the server to be wrong.
+    Established: past probation (records grow no faster than their age and once per video, so a
+    burst of new accounts is not established). Independent: no shared account, device or
+    network, and never the uploader. Apart: viewers arriving within
+    ``HYDRA_TRUST_ARRIVAL_WINDOW_SECONDS`` of the last counted one count once
+    (``spread_audience``), so a group of established identities told to watch together is a
+    concentrated audience. On such a video the replicas could all be the uploader's friends, so
+    the server computes every sample peers agree on (the strongest audit replica); evasion
+    there needs the server to be wrong.
     """
     probation = settings.HYDRA_TRUST_PROBATION_RESULTS
-    established = [identity_of(s, video.owner_id) for s in viewers if records.consecutive_valid(s) >= probation]
-    return len(independent_quorum(established)) < settings.HYDRA_TRUST_MIN_AUDIENCE
+    established = [
+        (s.created_at.timestamp(), identity_of(s, video.owner_id))
+        for s in viewers
+        if records.consecutive_valid(s) >= probation
+    ]
+    window = settings.HYDRA_TRUST_ARRIVAL_WINDOW_SECONDS
+    return spread_audience(established, window) < settings.HYDRA_TRUST_MIN_AUDIENCE
 
 
 def _dequantised(feature: FrameFeature) -> np.ndarray:

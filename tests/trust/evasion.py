@@ -57,7 +57,7 @@ def evaded(attack: Attack, policy: Policy, rng: random.Random) -> bool:
     ]
     audience_when_agreed: dict[int, int] = {}  # how many viewers had arrived when the sample got its replicas
     for arrived, (identity, (_, is_colluder)) in enumerate(zip(identities, people, strict=True), start=1):
-        for t in plan_assignment(times, identity, holders, replicas=policy.replicas, minimum=policy.minimum):
+        for t in plan_assignment(times, identity, holders, replicas=policy.replicas, minimum=policy.minimum, rng=rng):
             holders[t].append(identity)
             (lying if is_colluder else honest)[t] = True
             if len(holders[t]) == policy.replicas:

@@ -33,8 +33,13 @@ def test_colluders_never_hide_a_flagged_video(share, colluders_first):
 
 
 def test_without_the_audience_rule_early_colluders_hide_it():
-    """The control: the first arrivals hold every sample; only the audience rule checks what they agree on."""
+    """The control: the first arrivals hold every sample; the audience rule checks what they agree on.
+
+    Without it, only the spot-check floor and the later honest viewers' top-ups (drawn at random
+    by the server, so they reach the flagged samples too) stand in the way: 0.97 when top-ups
+    were taken in sample order, about 0.1 now.
+    """
     attack = Attack(viewers=20, colluding_share=0.3, samples=120, flagged=(117, 118, 119))
     unguarded = evasion_probability(attack, Policy(min_audience=0), RUNS)
     print(f"\nTRUST-FIGURES evasion without the audience rule: {unguarded:.3f}")
-    assert unguarded > 0.8  # the spot-check floor alone: 0.98 ** 3
+    assert unguarded > 0.05

@@ -28,8 +28,11 @@ from tests.trust.test_services import establish, record, session_for, statuses
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def hide(video, model_version, nudity_head, settings) -> list[ClientSession]:
-    """A pair with long, aged records (floor 0: no random spot check) lies the video clean on every sample."""
+def hide(video, model_version, nudity_head, settings, *, colluders: int = 2, apart_s: float = 0) -> list[ClientSession]:
+    """Colluders with long, aged records (floor 0: no random spot check) lie the video clean on every sample.
+
+    They arrive ``apart_s`` seconds after one another (0: together), each on its own network.
+    """
     settings.HYDRA_TRUST_SPOT_CHECK_FLOOR = 0.0
     settings.HYDRA_TRUST_BORDERLINE_MARGIN = -1.0  # the audience rule alone stands in the way (test_steering)
     times = selectors.expected_sample_times(video)
@@ -38,7 +41,9 @@ def hide(video, model_version, nudity_head, settings) -> list[ClientSession]:
     true_scores, lie_scores = positive_scores(nudity_head, truth), positive_scores(nudity_head, lie)
     assert lie_scores.max() < true_scores.max(), "precondition: the lie scores every frame below the truth's peak"
     Head.objects.filter(category="nudity").update(threshold=float(lie_scores.max() + true_scores.max()) / 2)
-    pair = [session_for(video, model_version, n, ip=f"10.5.{i}.1") for i, n in enumerate(("p", "q"))]
+    pair = [session_for(video, model_version, f"c{i}", ip=f"10.5.{i}.1") for i in range(colluders)]
+    for i, session in enumerate(pair):
+        ClientSession.objects.filter(pk=session.pk).update(created_at=timezone.now() - timedelta(seconds=apart_s * i))
     establish(*pair)
     for session in pair:
         record(session, times, lie)
@@ -68,6 +73,29 @@ def test_without_the_audience_rule_the_same_pair_hides_the_video(
     assert all(statuses(s) == {"accepted"} for s in pair)
     assert not Verdict.objects.get(video=video, head_version__head__category="nudity").flagged
     assert not Recomputation.objects.exists()
+
+
+def test_established_colluders_arriving_together_are_a_concentrated_audience(
+    ready_video, model_version, nudity_head, seeded_spot_checks, settings
+):
+    """Five established identities on five networks, told to watch at once, count as one viewer."""
+    video = ready_video("group", pattern="erratic", seed=2)
+    group = hide(video, model_version, nudity_head, settings, colluders=5)
+    assert all(s.state == ClientSession.State.QUARANTINED and statuses(s) == {"rejected"} for s in group)
+    assert Verdict.objects.get(video=video, head_version__head__category="nudity").flagged
+
+
+def test_the_same_group_spread_over_minutes_is_an_audience(
+    ready_video, model_version, nudity_head, seeded_spot_checks, settings
+):
+    """The control: arrivals a window apart count, so the group above is stopped by the arrival rule alone.
+
+    (Spread arrivals do not help a real group: the first two are judged while they are alone.)
+    """
+    video = ready_video("group", pattern="erratic", seed=2)
+    group = hide(video, model_version, nudity_head, settings, colluders=5, apart_s=61)
+    assert all(statuses(s) == {"accepted"} for s in group)
+    assert not Verdict.objects.get(video=video, head_version__head__category="nudity").flagged
 
 
 def test_cross_checks_on_server_computed_samples_build_no_record(
