@@ -339,6 +339,9 @@ HYDRA_TRUST_MAX_NORM_RATIO = env_float("HYDRA_TRUST_MAX_NORM_RATIO", 1.15)
 HYDRA_TRUST_MAX_HEAD_DIFFERENCE = env_float("HYDRA_TRUST_MAX_HEAD_DIFFERENCE", 0.1)
 # Peer-agreed samples scoring within this of a per-frame head's threshold are computed by the server.
 HYDRA_TRUST_BORDERLINE_MARGIN = env_float("HYDRA_TRUST_BORDERLINE_MARGIN", 0.2)
+# How far one sample's difference may move a window logit of a pooled head (the violence head) for two
+# features to agree; honest close paintings measured at most 11.8 (docs/trust.md).
+HYDRA_TRUST_MAX_WINDOW_DIFFERENCE = env_float("HYDRA_TRUST_MAX_WINDOW_DIFFERENCE", 12.0)
 HYDRA_TRUST_PROBATION_RESULTS = env_int("HYDRA_TRUST_PROBATION_RESULTS", 10)
 HYDRA_TRUST_SPOT_CHECK_FLOOR = env_float("HYDRA_TRUST_SPOT_CHECK_FLOOR", 0.02)
 # A record (an account, else the anonymous devices of one network) grows by at most this many per day

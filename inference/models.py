@@ -277,6 +277,7 @@ class Recomputation(models.Model):
         FLAG = "flag", "Flagged segment before a case"
         QUARANTINE = "quarantine", "Contributor quarantined"
         COVERAGE = "coverage", "Not covered by the deadline"
+        BORDERLINE = "borderline", "A window head's score near its threshold"
 
     video = models.ForeignKey(Video, on_delete=models.CASCADE, related_name="recomputations")
     model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="recomputations")
