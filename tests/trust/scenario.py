@@ -50,11 +50,16 @@ def honest_viewers(prefix: str, count: int, network: int) -> list[Viewer]:
         )
         for i in range(count)
     ]
+    establish_viewers(viewers)
+    return viewers
+
+
+def establish_viewers(viewers: list[Viewer]) -> None:
+    """Give these viewers' records (their networks') a long history of server-verified results, earned over time."""
     keys = [contributors.record_key_of(ip=viewer.ip, device_id=viewer.device_id) for viewer in viewers]
     for key in keys:
         Contributor.objects.update_or_create(key=key, defaults={"consecutive_valid": ESTABLISHED_RECORD})
-    Contributor.objects.filter(key__in=keys).update(created_at=timezone.now() - ESTABLISHED_AGE)  # earned over time
-    return viewers
+    Contributor.objects.filter(key__in=keys).update(created_at=timezone.now() - ESTABLISHED_AGE)
 
 
 def malicious_viewers(prefix: str, network: int) -> list[Viewer]:

@@ -23,9 +23,9 @@ from inference.services import pooled_heads, settlement
 from inference.services.server_features import compute_server_features
 from inference.trust import services as trust
 from inference.trust import verification
-from inference.trust.agreement import compare_to_reference
 from inference.trust.verification import FollowUps
 from moderation.models import Case
+from tests.trust.harness import strongest_in_tolerance
 from tests.trust.test_services import establish, record, session_for, statuses
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -55,19 +55,8 @@ def window_logits(head, features: np.ndarray) -> np.ndarray:
 def strongest_lie(model_version, nudity_head, truth: np.ndarray, direction: np.ndarray) -> np.ndarray:
     """Each sample moved along ``direction`` as far as the full tolerance (window bound included) allows."""
     tolerance = verification.configured_tolerance(model_version)
-    lies = []
-    for vector in truth:
-        target = np.clip(vector + 20.0 * direction, 0.0, None)
-        low, high = 0.0, 1.0
-        for _ in range(30):
-            middle = (low + high) / 2
-            candidate = travelled((vector + middle * (target - vector))[None])
-            comparison = compare_to_reference(
-                travelled(vector[None])[0], candidate, nudity_head.predict, tolerance.window_weights
-            )[0]
-            low, high = (middle, high) if comparison.within(tolerance) else (low, middle)
-        lies.append(vector + low * (target - vector))
-    return np.stack(lies).astype(np.float32)
+    targets = np.clip(truth + 20.0 * direction, 0.0, None)
+    return np.stack([strongest_in_tolerance(nudity_head, v, t, tolerance) for v, t in zip(truth, targets, strict=True)])
 
 
 def lowering(head, size: int) -> np.ndarray:
