@@ -151,18 +151,19 @@ def recomputed_samples(slugs: list[str]) -> dict[str, int]:
     return counts
 
 
-def seed_returning_devices(prefix: str, count: int) -> None:
-    """Give these devices a long record of server-verified results: their spot-check rate is at the floor.
+def seed_returning_devices(prefix: str, count: int, network_octet: int) -> None:
+    """Give these devices (on their networks) a long record of server-verified results: spot checks at the floor.
 
     This is the steady state of viewers who come back; a first-time device is checked on
     every result of its probation instead.
     """
-    from bench.load import device_id
+    from bench.load import device_id, viewer_address
     from inference.models import Contributor
+    from inference.trust.contributors import record_key_of
 
     for index in range(count):
         Contributor.objects.update_or_create(
-            key=f"device:{device_id(prefix, index)}",
+            key=record_key_of(ip=viewer_address(network_octet, index), device_id=device_id(prefix, index)),
             defaults={"consecutive_valid": RETURNING_RECORD, "valid_total": RETURNING_RECORD},
         )
     _close_db()
@@ -272,8 +273,9 @@ def measured_run(
     ``handshake_only``: viewers connect, say hello and leave.
     """
     device_prefix = uuid.uuid4().hex[:8]
+    network_octet = next(NETWORKS)
     if returning:
-        seed_returning_devices(device_prefix, clients)
+        seed_returning_devices(device_prefix, clients, network_octet)
     slugs = slugs or make_videos(videos, clip, stack.media_root)
     clock = ServerClock(stack, [d for d, _ in daphnes], worker)
     clock.begin()
@@ -287,7 +289,7 @@ def measured_run(
         origin=ORIGIN,
         run_tag=uuid.uuid4().hex[:8],
         device_prefix=device_prefix,
-        network_octet=next(NETWORKS),
+        network_octet=network_octet,
         handshake_only=handshake_only,
         batch=batch,
     )
@@ -467,8 +469,8 @@ def composition_check(
     held = make_videos(1, clip, stack.media_root, visibility=Video.Visibility.HELD)
     configs = []
     for slugs, clients in ((fresh, len(fresh) * replicas), (covered, viewers)):
-        prefix = uuid.uuid4().hex[:8]
-        seed_returning_devices(prefix, clients)
+        prefix, network_octet = uuid.uuid4().hex[:8], next(NETWORKS)
+        seed_returning_devices(prefix, clients, network_octet)
         configs.append(
             LoadConfig(
                 urls=[url],
@@ -480,7 +482,7 @@ def composition_check(
                 origin=ORIGIN,
                 run_tag=uuid.uuid4().hex[:8],
                 device_prefix=prefix,
-                network_octet=next(NETWORKS),
+                network_octet=network_octet,
             )
         )
     clock = ServerClock(stack, [daphne], servers.worker)

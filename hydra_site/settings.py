@@ -353,12 +353,18 @@ HYDRA_TRUST_MAX_NORM_RATIO = env_float("HYDRA_TRUST_MAX_NORM_RATIO", 1.15)
 HYDRA_TRUST_MAX_HEAD_DIFFERENCE = env_float("HYDRA_TRUST_MAX_HEAD_DIFFERENCE", 0.1)
 # Peer-agreed samples scoring within this of a per-frame head's threshold are computed by the server.
 HYDRA_TRUST_BORDERLINE_MARGIN = env_float("HYDRA_TRUST_BORDERLINE_MARGIN", 0.2)
+# How far one sample's difference may move a window logit of a pooled head (the violence head) for two
+# features to agree; honest close paintings measured at most 11.8 (docs/trust.md).
+HYDRA_TRUST_MAX_WINDOW_DIFFERENCE = env_float("HYDRA_TRUST_MAX_WINDOW_DIFFERENCE", 12.0)
 HYDRA_TRUST_PROBATION_RESULTS = env_int("HYDRA_TRUST_PROBATION_RESULTS", 10)
 HYDRA_TRUST_SPOT_CHECK_FLOOR = env_float("HYDRA_TRUST_SPOT_CHECK_FLOOR", 0.02)
-# A contributor's record grows by at most this many server-verified results per day of its age.
+# A record (an account, else the anonymous devices of one network) grows by at most this many per day
+# of its age, and at most once per distinct video.
 HYDRA_TRUST_RECORD_PER_DAY = env_float("HYDRA_TRUST_RECORD_PER_DAY", 10.0)
-# Below this many independent established viewers, every sample peers agree on is checked by the server.
+# Below this many independent established viewers who arrived apart, every sample peers agree on is
+# checked by the server; viewers arriving within the window of the last counted one count once.
 HYDRA_TRUST_MIN_AUDIENCE = env_int("HYDRA_TRUST_MIN_AUDIENCE", 5)
+HYDRA_TRUST_ARRIVAL_WINDOW_SECONDS = env_float("HYDRA_TRUST_ARRIVAL_WINDOW_SECONDS", 60.0)
 # A browser session silent this long (no hello, no batch) is closed and its unsent samples go back to
 # the pool; it may still resume. Watching pages send a batch within seconds of each sample.
 HYDRA_TRUST_SESSION_STALE_SECONDS = env_int("HYDRA_TRUST_SESSION_STALE_SECONDS", 300)

@@ -23,7 +23,9 @@ def trust_summary() -> str:
         f"Trust ({where}): HYDRA_TRUST_REPLICAS={replicas}, {rule}; the server recomputes every sample of a "
         f"contributor's first {settings.HYDRA_TRUST_PROBATION_RESULTS} results, later at least "
         f"{settings.HYDRA_TRUST_SPOT_CHECK_FLOOR:.0%}; with fewer than {settings.HYDRA_TRUST_MIN_AUDIENCE} "
-        f"independent established viewers (HYDRA_TRUST_MIN_AUDIENCE) it checks every agreed sample, and any sample "
-        f"within {settings.HYDRA_TRUST_BORDERLINE_MARGIN} of a head's threshold (HYDRA_TRUST_BORDERLINE_MARGIN); "
+        f"independent established viewers (HYDRA_TRUST_MIN_AUDIENCE) arriving "
+        f"{settings.HYDRA_TRUST_ARRIVAL_WINDOW_SECONDS:g} s apart it checks every agreed sample, and any sample "
+        f"within {settings.HYDRA_TRUST_BORDERLINE_MARGIN} of a head's threshold (HYDRA_TRUST_BORDERLINE_MARGIN) "
+        f"or in a window a tolerated lie could carry across one; "
         f"{coverage}."
     )

@@ -212,14 +212,20 @@ class Verdict(models.Model):
 
 
 class Contributor(models.Model):
-    """The reputation of a person or device across sessions: an account, else a device id, else one session.
+    """A record or a quarantine across sessions (inference.trust.contributors says whose).
 
-    ``consecutive_valid`` counts results the server itself verified since the last wrong one;
-    it sets the spot-check rate (inference.trust.spot_checks). A quarantined contributor's
-    features are discarded and its later sessions refused.
+    Records are kept per account, else per network (anonymous devices on one /24 share one),
+    else per device or session; quarantines per account, else device, else session.
+    ``consecutive_valid`` counts distinct videos with a result the server itself verified since
+    the last wrong one; it sets the spot-check rate (inference.trust.spot_checks). A quarantined
+    contributor's features are discarded and its later sessions refused.
     """
 
-    key = models.CharField(max_length=120, unique=True, help_text='"user:<id>", "device:<id>" or "session:<uuid>".')
+    key = models.CharField(
+        max_length=120,
+        unique=True,
+        help_text='"user:<id>", "net:<network>", "device:<id>" or "session:<uuid>" (inference.trust.contributors).',
+    )
     consecutive_valid = models.PositiveIntegerField(default=0)
     valid_total = models.PositiveIntegerField(default=0)
     invalid_total = models.PositiveIntegerField(default=0)
@@ -229,6 +235,23 @@ class Contributor(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} ({'quarantined' if self.quarantined_at else f'{self.consecutive_valid} valid'})"
+
+
+class ContributorVideo(models.Model):
+    """A video that advanced a contributor's record: a record grows at most once per distinct video.
+
+    Many sessions of one person on one video (a farm of issue 12) are one result, whatever they send.
+    """
+
+    contributor = models.ForeignKey(Contributor, on_delete=models.CASCADE, related_name="credited_videos")
+    video = models.ForeignKey(Video, on_delete=models.CASCADE, related_name="+")
+    credited_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["contributor", "video"], name="one_credit_per_video")]
+
+    def __str__(self) -> str:
+        return f"{self.contributor_id} credited for video {self.video_id}"
 
 
 class SampleAssignment(models.Model):
@@ -254,6 +277,7 @@ class Recomputation(models.Model):
         FLAG = "flag", "Flagged segment before a case"
         QUARANTINE = "quarantine", "Contributor quarantined"
         COVERAGE = "coverage", "Not covered by the deadline"
+        BORDERLINE = "borderline", "A window head's score near its threshold"
 
     video = models.ForeignKey(Video, on_delete=models.CASCADE, related_name="recomputations")
     model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="recomputations")

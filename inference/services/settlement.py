@@ -4,8 +4,9 @@
    server's features); liars are quarantined (``inference.trust.services``).
 2. compute verdicts: when coverage reached a new step, the heads score the accepted features
    (``inference.services.analysis``).
-3. confirm flags with the server: a flagged verdict stands only on frames the server computed
-   itself; missing ones are queued, and the analysis that follows them confirms it.
+3. confirm with the server: a window head's score near its threshold, and a flagged verdict, stand
+   only on frames the server computed itself; missing ones are queued, and the analysis that
+   follows them decides.
 4. announce: confirmed flags go to moderation (``signals.verdict_flagged``); a fully covered,
    clean video with no recomputation still open is cleared (``signals.video_cleared``).
 
@@ -59,6 +60,7 @@ def _analyse_confirm_announce(
     video: Video, model_version: ModelVersion, head_versions: list[HeadVersion], sample_times: Sequence[int]
 ) -> list[Verdict]:
     verdicts = analysis.analyse_video(video, model_version, head_versions, sample_times)
+    queue_follow_ups(trust.confirm_borderline_windows(video, model_version, verdicts))
     for verdict in verdicts:
         if verdict.flagged and _confirmed_by_server(verdict, sample_times):
             signals.verdict_flagged.send(sender=Verdict, verdict=verdict)

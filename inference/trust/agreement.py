@@ -5,8 +5,11 @@ way and features travel quantised to uint8. The tolerance is therefore measured,
 (docs/trust.md, "Measured parity"): the cosine between the two vectors, the ratio of their norms
 (cosine alone would accept a scaled vector) and the largest difference between the nudity head's
 class probabilities (so that a perturbation small in feature space but aimed at the head's
-decision boundary is caught too). A lie that stays within all three moves every head score by
-no more than honest backends already do.
+decision boundary is caught too), and, for each head that scores windows of samples, a bound on
+how far the difference can move one of its window logits (the shipped violence head is steep: a
+lie within the first three measures moved its logits by 200-330, honest paintings by at most 3).
+A lie that stays within all of them moves every head score by no more than the bounds
+docs/trust.md states.
 
 Pure numpy: ``inference.trust.services`` feeds it dequantised vectors from the database.
 """
@@ -26,9 +29,18 @@ HeadProbabilities = Callable[[np.ndarray], np.ndarray]
 
 @dataclass(frozen=True)
 class Tolerance:
+    """How far two honest browsers' features of one frame may differ.
+
+    ``window_weights`` (one float[feature_size] per window head, ``verification.window_sensitivity``)
+    bound how far one sample's difference can move any window's logit of that head:
+    ``|difference| @ weights`` must stay within ``max_window_difference``.
+    """
+
     min_cosine: float
     max_norm_ratio: float
     max_head_difference: float
+    max_window_difference: float = 0.0
+    window_weights: tuple[np.ndarray, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -36,12 +48,14 @@ class Comparison:
     cosine: float
     norm_ratio: float
     head_difference: float
+    window_difference: float = 0.0
 
     def within(self, tolerance: Tolerance) -> bool:
         return (
             self.cosine >= tolerance.min_cosine
             and self.norm_ratio <= tolerance.max_norm_ratio
             and self.head_difference <= tolerance.max_head_difference
+            and self.window_difference <= tolerance.max_window_difference
         )
 
 
@@ -49,8 +63,13 @@ def _norms(vectors: np.ndarray) -> np.ndarray:
     return np.linalg.norm(vectors.astype(np.float64), axis=1)
 
 
-def compare_to_reference(reference: np.ndarray, others: np.ndarray, head: HeadProbabilities) -> list[Comparison]:
-    """Compare each row of ``others`` with one ``reference`` vector."""
+def compare_to_reference(
+    reference: np.ndarray,
+    others: np.ndarray,
+    head: HeadProbabilities,
+    window_weights: Sequence[np.ndarray] = (),
+) -> list[Comparison]:
+    """Compare each row of ``others`` with one ``reference`` vector (``window_weights``: see ``Tolerance``)."""
     others = np.atleast_2d(others).astype(np.float64)
     reference = reference.astype(np.float64).reshape(1, -1)
     ref_norm = float(_norms(reference)[0])
@@ -62,7 +81,12 @@ def compare_to_reference(reference: np.ndarray, others: np.ndarray, head: HeadPr
         )
     probabilities = head(np.vstack([reference, others]).astype(np.float32))
     differences = np.abs(probabilities[1:] - probabilities[:1]).max(axis=1)
-    return [Comparison(float(c), float(r), float(d)) for c, r, d in zip(cosines, ratios, differences, strict=True)]
+    gaps = np.abs(others - reference)
+    windows = np.max([gaps @ w for w in window_weights], axis=0) if window_weights else np.zeros(len(others))
+    return [
+        Comparison(float(c), float(r), float(d), float(w))
+        for c, r, d, w in zip(cosines, ratios, differences, windows, strict=True)
+    ]
 
 
 @dataclass(frozen=True)
@@ -102,7 +126,7 @@ def judge_against_server(
     references = [server_vector, *(alternatives if alternatives is not None else [])]
     right = np.zeros(len(submissions), dtype=bool)
     for reference in references:
-        right |= [c.within(tolerance) for c in compare_to_reference(reference, sent, head)]
+        right |= [c.within(tolerance) for c in compare_to_reference(reference, sent, head, tolerance.window_weights)]
     accepted = {s.identity.session_id for s, ok in zip(submissions, right, strict=True) if ok}
     rejected = {s.identity.session_id for s in submissions} - accepted
     return SampleOutcome(frozenset(accepted), frozenset(rejected), reason="server recomputed")
@@ -136,7 +160,8 @@ def judge_by_peers(
         return SampleOutcome(reason="waiting for an independent replica")
     for i, first in enumerate(submissions[:-1]):
         rest = np.stack([s.vector for s in submissions[i + 1 :]])
-        if not all(c.within(tolerance) for c in compare_to_reference(first.vector, rest, head)):
+        comparisons = compare_to_reference(first.vector, rest, head, tolerance.window_weights)
+        if not all(c.within(tolerance) for c in comparisons):
             return SampleOutcome(needs_server=True, reason="replicas disagree")
     if len(independent_quorum(s.identity for s in submissions)) < replicas:
         return SampleOutcome(reason="waiting for an independent replica")

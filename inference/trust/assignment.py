@@ -6,12 +6,21 @@ them to one person: different accounts, different device ids and different netwo
 /24 or an IPv6 /48). The uploader's own sessions are never counted towards that quorum: they
 may compute (every viewer helps), but only as a cross-check against what others agreed on.
 
+The server also chooses *which* sessions replicate which samples, at random: a session's extra
+work (the top-ups that cross-check what others sent) is drawn from a generator seeded with the
+server's secret and the session's id (``assignment_rng``), so a client can neither choose its
+samples nor predict which samples a later honest viewer will cross-check (a liar cannot put its
+lies where audits reach last).
+
 This module is pure (no Django); ``inference.trust.services`` stores the plans it makes.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import ipaddress
+import random
 from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 
@@ -65,6 +74,30 @@ def independent_quorum(identities: Iterable[Identity]) -> list[Identity]:
     return chosen
 
 
+def spread_audience(arrivals: Iterable[tuple[float, Identity]], window: float) -> int:
+    """How many independent viewers arrived apart: ``(arrival seconds, identity)``, counted in arrival order.
+
+    A viewer counts when it is independent of every counted one (``independent_quorum``'s rule)
+    and arrived at least ``window`` seconds after the last counted one: identities that arrive
+    together (a group told to watch at once) count as one, however many networks they use.
+    """
+    counted: list[Identity] = []
+    last: float | None = None
+    for arrived, identity in sorted(arrivals, key=lambda arrival: arrival[0]):
+        if not identity.counts_for_quorum or not all(independent(identity, other) for other in counted):
+            continue
+        if last is None or arrived - last >= window:
+            counted.append(identity)
+            last = arrived
+    return len(counted)
+
+
+def assignment_rng(secret: str, session_id: str) -> random.Random:
+    """The generator that draws one session's extra work: keyed by the server's secret, unknown to any client."""
+    digest = hmac.new(secret.encode(), f"assignment:{session_id}".encode(), hashlib.sha256).digest()
+    return random.Random(int.from_bytes(digest, "big"))
+
+
 def plan_assignment(
     sample_times: Sequence[int],
     newcomer: Identity,
@@ -72,6 +105,7 @@ def plan_assignment(
     *,
     replicas: int,
     minimum: int,
+    rng: random.Random,
     settled: Set[int] = frozenset(),
 ) -> list[int]:
     """The sample times a new session should compute.
@@ -80,8 +114,9 @@ def plan_assignment(
     times need no more replicas (the server computed them). The
     newcomer first takes every time that still lacks independent replicas and to which it adds
     independence; then, so that every session does some checkable work, it is topped up to
-    ``minimum`` times with the least-held others (extra replicas cost the server nothing and
-    expose a liar the first time it disagrees with the rest).
+    ``minimum`` times with the least-held others, drawn at random by ``rng`` among equally held
+    ones (extra replicas cost the server nothing, expose a liar the first time it disagrees
+    with the rest, and land where no client can foresee).
     """
     needed: list[int] = []
     extra: list[tuple[int, int]] = []
@@ -95,7 +130,8 @@ def plan_assignment(
             needed.append(t)
         else:
             extra.append((len(current), t))
-    extra.sort()
+    rng.shuffle(extra)
+    extra.sort(key=lambda held: held[0])  # stable: least-held first, ties in random order
     top_up = [t for _, t in extra[: max(0, minimum - len(needed))]]
     return sorted(needed + top_up)
 

@@ -1,32 +1,53 @@
-"""Who a session is, and whether it (or the person or device behind it) was caught lying.
+"""Who a session is, whose record it builds, and whether it (or the person or device behind it) was caught lying.
 
-A contributor is an account if logged in (all its devices and networks share one record), else
-the device id the client gave, else the session alone; the spot-check records and quarantines
-are kept per contributor. A record counts only blind results (the server computed the sample
-after the contributor sent it) and grows no faster than its age allows.
+Two keys per session. The *record* (the spot-check reputation) is the account's if logged in
+(all its devices and networks share it), else the network's (anonymous devices on one IPv4 /24
+or IPv6 /48 share one), else the device's, else the session's: an identity farm on one network
+builds one record, not one per device. The *quarantine* is the account's, else the device's,
+else the session's: one anonymous liar behind a shared NAT does not lock out its neighbours (it
+resets their shared record instead, so they are all checked from scratch).
+
+A record counts only blind results (the server computed the sample after the contributor sent
+it), at most one per distinct video (``ContributorVideo``), and grows no faster than its age allows.
 """
 
 from __future__ import annotations
 
 import random
-from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
 
 from django.db.models import F
 
-from inference.models import ClientSession, Contributor
+from inference.models import ClientSession, Contributor, ContributorVideo
 from inference.trust.assignment import Identity, network_of
 from inference.trust.spot_checks import SpotCheckPolicy
 
 
 def contributor_key(session: ClientSession) -> str:
-    """An account if logged in, else the device id the client gave, else the session alone."""
+    """Who is quarantined: an account if logged in, else the device id the client gave, else the session alone."""
     if session.user_id is not None:
         return f"user:{session.user_id}"
     if session.device_id:
         return f"device:{session.device_id}"
     return f"session:{session.pk}"
+
+
+def record_key(session: ClientSession) -> str:
+    """Whose record a session builds: an account if logged in, else its network, else its device, else itself."""
+    return record_key_of(user_id=session.user_id, ip=session.ip_address, device_id=session.device_id) or (
+        f"session:{session.pk}"
+    )
+
+
+def record_key_of(*, user_id: int | None = None, ip: str | None = None, device_id: str = "") -> str | None:
+    """``record_key`` from what is known of a viewer (None: only its session identifies it)."""
+    if user_id is not None:
+        return f"user:{user_id}"
+    network = network_of(ip)
+    if network:
+        return f"net:{network}"
+    return f"device:{device_id}" if device_id else None
 
 
 def identity_of(session: ClientSession, uploader_id: int | None) -> Identity:
@@ -68,52 +89,67 @@ def refusal_reason(session: ClientSession) -> str | None:
 
 
 class ContributorRecords:
-    """The spot-check records of a verification's contributors: read in one query, written once per contributor.
+    """The records behind one verification of one video: read in one query, written once per record.
 
-    A pass touches a few contributors many times (once per sample), so the records are read in one
-    query, and the server-verified results are added up and written at the end (``save``) with one
-    atomic increment per contributor. Reads see the results already counted in this verification,
-    as a save per result would.
+    A pass touches a few records many times (once per sample), so they are read in one query and
+    the credits are written at the end (``save``). A record advances at most once per video: the
+    first blind server-verified result of a record on a video credits it (``ContributorVideo``),
+    any further result of any session sharing that record on that video adds nothing. Reads see
+    the credits already given in this verification.
     """
 
-    def __init__(self, sessions: Iterable[ClientSession], *, per_day: float, now: datetime) -> None:
-        keys = {contributor_key(session) for session in sessions}
+    def __init__(self, sessions: Iterable[ClientSession], video_id: int, *, per_day: float, now: datetime) -> None:
+        keys = {record_key(session) for session in sessions}
         rows = Contributor.objects.filter(key__in=keys).values_list("key", "consecutive_valid", "created_at")
         self._consecutive_valid = {key: valid for key, valid, _ in rows}
         self._age_days = {key: max(0.0, (now - created).total_seconds() / 86_400) for key, _, created in rows}
+        self._credited = set(
+            ContributorVideo.objects.filter(contributor__key__in=keys, video_id=video_id).values_list(
+                "contributor__key", flat=True
+            )
+        )
+        self._video_id = video_id
         self._per_day = per_day
-        self._new_valid: dict[str, int] = defaultdict(int)
+        self._new: set[str] = set()
 
     def consecutive_valid(self, session: ClientSession) -> int:
-        """The record that sets the spot-check rate: server-verified results, but no more than its age allows.
+        """The record that sets the spot-check rate: credited videos, but no more than its age allows.
 
-        A record grows by at most ``per_day`` results per day since the contributor's first
-        server-verified result (``HYDRA_TRUST_RECORD_PER_DAY``): sessions opened in a burst buy
-        nothing that time does not. A contributor without a row yet has no record.
+        A record grows by at most ``per_day`` per day since its first credit
+        (``HYDRA_TRUST_RECORD_PER_DAY``): sessions opened in a burst buy nothing that time does
+        not. A record without a row yet is empty.
         """
-        key = contributor_key(session)
+        key = record_key(session)
         earned = self._consecutive_valid.get(key, 0)
         return min(earned, int(self._per_day * self._age_days.get(key, 0.0)))
 
     def record_valid(self, sessions: Iterable[ClientSession]) -> None:
+        """Blind results the server verified: each record not yet credited for this video is, once."""
         for session in sessions:
-            key = contributor_key(session)
-            self._consecutive_valid[key] = self._consecutive_valid.get(key, 0) + 1
-            self._new_valid[key] += 1
+            key = record_key(session)
+            if key not in self._credited:
+                self._credited.add(key)
+                self._new.add(key)
+                self._consecutive_valid[key] = self._consecutive_valid.get(key, 0) + 1
 
     def spot_check_due(self, sessions: Iterable[ClientSession], policy: SpotCheckPolicy, rng: random.Random) -> bool:
         records = [self.consecutive_valid(session) for session in sessions]
         return policy.draw(records, rng)
 
     def save(self) -> None:
-        if not self._new_valid:
+        """Write the credits; a credit another pass wrote first (the unique constraint) counts once."""
+        if not self._new:
             return
-        Contributor.objects.bulk_create([Contributor(key=key) for key in self._new_valid], ignore_conflicts=True)
-        by_count: dict[int, list[str]] = defaultdict(list)
-        for key, count in self._new_valid.items():
-            by_count[count].append(key)
-        for count, keys in by_count.items():
-            Contributor.objects.filter(key__in=keys).update(
-                consecutive_valid=F("consecutive_valid") + count, valid_total=F("valid_total") + count
-            )
-        self._new_valid.clear()
+        Contributor.objects.bulk_create([Contributor(key=key) for key in self._new], ignore_conflicts=True)
+        for contributor in Contributor.objects.filter(key__in=self._new):
+            _, created = ContributorVideo.objects.get_or_create(contributor=contributor, video_id=self._video_id)
+            if created:
+                Contributor.objects.filter(pk=contributor.pk).update(
+                    consecutive_valid=F("consecutive_valid") + 1, valid_total=F("valid_total") + 1
+                )
+        self._new.clear()
+
+
+def reset_records(sessions: Iterable[ClientSession]) -> None:
+    """A caught session's record starts again: its account's, or its network's (the neighbours are checked anew)."""
+    Contributor.objects.filter(key__in={record_key(session) for session in sessions}).update(consecutive_valid=0)

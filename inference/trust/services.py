@@ -22,20 +22,28 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from inference import selectors
+from inference import heads, selectors
 from inference.models import (
     ClientSession,
     Contributor,
     FrameFeature,
+    FrameScore,
     ModelVersion,
     Recomputation,
     SampleAssignment,
     Verdict,
 )
 from inference.services import server_features
-from inference.trust.assignment import Identity, plan_assignment
-from inference.trust.contributors import contributor_key, identity_of, refusal_reason
-from inference.trust.verification import AlternativeFeatures, FollowUps, request_recomputation, verify_samples
+from inference.trust.assignment import Identity, assignment_rng, plan_assignment
+from inference.trust.contributors import contributor_key, identity_of, refusal_reason, reset_records
+from inference.trust.verification import (
+    AlternativeFeatures,
+    FollowUps,
+    request_recomputation,
+    verify_samples,
+    window_near_threshold,
+    window_of,
+)
 from videos.models import Video
 
 logger = logging.getLogger(__name__)
@@ -96,6 +104,7 @@ def assign_samples(session: ClientSession, sample_times: Sequence[int]) -> list[
             _live_holders(video, session.model_version),
             replicas=settings.HYDRA_TRUST_REPLICAS,
             minimum=settings.HYDRA_TRUST_MIN_ASSIGNMENT,
+            rng=assignment_rng(settings.SECRET_KEY, str(session.pk)),
             settled=_server_settled(video, session.model_version),
         )
         SampleAssignment.objects.bulk_create(
@@ -189,6 +198,7 @@ def quarantine_sessions(sessions: Iterable[ClientSession], reason: str) -> Follo
     for key in keys:
         who |= _sessions_of(key)
     caught = ClientSession.objects.filter(who)
+    reset_records(caught.only("user_id", "ip_address", "device_id"))
     caught.update(state=ClientSession.State.QUARANTINED, state_reason=reason)
     SampleAssignment.objects.filter(session__in=caught).delete()
     # Every sample they ever sent, including those already rejected by the verification that
@@ -315,6 +325,36 @@ def confirm_flag_with_server(verdict: Verdict, sample_times: Sequence[int]) -> t
         return True, FollowUps()
     with transaction.atomic():
         return False, request_recomputation(video, model_version, missing, Reason.FLAG)
+
+
+def confirm_borderline_windows(video: Video, model_version: ModelVersion, verdicts: Iterable[Verdict]) -> FollowUps:
+    """Window heads (pooled, temporal): a score an in-tolerance lie could move across the threshold rests on the server.
+
+    A per-frame head is guarded when peers agree (``verification.near_thresholds``); a window
+    head's score exists only once the analysis pooled several samples, so it is guarded here,
+    right after each analysis: every sample of a window whose score an in-tolerance lie could
+    have carried across the head's threshold (``verification.window_near_threshold``) and that
+    the server has not computed is queued for it (``Reason.BORDERLINE``). The recomputation
+    re-runs the analysis on the server's features, and a clean video is cleared only when none is
+    open, so such a lie can neither hide nor raise a decision.
+    """
+    needed: set[int] = set()
+    for verdict in verdicts:
+        runner = heads.load_runner(verdict.head_version)
+        reach = window_of(runner) - 1
+        if reach == 0:
+            continue
+        scores = list(
+            FrameScore.objects.filter(video=video, head_version=verdict.head_version)
+            .order_by("sample_ms")
+            .values_list("sample_ms", "score")
+        )
+        for i, (_, score) in enumerate(scores):
+            if window_near_threshold(runner, score, verdict.threshold):
+                needed.update(t for t, _ in scores[max(0, i - reach) : i + reach + 1])
+    missing = sorted(needed - _server_settled(video, model_version))
+    with transaction.atomic():
+        return request_recomputation(video, model_version, missing, Reason.BORDERLINE)
 
 
 def coverage_countdown_seconds(video: Video, sample_count: int) -> int:

@@ -22,6 +22,7 @@ from django.utils import timezone
 from inference import heads, selectors
 from inference.ml.nsfw_head import WEIGHTS_FILE, NsfwHead
 from inference.ml.quantise import dequantise
+from inference.ml.violence import STATISTICS, PooledHead
 from inference.models import ClientSession, FrameFeature, ModelVersion, Recomputation
 from inference.trust.agreement import (
     HeadProbabilities,
@@ -32,7 +33,7 @@ from inference.trust.agreement import (
     judge_against_server,
     judge_by_peers,
 )
-from inference.trust.assignment import independent_quorum
+from inference.trust.assignment import spread_audience
 from inference.trust.contributors import ContributorRecords, identity_of
 from inference.trust.spot_checks import SpotCheckPolicy
 from videos.models import Video
@@ -67,12 +68,44 @@ class FollowUps:
         return bool(self.recompute or self.reanalyse)
 
 
-def configured_tolerance() -> Tolerance:
+def configured_tolerance(model_version: ModelVersion | None = None) -> Tolerance:
+    """The settings' tolerance; with ``model_version``, bounded for its active window heads too."""
     return Tolerance(
         min_cosine=settings.HYDRA_TRUST_MIN_COSINE,
         max_norm_ratio=settings.HYDRA_TRUST_MAX_NORM_RATIO,
         max_head_difference=settings.HYDRA_TRUST_MAX_HEAD_DIFFERENCE,
+        max_window_difference=settings.HYDRA_TRUST_MAX_WINDOW_DIFFERENCE,
+        window_weights=window_weights(model_version) if model_version is not None else (),
     )
+
+
+def window_weights(model_version: ModelVersion) -> tuple[np.ndarray, ...]:
+    """Per active pooled head, float[feature_size]: how far a unit change of one sample's feature moves a window logit.
+
+    The pooled head's logit is linear in the window's standardised statistics; changing one of
+    its W samples by ``d`` moves the mean by ``|d| / W``, the standard deviation by at most
+    ``|d| / sqrt(W)`` and the mean absolute step by at most ``2 |d| / (W - 1)``, so
+    ``|d| @ weights`` bounds the move of every window logit that holds the sample.
+    """
+    weights = []
+    for head_version in selectors.active_head_versions(model_version):
+        try:
+            runner = heads.load_runner(head_version)
+        except FileNotFoundError:
+            continue
+        if isinstance(runner, heads.PooledRunner):
+            weights.append(pooled_sensitivity(runner.head))
+    return tuple(weights)
+
+
+def pooled_sensitivity(head: PooledHead) -> np.ndarray:
+    """``window_weights`` of one pooled head."""
+    window = head.config.window
+    steepness = np.abs(head.coef / head.scale).astype(np.float64)
+    factors = {"mean": 1 / window, "std": 1 / np.sqrt(window), "absdiff": 2 / (window - 1)}
+    parts = [factors[name] for name in STATISTICS if name in head.config.statistics]
+    size = len(steepness) // len(parts)
+    return sum(f * steepness[i * size : (i + 1) * size] for i, f in enumerate(parts)).astype(np.float32)
 
 
 def configured_spot_checks() -> SpotCheckPolicy:
@@ -103,12 +136,41 @@ def head_probabilities(model_version: ModelVersion) -> HeadProbabilities:
         return _no_head
 
 
+def window_of(runner: heads.HeadRunner) -> int:
+    """How many consecutive samples one score of this head pools: 1 for per-frame heads."""
+    if isinstance(runner, heads.PooledRunner):
+        return runner.head.config.window
+    if isinstance(runner, heads.TemporalRunner):
+        return runner.config.window
+    return 1
+
+
+def window_near_threshold(runner: heads.HeadRunner, score: float, threshold: float) -> bool:
+    """Whether a lie within the tolerance on every sample of a window could carry ``score`` across ``threshold``.
+
+    For a pooled head the tolerance bounds each sample's move of a window logit by
+    ``HYDRA_TRUST_MAX_WINDOW_DIFFERENCE`` (``window_weights``), so a window of W samples moves by
+    at most W times that, compared in logits (scores saturate). A temporal head (LSTM) has no such
+    bound: every window is near.
+    """
+    if not isinstance(runner, heads.PooledRunner):
+        return True
+    reach = runner.head.config.window * settings.HYDRA_TRUST_MAX_WINDOW_DIFFERENCE
+    return abs(_logit(score) - _logit(threshold)) <= reach
+
+
+def _logit(p: float) -> float:
+    p = min(max(float(p), 1e-7), 1 - 1e-7)  # float32 scores saturate near 17 logits
+    return float(np.log(p / (1 - p)))
+
+
 def near_thresholds(model_version: ModelVersion, vectors: Iterable[np.ndarray]) -> NearThreshold:
     """Whether features score within ``HYDRA_TRUST_BORDERLINE_MARGIN`` of any active per-frame head's threshold.
 
     Per-frame heads (a softmax's class sum: nudity) are checked on the sample alone; ``vectors``
     are those the verification compares, run through each head once. Heads that score windows of
-    samples (pooled, temporal) are not checked here: a sample alone has no score of theirs.
+    samples (pooled, temporal) are not checked here, since a sample alone has no score of theirs:
+    ``services.confirm_borderline_windows`` guards them after each analysis.
     """
     margin = settings.HYDRA_TRUST_BORDERLINE_MARGIN
     vectors = list(vectors)
@@ -200,11 +262,11 @@ def verify_samples(
     viewers = list(
         ClientSession.objects.filter(video=video, model_version=model_version, is_server=False)
         .exclude(state=ClientSession.State.QUARANTINED)
-        .only("pk", *JUDGED_SESSION_FIELDS)
+        .only("pk", "created_at", *JUDGED_SESSION_FIELDS)
     )
-    records = ContributorRecords(viewers, per_day=settings.HYDRA_TRUST_RECORD_PER_DAY, now=timezone.now())
+    records = ContributorRecords(viewers, video.pk, per_day=settings.HYDRA_TRUST_RECORD_PER_DAY, now=timezone.now())
     small_audience = audience_is_small(video, viewers, records)
-    tolerance = configured_tolerance()
+    tolerance = configured_tolerance(model_version)
     changes = StatusChanges()
     wrong: set[ClientSession] = set()
     disputed: list[int] = []
@@ -229,7 +291,8 @@ def verify_samples(
                 outcome = judge_against_server(sent, truth, tolerance, head, alternatives(t))
             changes.apply(judged, outcome)
             # Only a blind result builds a record: one sent before the server knew the answer. A
-            # cross-check on a sample the server had already computed may catch a liar but earns nothing.
+            # cross-check on a sample the server had already computed may catch a liar but earns
+            # nothing, and a record advances at most once per video (ContributorRecords).
             records.record_valid(
                 f.session
                 for f in judged
@@ -264,17 +327,25 @@ def verify_samples(
 
 
 def audience_is_small(video: Video, viewers: Sequence[ClientSession], records: ContributorRecords) -> bool:
-    """Fewer than ``HYDRA_TRUST_MIN_AUDIENCE`` independent, established viewers: every agreed sample is checked.
+    """Fewer than ``HYDRA_TRUST_MIN_AUDIENCE`` independent, established viewers who arrived apart.
 
-    Established: past probation (records grow no faster than their age, so a burst of new
-    accounts is not established). Independent: no shared account, device or network, and never
-    the uploader (``independent_quorum``). On such a video the replicas could all be the
-    uploader's friends, so the server computes every sample peers agree on; evasion there needs
-    the server to be wrong.
+    Established: past probation (records grow no faster than their age and once per video, so a
+    burst of new accounts is not established). Independent: no shared account, device or
+    network, and never the uploader. Apart: viewers arriving within
+    ``HYDRA_TRUST_ARRIVAL_WINDOW_SECONDS`` of the last counted one count once
+    (``spread_audience``), so a group of established identities told to watch together is a
+    concentrated audience. On such a video the replicas could all be the uploader's friends, so
+    the server computes every sample peers agree on (the strongest audit replica); evasion
+    there needs the server to be wrong.
     """
     probation = settings.HYDRA_TRUST_PROBATION_RESULTS
-    established = [identity_of(s, video.owner_id) for s in viewers if records.consecutive_valid(s) >= probation]
-    return len(independent_quorum(established)) < settings.HYDRA_TRUST_MIN_AUDIENCE
+    established = [
+        (s.created_at.timestamp(), identity_of(s, video.owner_id))
+        for s in viewers
+        if records.consecutive_valid(s) >= probation
+    ]
+    window = settings.HYDRA_TRUST_ARRIVAL_WINDOW_SECONDS
+    return spread_audience(established, window) < settings.HYDRA_TRUST_MIN_AUDIENCE
 
 
 def _dequantised(feature: FrameFeature) -> np.ndarray:

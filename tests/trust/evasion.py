@@ -1,23 +1,43 @@
 """Monte Carlo of evasion: colluding viewers hide a video's flagged frames, against the real policy functions.
 
-Pure (no Django): the server's assignment (``plan_assignment``), the spot-check draw
-(``SpotCheckPolicy``) and the small-audience rule are the ones ``inference.trust`` runs; the
-simulation only decides who arrives when and who lies. A colluder lies on every flagged
-sample it holds (a lie far outside the tolerance: an in-tolerance one cannot move a decision,
-``test_steering``) and tells the truth elsewhere. Evasion succeeds when every flagged sample is
-held by colluders only (any honest replica disputes it, the server computes it, the liars are
-quarantined and every verdict they touched recomputed) and no spot check falls on a lied sample.
-Every viewer here is independent and established; the audience the judging pass sees is
-everyone who had arrived when the sample got its replicas.
+Pure (no Django): the server's assignment (``plan_assignment``, its top-ups drawn at random as the
+server draws them), the spot-check draw (``SpotCheckPolicy``) and the audience rule
+(``spread_audience``) are the ones ``inference.trust`` runs; the simulation only decides who
+arrives when and who lies. Evasion succeeds when every flagged sample is held by colluders only
+and no colluder holding one is ever caught (any honest replica of a lied sample disputes it, the
+server computes it and quarantines the liars with every verdict they touched; a spot check or the
+small-audience check computes a sample) and, for in-tolerance lies, no flagged sample is
+borderline (the server computes borderline samples whoever holds them).
+
+Scenarios (``Lies``, ``Attack.arrival``, ``Attack.record``), issue 12's three attacks among them:
+
+* ``FLAGGED``: lies far outside the tolerance on the flagged samples only, the truth elsewhere;
+* ``EVERY_SAMPLE``: lies on every sample held (attack 1: a caught liar leaves nothing behind);
+* ``IN_TOLERANCE``: lies the tolerance cannot tell from an honest browser on the flagged samples
+  (attack 3; they can move a decision only near a threshold, where the server computes);
+* farmed records (attack 2): colluders whose records were farmed in a burst, which count for
+  what the record rules allow (``farmed_record``), i.e. nothing;
+* arrivals: colluders first, at random, or together in one burst (a concentrated audience).
 """
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field
+from enum import StrEnum
 
-from inference.trust.assignment import Identity, plan_assignment
+from inference.trust.assignment import Identity, plan_assignment, spread_audience
 from inference.trust.spot_checks import SpotCheckPolicy
+
+
+class Lies(StrEnum):
+    FLAGGED = "flagged"
+    EVERY_SAMPLE = "every_sample"
+    IN_TOLERANCE = "in_tolerance"
+
+
+ESTABLISHED = 500  # a record earned over years: spot checks at the floor
 
 
 @dataclass(frozen=True)
@@ -25,9 +45,10 @@ class Attack:
     viewers: int  # the video's whole audience, colluders included
     colluding_share: float
     samples: int = 30
-    flagged: tuple[int, ...] = (27, 28, 29)  # indexes of the flagged samples: the end, least covered by top-ups
-    colluders_first: bool = True  # worst case: the uploader's friends arrive before anyone else
-    record: int = 500  # every viewer, colluders included, is established (past the floor)
+    flagged: tuple[int, ...] = (27, 28, 29)  # indexes of the flagged samples
+    arrival: str = "first"  # "first": the uploader's friends before anyone else; "random"; "together": one burst
+    lies: Lies = Lies.FLAGGED
+    record: int = ESTABLISHED  # the colluders' record as the rules count it (honest viewers are established)
 
 
 @dataclass(frozen=True)
@@ -36,39 +57,89 @@ class Policy:
     minimum: int = 4
     spot_checks: SpotCheckPolicy = field(default_factory=lambda: SpotCheckPolicy(probation=10, floor=0.02))
     min_audience: int = 5
+    arrival_window: float = 60.0
+    borderline_guard: bool = True  # in-tolerance lies decide only near a threshold, where the server computes
+
+
+def farmed_record(sessions: int, distinct_videos: int, days: float, per_day: float = 10.0) -> int:
+    """What a farm's record counts for: once per distinct video, no faster than ``per_day`` a day.
+
+    Sessions add nothing: a burst of sessions on one video is one credit at most.
+    """
+    del sessions
+    return min(distinct_videos, int(per_day * days))
+
+
+def days_to_floor(policy: Policy, per_day: float = 10.0) -> int:
+    """Days before a record can reach the floor's rate, at ``per_day`` credits a day."""
+    n = next(n for n in range(100_000) if policy.spot_checks.rate(n) <= policy.spot_checks.floor)
+    return math.ceil(n / per_day)
+
+
+def visits_to_floor(policy: Policy, small_audiences: bool) -> float:
+    """Expected visits of distinct videos to credit a record to the floor.
+
+    On small audiences every agreed sample is checked, so a visit credits once for sure; elsewhere a
+    visit of ``minimum`` samples credits only when a spot check falls on one of them.
+    """
+    n = next(n for n in range(100_000) if policy.spot_checks.rate(n) <= policy.spot_checks.floor)
+    if small_audiences:
+        return float(n)
+    return sum(1 / (1 - (1 - policy.spot_checks.rate(k)) ** policy.minimum) for k in range(n))
 
 
 def evaded(attack: Attack, policy: Policy, rng: random.Random) -> bool:
     colluders = max(1, round(attack.viewers * attack.colluding_share)) if attack.colluding_share else 0
     people = [(f"c{i}", True) for i in range(colluders)] + [(f"h{i}", False) for i in range(attack.viewers - colluders)]
-    if attack.colluders_first:
-        rng.shuffle(people)
+    rng.shuffle(people)
+    if attack.arrival in ("first", "together"):
         people.sort(key=lambda p: not p[1])
-    else:
-        rng.shuffle(people)
     times = [1000 * i for i in range(attack.samples)]
     flagged = {times[i] for i in attack.flagged}
-    rate = policy.spot_checks.rate(attack.record)
-    holders: dict[int, list[Identity]] = {t: [] for t in times}
-    lying: dict[int, bool] = {t: False for t in times}  # a colluder holds it (and lies if flagged)
-    honest: dict[int, bool] = {t: False for t in times}
-    identities = [
-        Identity(session_id=name, device_id=name, network=f"10.{i}.0.0/24") for i, (name, _) in enumerate(people)
-    ]
-    audience_when_agreed: dict[int, int] = {}  # how many viewers had arrived when the sample got its replicas
-    for arrived, (identity, (_, is_colluder)) in enumerate(zip(identities, people, strict=True), start=1):
-        for t in plan_assignment(times, identity, holders, replicas=policy.replicas, minimum=policy.minimum):
-            holders[t].append(identity)
-            (lying if is_colluder else honest)[t] = True
+    colluder_rate = policy.spot_checks.rate(attack.record)
+    holders: dict[int, list[tuple[Identity, bool]]] = {t: [] for t in times}
+    arrivals: list[tuple[float, Identity] | None] = []  # in arrival order; None: not established
+    seen_by_pass: dict[int, int] = {}  # per sample, how many arrivals the pass that judges its quorum has seen
+    burst = colluders if attack.arrival == "together" else 0  # one burst: its pass runs once all are in
+    for arrived, (name, is_colluder) in enumerate(people):
+        identity = Identity(session_id=name, device_id=name, network=f"10.{arrived}.0.0/24")
+        # Apart by more than the arrival window, except colluders arriving together in one burst.
+        at = 0.0 if burst and is_colluder else (arrived + 1) * 2 * policy.arrival_window
+        established = not is_colluder or attack.record >= policy.spot_checks.probation
+        arrivals.append((at, identity) if established else None)
+        current = {t: [h for h, _ in hs] for t, hs in holders.items()}
+        for t in plan_assignment(times, identity, current, replicas=policy.replicas, minimum=policy.minimum, rng=rng):
+            holders[t].append((identity, is_colluder))
             if len(holders[t]) == policy.replicas:
-                audience_when_agreed[t] = arrived
+                seen_by_pass[t] = max(arrived + 1, burst)
+    audience_when_agreed = {
+        t: spread_audience([a for a in arrivals[:seen] if a is not None], policy.arrival_window)
+        for t, seen in seen_by_pass.items()
+    }
+    lied = flagged if attack.lies is not Lies.EVERY_SAMPLE else set(times)
+
+    def caught(t: int) -> bool:
+        """Whether the colluders' lie on ``t`` is exposed: a dispute, the audience check or a spot check."""
+        kinds = [is_colluder for _, is_colluder in holders[t]]
+        if not any(kinds):
+            return False
+        if attack.lies is Lies.IN_TOLERANCE:
+            return False  # agrees with the truth within the tolerance: no comparison can expose it
+        if not all(kinds) or len(kinds) < policy.replicas:
+            return True  # an honest replica disputes it (or it never reaches a quorum: the server covers it)
+        if audience_when_agreed[t] < policy.min_audience:
+            return True
+        return rng.random() < colluder_rate  # only colluders hold it: their rate is the sample's
+
     for t in flagged:
-        if not lying[t] or honest[t] or len(holders[t]) < policy.replicas:
-            return False  # disputed (or never accepted: the server covers it)
-        small = audience_when_agreed[t] < policy.min_audience  # judged by the pass that follows the replicas
-        if rng.random() < (1.0 if small else rate):
-            return False  # the spot check computes it: the liars are quarantined
-    return True
+        if not holders[t] or not all(is_colluder for _, is_colluder in holders[t]):
+            return False  # an honest replica holds it: its truth decides (disputed, or agreed by the server)
+        if attack.lies is Lies.IN_TOLERANCE and policy.borderline_guard:
+            return False  # a decision an in-tolerance lie can move is borderline: the server computes it
+    exposed = {t for t in lied if any(c for _, c in holders[t]) and caught(t)}
+    liars_of_flagged = {identity.session_id for t in flagged for identity, _ in holders[t]}
+    caught_liars = {identity.session_id for t in exposed for identity, c in holders[t] if c}
+    return not (liars_of_flagged & caught_liars)
 
 
 def evasion_probability(attack: Attack, policy: Policy, runs: int, seed: int = 12) -> float:

@@ -35,6 +35,8 @@ import numpy as np
 from inference.ml.nsfw_head import NsfwHead
 from inference.ml.quantise import dequantise, quantise
 from inference.trust import paintings
+from inference.trust.agreement import Tolerance, compare_to_reference
+from inference.trust.verification import configured_tolerance
 
 # --- Ground truth: the server's features and those of different browsers ------------------------------------
 
@@ -77,9 +79,11 @@ class Behaviour(StrEnum):
     FLIP_TO_NUDE = "flip_to_nude"
     FLIP_TO_CLEAN = "flip_to_clean"
     COLLUDER = "colluder"
+    IN_TOLERANCE = "in_tolerance"  # colluders' strongest lie toward clean that still agrees with the truth
 
 
-MALICIOUS = tuple(b for b in Behaviour if b is not Behaviour.HONEST)
+MALICIOUS = tuple(b for b in Behaviour if b not in (Behaviour.HONEST, Behaviour.IN_TOLERANCE))
+"""Lies the server can tell from an honest browser (an in-tolerance lie is by definition not one)."""
 
 
 def crafted_toward(head: NsfwHead, vector: np.ndarray, classes: Sequence[str], *, steps: int = 60) -> np.ndarray:
@@ -112,6 +116,20 @@ def crafted_toward(head: NsfwHead, vector: np.ndarray, classes: Sequence[str], *
             grad = grad_in
         x = np.clip(x + 0.5 * grad / (np.abs(grad).max() + 1e-12), 0.0, 6.0)
     return x.astype(np.float32)
+
+
+def strongest_in_tolerance(head: NsfwHead, truth: np.ndarray, target: np.ndarray, tolerance: Tolerance) -> np.ndarray:
+    """The point nearest ``target`` on the segment from ``truth`` that still agrees with ``truth`` (bisection)."""
+    low, high = 0.0, 1.0
+    reference = dequantise(quantise(truth[None]))[0]
+    for _ in range(30):
+        middle = (low + high) / 2
+        candidate = dequantise(quantise((truth + middle * (target - truth))[None]))
+        if compare_to_reference(reference, candidate, head.predict, tolerance.window_weights)[0].within(tolerance):
+            low = middle
+        else:
+            high = middle
+    return (truth + low * (target - truth)).astype(np.float32)
 
 
 def _seeded(*parts: object) -> np.random.Generator:
@@ -148,6 +166,8 @@ def lie(
         return crafted_toward(head, honest, NUDE_CLASSES)
     if behaviour in (Behaviour.FLIP_TO_CLEAN, Behaviour.COLLUDER):
         return crafted_toward(head, honest, ("neutral",))
+    if behaviour is Behaviour.IN_TOLERANCE:
+        return strongest_in_tolerance(head, honest, crafted_toward(head, honest, ("neutral",)), configured_tolerance())
     raise ValueError(f"{behaviour} is not a lie")
 
 

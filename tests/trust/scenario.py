@@ -16,7 +16,7 @@ import numpy as np
 from django.utils import timezone
 
 from inference.models import ClientSession, Contributor, FrameFeature, Head, Recomputation, Verdict
-from inference.trust import verification
+from inference.trust import contributors, verification
 from inference.trust.agreement import compare_to_reference
 from tests.trust import harness
 from tests.trust.harness import Behaviour, Viewer
@@ -50,13 +50,16 @@ def honest_viewers(prefix: str, count: int, network: int) -> list[Viewer]:
         )
         for i in range(count)
     ]
-    for viewer in viewers:
-        Contributor.objects.update_or_create(
-            key=f"device:{viewer.device_id}", defaults={"consecutive_valid": ESTABLISHED_RECORD}
-        )
-    keys = [f"device:{viewer.device_id}" for viewer in viewers]
-    Contributor.objects.filter(key__in=keys).update(created_at=timezone.now() - ESTABLISHED_AGE)  # earned over time
+    establish_viewers(viewers)
     return viewers
+
+
+def establish_viewers(viewers: list[Viewer]) -> None:
+    """Give these viewers' records (their networks') a long history of server-verified results, earned over time."""
+    keys = [contributors.record_key_of(ip=viewer.ip, device_id=viewer.device_id) for viewer in viewers]
+    for key in keys:
+        Contributor.objects.update_or_create(key=key, defaults={"consecutive_valid": ESTABLISHED_RECORD})
+    Contributor.objects.filter(key__in=keys).update(created_at=timezone.now() - ESTABLISHED_AGE)
 
 
 def malicious_viewers(prefix: str, network: int) -> list[Viewer]:

@@ -1,8 +1,9 @@
 """Issue 12's figures: the probability that colluders hide a flagged video, at 10% and 30% of its viewers.
 
-Monte Carlo over the real assignment and spot-check policy (``tests.trust.evasion``). Worst cases
-for the server: every colluder is established, lies far outside the tolerance only on the
-flagged samples, and the flagged samples sit where honest top-ups reach last.
+Monte Carlo over the real assignment, spot-check and audience policy (``tests.trust.evasion``), for
+the issue's three attacks (lies on every sample, farmed records, in-tolerance steering) and the
+arrival patterns that favour colluders. Worst cases for the server: colluders are established
+(except where their records were farmed), and the flagged samples are the last of the video.
 """
 
 from __future__ import annotations
@@ -11,30 +12,60 @@ import json
 
 import pytest
 
-from tests.trust.evasion import Attack, Policy, evasion_probability
+from tests.trust.evasion import Attack, Lies, Policy, days_to_floor, evasion_probability, farmed_record, visits_to_floor
 
-RUNS = 500
+RUNS = 300
 AUDIENCES = (
     ("6 viewers, 30 samples", {"viewers": 6, "samples": 30}),
     ("20 viewers, 30 samples", {"viewers": 20, "samples": 30}),
     ("20 viewers, 120 samples", {"viewers": 20, "samples": 120, "flagged": (117, 118, 119)}),
 )
+FARMED = farmed_record(sessions=22 * 14, distinct_videos=1, days=35 / 86_400)  # issue 12's farm: 35 s, one video
+SCENARIOS = {
+    "flagged lies, colluders first": {},
+    "flagged lies, random arrivals": {"arrival": "random"},
+    "flagged lies, colluders together": {"arrival": "together"},
+    "lies on every sample (attack 1)": {"lies": Lies.EVERY_SAMPLE},
+    "farmed records (attack 2)": {"record": FARMED},
+    "in-tolerance lies (attack 3)": {"lies": Lies.IN_TOLERANCE},
+}
 
 
 @pytest.mark.parametrize("share", [0.1, 0.3])
-@pytest.mark.parametrize("colluders_first", [True, False])
-def test_colluders_never_hide_a_flagged_video(share, colluders_first):
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_colluders_never_hide_a_flagged_video(scenario, share):
     figures = {}
     for name, audience in AUDIENCES:
-        attack = Attack(colluding_share=share, colluders_first=colluders_first, **audience)
+        attack = Attack(colluding_share=share, **audience, **SCENARIOS[scenario])
         figures[name] = evasion_probability(attack, Policy(), RUNS)
-    print("\nTRUST-FIGURES evasion", json.dumps({"share": share, "colluders_first": colluders_first, **figures}))
+    print("\nTRUST-FIGURES evasion", json.dumps({"scenario": scenario, "share": share, **figures}))
     assert all(p == 0.0 for p in figures.values()), figures
 
 
-def test_without_the_audience_rule_early_colluders_hide_it():
-    """The control: the first arrivals hold every sample; only the audience rule checks what they agree on."""
-    attack = Attack(viewers=20, colluding_share=0.3, samples=120, flagged=(117, 118, 119))
-    unguarded = evasion_probability(attack, Policy(min_audience=0), RUNS)
-    print(f"\nTRUST-FIGURES evasion without the audience rule: {unguarded:.3f}")
-    assert unguarded > 0.8  # the spot-check floor alone: 0.98 ** 3
+def test_a_farm_counts_for_nothing_and_the_floor_costs_a_week_of_distinct_videos():
+    assert FARMED == 0  # 14 accounts x 22 sessions in 35 s on one video: still on probation
+    policy = Policy()
+    days, small, established = days_to_floor(policy), visits_to_floor(policy, True), visits_to_floor(policy, False)
+    print("\nTRUST-FIGURES farm", json.dumps({"days": days, "visits_small": small, "visits_established": established}))
+    assert days == 7 and small == 70
+    assert 300 < established < 350
+
+
+@pytest.mark.parametrize(
+    ("scenario", "unguarded_policy", "at_least"),
+    [
+        # The first arrivals hold every sample; without the audience rule only the floor and the later
+        # honest viewers' top-ups (drawn at random by the server, so they reach the flagged samples too)
+        # stand in the way: 0.97 when top-ups were taken in sample order, about 0.1 now.
+        ("flagged lies, colluders first", {"min_audience": 0}, 0.05),
+        # Five established colluders arriving in one burst would count as an audience of five.
+        ("flagged lies, colluders together", {"arrival_window": 0.0}, 0.05),
+        # In-tolerance lies are never exposed by a comparison: only the borderline rule stops them.
+        ("in-tolerance lies (attack 3)", {"borderline_guard": False}, 0.05),
+    ],
+)
+def test_controls_each_attack_succeeds_without_its_defence(scenario, unguarded_policy, at_least):
+    attack = Attack(viewers=20, colluding_share=0.3, samples=120, flagged=(117, 118, 119), **SCENARIOS[scenario])
+    unguarded = evasion_probability(attack, Policy(**unguarded_policy), RUNS)
+    print(f"\nTRUST-FIGURES evasion without the defence ({scenario}): {unguarded:.3f}")
+    assert unguarded > at_least

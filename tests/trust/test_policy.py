@@ -15,7 +15,15 @@ from inference.trust.agreement import (
     judge_against_server,
     judge_by_peers,
 )
-from inference.trust.assignment import Identity, independent, network_of, plan_assignment, under_replicated
+from inference.trust.assignment import (
+    Identity,
+    assignment_rng,
+    independent,
+    network_of,
+    plan_assignment,
+    spread_audience,
+    under_replicated,
+)
 from inference.trust.spot_checks import SpotCheckPolicy
 
 TOLERANCE = Tolerance(min_cosine=0.98, max_norm_ratio=1.06, max_head_difference=0.1)
@@ -70,12 +78,13 @@ def test_each_time_goes_to_two_independent_sessions_and_never_to_the_uploader_al
     ]
     plans = {}
     for s in sessions:
-        plans[s.session_id] = plan_assignment(times, s, holders, replicas=2, minimum=2)
+        plans[s.session_id] = plan_assignment(times, s, holders, replicas=2, minimum=2, rng=random.Random(0))
         for t in plans[s.session_id]:
             holders.setdefault(t, []).append(s)
-    assert plans["u"] == [0, 1000]  # a cross-check only, topped up to the minimum
+    assert len(plans["u"]) == 2  # a cross-check only, topped up to the minimum (drawn by the server)
     assert plans["s1"] == times
-    assert plans["s1-same-net"] == [2000, 3000]  # adds no independence: the minimum, least-held first
+    # Adds no independence: the minimum, least-held first (those the uploader was not given).
+    assert plans["s1-same-net"] == sorted(set(times) - set(plans["u"]))
     assert plans["s2"] == times
     assert under_replicated(times, holders, replicas=2) == []
     # Without s2 every time lacks its second independent replica (the uploader does not count).
@@ -85,11 +94,52 @@ def test_each_time_goes_to_two_independent_sessions_and_never_to_the_uploader_al
 
 def test_a_session_is_not_assigned_what_it_already_holds_or_what_the_server_settled():
     s = Identity("s", device_id="d")
-    assert plan_assignment([0, 1000], s, {0: [s]}, replicas=2, minimum=0) == [1000]
-    assert plan_assignment([0, 1000, 2000], s, {}, replicas=2, minimum=0, settled={1000}) == [0, 2000]
+    assert plan_assignment([0, 1000], s, {0: [s]}, replicas=2, minimum=0, rng=random.Random(0)) == [1000]
+    assert plan_assignment([0, 1000, 2000], s, {}, replicas=2, minimum=0, rng=random.Random(0), settled={1000}) == [
+        0,
+        2000,
+    ]
     # Settled times are still good extra work: a cross-check against the server's own features.
-    assert plan_assignment([0, 1000], s, {}, replicas=2, minimum=2, settled={0, 1000}) == [0, 1000]
+    assert plan_assignment([0, 1000], s, {}, replicas=2, minimum=2, rng=random.Random(0), settled={0, 1000}) == [
+        0,
+        1000,
+    ]
     assert under_replicated([0, 1000], {}, replicas=2, settled={0}) == [1000]
+
+
+def test_the_server_draws_which_samples_a_late_session_cross_checks():
+    """Top-ups are drawn with the server's secret: a client cannot pick them nor foresee where audits land."""
+    times = [1000 * i for i in range(30)]
+    first, second = (
+        Identity("a", device_id="da", network="10.0.1.0/24"),
+        Identity("b", device_id="db", network="10.0.2.0/24"),
+    )
+    holders = {t: [first, second] for t in times}  # covered: a late session only cross-checks
+
+    def plan(session_id: str, secret: str = "server-secret") -> list[int]:
+        late = Identity(session_id, device_id=f"d-{session_id}", network="10.9.0.0/24")
+        return plan_assignment(times, late, holders, replicas=2, minimum=4, rng=assignment_rng(secret, session_id))
+
+    assert plan("late-1") == plan("late-1")  # a reconnect is given the same draw
+    assert plan("late-1") != plan("late-1", secret="another-server")  # the secret, not the request, decides
+    drawn = [t for i in range(200) for t in plan(f"late-{i}")]
+    assert len(drawn) == 800 and set(drawn) == set(times)  # every sample is audited, the last ones too
+    assert max(drawn.count(t) for t in times) < 3 * 800 / len(times)  # about uniformly
+    # Least-held samples still come first: randomness only breaks ties.
+    thin = {**holders, 29_000: [first]}
+    late = Identity("late-x", device_id="dx", network="10.9.0.0/24", user_id=5)
+    assert 29_000 in plan_assignment(times, late, thin, replicas=2, minimum=4, rng=assignment_rng("s", "late-x"))
+
+
+def test_viewers_arriving_together_count_once_towards_the_audience():
+    group = [(100.0 + i, Identity(f"c{i}", device_id=f"dc{i}", network=f"10.{i}.0.0/24")) for i in range(6)]
+    assert spread_audience(group, window=60) == 1  # six networks, one arrival
+    apart = [(100.0 + 61 * i, identity) for i, (_, identity) in enumerate(group)]
+    assert spread_audience(apart, window=60) == 6
+    same_net = [(100.0 + 61 * i, Identity(f"n{i}", device_id=f"dn{i}", network="10.1.0.0/24")) for i in range(6)]
+    assert spread_audience(same_net, window=60) == 1  # not independent
+    uploader = [(0.0, Identity("u", user_id=1, is_uploader=True))]
+    assert spread_audience(uploader + apart[:2], window=60) == 2  # the uploader never counts
 
 
 def test_agreement_accepts_small_noise_and_refuses_scaling_and_head_flips():

@@ -71,7 +71,7 @@ def establish(*sessions: ClientSession, record_length: int = 500) -> None:
     """Long clean records, earned over a year (a record grows no faster than its age allows)."""
     for session in sessions:
         contributor, _ = Contributor.objects.update_or_create(
-            key=contributors.contributor_key(session), defaults={"consecutive_valid": record_length}
+            key=contributors.record_key(session), defaults={"consecutive_valid": record_length}
         )
         Contributor.objects.filter(pk=contributor.pk).update(created_at=timezone.now() - timedelta(days=365))
 
@@ -119,8 +119,9 @@ def test_agreeing_sessions_are_accepted_and_a_liar_is_quarantined_with_everythin
     assert all(statuses(s) == {"accepted"} for s in honest)
     assert set(Recomputation.objects.values_list("reason", flat=True)) == {"dispute"}
     assert Recomputation.objects.filter(done_at__isnull=True).count() == 0
-    # Honest records grew with the server's verification; later messages of the liar are refused.
-    assert Contributor.objects.get(key=contributors.contributor_key(honest[0])).consecutive_valid == 502
+    # Honest records grew with the server's verification (once for the video, however many samples
+    # it checked); later messages of the liar are refused.
+    assert Contributor.objects.get(key=contributors.record_key(honest[0])).consecutive_valid == 501
     assert "quarantined" in contributors.refusal_reason(liar)
     later = session_for(video, model_version, "liar", ip="10.9.9.10")  # same device, new session
     assert trust.assign_samples(later, times) == []

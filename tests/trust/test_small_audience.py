@@ -11,6 +11,7 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
+from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from inference import selectors
@@ -27,8 +28,11 @@ from tests.trust.test_services import establish, record, session_for, statuses
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def hide(video, model_version, nudity_head, settings) -> list[ClientSession]:
-    """A pair with long, aged records (floor 0: no random spot check) lies the video clean on every sample."""
+def hide(video, model_version, nudity_head, settings, *, colluders: int = 2, apart_s: float = 0) -> list[ClientSession]:
+    """Colluders with long, aged records (floor 0: no random spot check) lie the video clean on every sample.
+
+    They arrive ``apart_s`` seconds after one another (0: together), each on its own network.
+    """
     settings.HYDRA_TRUST_SPOT_CHECK_FLOOR = 0.0
     settings.HYDRA_TRUST_BORDERLINE_MARGIN = -1.0  # the audience rule alone stands in the way (test_steering)
     times = selectors.expected_sample_times(video)
@@ -37,7 +41,9 @@ def hide(video, model_version, nudity_head, settings) -> list[ClientSession]:
     true_scores, lie_scores = positive_scores(nudity_head, truth), positive_scores(nudity_head, lie)
     assert lie_scores.max() < true_scores.max(), "precondition: the lie scores every frame below the truth's peak"
     Head.objects.filter(category="nudity").update(threshold=float(lie_scores.max() + true_scores.max()) / 2)
-    pair = [session_for(video, model_version, n, ip=f"10.5.{i}.1") for i, n in enumerate(("p", "q"))]
+    pair = [session_for(video, model_version, f"c{i}", ip=f"10.5.{i}.1") for i in range(colluders)]
+    for i, session in enumerate(pair):
+        ClientSession.objects.filter(pk=session.pk).update(created_at=timezone.now() - timedelta(seconds=apart_s * i))
     establish(*pair)
     for session in pair:
         record(session, times, lie)
@@ -69,31 +75,79 @@ def test_without_the_audience_rule_the_same_pair_hides_the_video(
     assert not Recomputation.objects.exists()
 
 
+def test_established_colluders_arriving_together_are_a_concentrated_audience(
+    ready_video, model_version, nudity_head, seeded_spot_checks, settings
+):
+    """Five established identities on five networks, told to watch at once, count as one viewer."""
+    video = ready_video("group", pattern="erratic", seed=2)
+    group = hide(video, model_version, nudity_head, settings, colluders=5)
+    assert all(s.state == ClientSession.State.QUARANTINED and statuses(s) == {"rejected"} for s in group)
+    assert Verdict.objects.get(video=video, head_version__head__category="nudity").flagged
+
+
+def test_the_same_group_spread_over_minutes_is_an_audience(
+    ready_video, model_version, nudity_head, seeded_spot_checks, settings
+):
+    """The control: arrivals a window apart count, so the group above is stopped by the arrival rule alone.
+
+    (Spread arrivals do not help a real group: the first two are judged while they are alone.)
+    """
+    video = ready_video("group", pattern="erratic", seed=2)
+    group = hide(video, model_version, nudity_head, settings, colluders=5, apart_s=61)
+    assert all(statuses(s) == {"accepted"} for s in group)
+    assert not Verdict.objects.get(video=video, head_version__head__category="nudity").flagged
+
+
 def test_cross_checks_on_server_computed_samples_build_no_record(
     ready_video, model_version, nudity_head, seeded_spot_checks
 ):
-    """The farm of issue 12: sessions in a burst on a video the server already computed."""
+    """The farm of issue 12: accounts opening sessions in a burst on a video the server already computed."""
     video = ready_video("computed", pattern="calm", seed=9)
     times = selectors.expected_sample_times(video)
     truth = compute_server_features(video, times, model_version)
-    cover_video.delay(video.pk)  # the server computed every sample
-    farmers = [session_for(video, model_version, f"farm{i}", ip=f"10.4.{i}.1") for i in range(5)]
-    for session in farmers:
+    cover_video.delay(video.pk)  # the server computed every sample (or an attacker's throwaway forced it to)
+    accounts = [get_user_model().objects.create_user(f"farmer{a}", password="pw-farmer-1") for a in range(3)]
+    farm = [
+        session_for(video, model_version, f"farm{a}-{i}", ip=f"10.4.{3 * a + i}.1", user=account)
+        for a, account in enumerate(accounts)
+        for i in range(3)
+    ]
+    for session in farm:
         record(session, times, truth)  # honest, and every answer already known
-    assert all(statuses(s) == {"accepted"} for s in farmers)
-    for session in farmers:
-        row = Contributor.objects.filter(key=contributors.contributor_key(session)).first()
-        assert row is None or row.consecutive_valid == 0
+    assert all(statuses(s) == {"accepted"} for s in farm)
+    assert not Contributor.objects.filter(consecutive_valid__gt=0).exists()
+
+
+def test_a_farm_earns_one_result_per_record_and_video(ready_video, model_version, nudity_head, seeded_spot_checks):
+    """Blind work in a burst: an account's devices and networks, and anonymous devices on one /24, are one record each.
+
+    Every sample is new to the server and every result is verified by it (probation and the small
+    audience check all of them), yet each record advances once for the video.
+    """
+    video = ready_video("farmed", pattern="calm", seed=9)
+    times = selectors.expected_sample_times(video)
+    truth = compute_server_features(video, times, model_version)
+    farmer = get_user_model().objects.create_user("farmer", password="pw-farmer-1")
+    account = [session_for(video, model_version, f"acct{i}", ip=f"10.8.{i}.1", user=farmer) for i in range(4)]
+    neighbours = [session_for(video, model_version, f"nat{i}", ip=f"10.9.0.{i + 1}") for i in range(4)]
+    for session in account + neighbours:
+        record(session, times, truth)
+    cover_video.delay(video.pk)  # whatever peers did not get accepted, the server computes now
+    assert all(statuses(s) == {"accepted"} for s in account + neighbours)
+    assert Recomputation.objects.filter(video=video).count() == len(times)  # every result was verified blind
+    records = dict(Contributor.objects.filter(consecutive_valid__gt=0).values_list("key", "consecutive_valid"))
+    assert records == {f"user:{farmer.pk}": 1, "net:10.9.0.0/24": 1}
 
 
 def test_a_record_grows_no_faster_than_its_age():
     def record_of(age: timedelta, earned: int) -> int:
         session = ClientSession(device_id=f"dev-{age}-{earned}")
         contributor, _ = Contributor.objects.update_or_create(
-            key=contributors.contributor_key(session), defaults={"consecutive_valid": earned}
+            key=contributors.record_key(session), defaults={"consecutive_valid": earned}
         )
         Contributor.objects.filter(pk=contributor.pk).update(created_at=timezone.now() - age)
-        return contributors.ContributorRecords([session], per_day=10, now=timezone.now()).consecutive_valid(session)
+        records = contributors.ContributorRecords([session], video_id=0, per_day=10, now=timezone.now())
+        return records.consecutive_valid(session)
 
     assert record_of(timedelta(minutes=1), 88) == 0  # a burst of sessions: still on probation
     assert record_of(timedelta(days=1), 88) == 10

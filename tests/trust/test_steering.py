@@ -13,31 +13,15 @@ import numpy as np
 import pytest
 
 from inference import selectors
-from inference.ml.quantise import dequantise, quantise
 from inference.models import FrameFeature, Head, Recomputation, Verdict
 from inference.services import settlement
 from inference.services.server_features import compute_server_features
 from inference.trust import verification
-from inference.trust.agreement import compare_to_reference
-from tests.trust.harness import crafted_toward
+from tests.trust.harness import crafted_toward, strongest_in_tolerance
 from tests.trust.test_caught_lies import positive_scores
 from tests.trust.test_services import establish, record, session_for, statuses
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def strongest_in_tolerance(head, truth: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """The point nearest ``target`` on the segment from ``truth`` that still agrees with ``truth`` (bisection)."""
-    tolerance = verification.configured_tolerance()
-    low, high = 0.0, 1.0
-    for _ in range(30):
-        middle = (low + high) / 2
-        candidate = dequantise(quantise((truth + middle * (target - truth))[None]))
-        if compare_to_reference(dequantise(quantise(truth[None]))[0], candidate, head.predict)[0].within(tolerance):
-            low = middle
-        else:
-            high = middle
-    return (truth + low * (target - truth)).astype(np.float32)
 
 
 def steer(video, model_version, nudity_head, settings) -> tuple[float, Verdict]:
@@ -45,8 +29,9 @@ def steer(video, model_version, nudity_head, settings) -> tuple[float, Verdict]:
     settings.HYDRA_TRUST_MIN_AUDIENCE = 0  # the margin alone stands in the way (test_small_audience)
     times = selectors.expected_sample_times(video)
     truth = compute_server_features(video, times, model_version)
+    tolerance = verification.configured_tolerance()
     lie = np.stack(
-        [strongest_in_tolerance(nudity_head, v, crafted_toward(nudity_head, v, ("neutral",))) for v in truth]
+        [strongest_in_tolerance(nudity_head, v, crafted_toward(nudity_head, v, ("neutral",)), tolerance) for v in truth]
     )
     true_scores, lie_scores = positive_scores(nudity_head, truth), positive_scores(nudity_head, lie)
     peak = int(np.argmax(true_scores))

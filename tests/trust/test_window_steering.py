@@ -1,0 +1,157 @@
+"""Issue 12, attack 3 on the violence head: in-tolerance lies spread over a window must not move its decision.
+
+The shipped violence head (``pooled_linear``) scores windows of samples, so no sample alone has a
+score and the per-frame borderline rule cannot guard it. Its weights are steep: a lie that passes
+the cosine, norm and nudity-head measures moved its window logits by hundreds, so agreement also
+bounds how far a sample can move a window logit (``HYDRA_TRUST_MAX_WINDOW_DIFFERENCE``), and after
+each analysis every window whose score a lie within that bound could carry across the threshold
+is computed by the server (``confirm_borderline_windows``).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from inference import heads, selectors
+from inference.ml.quantise import dequantise, quantise
+from inference.ml.violence import window_descriptors
+from inference.models import ClientSession, FrameFeature, Head, HeadVersion, Recomputation, Verdict
+from inference.services import pooled_heads, settlement
+from inference.services.server_features import compute_server_features
+from inference.trust import services as trust
+from inference.trust import verification
+from inference.trust.verification import FollowUps
+from moderation.models import Case
+from tests.trust.harness import strongest_in_tolerance
+from tests.trust.test_services import establish, record, session_for, statuses
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CLIPS = (("erratic", "erratic", 2), ("calm", "calm", 9), ("bars", "bars", 0), ("noise", "noise", 1))
+CLOSE_PAINTINGS = ("float-matrix", "swscale")  # the GPU painting is recognised by the server's paintings
+
+
+@pytest.fixture
+def violence_head(model_version, nudity_head):
+    """The shipped violence head, registered and active for the test CNN (``build_models`` does the same)."""
+    pooled_heads.ensure_shipped_heads(model_version)
+    version = HeadVersion.objects.filter(head__category="violence", model_version=model_version, is_active=True).first()
+    assert version is not None, "the shipped violence weights match the test CNN"
+    return heads.load_runner(version).head
+
+
+def travelled(features: np.ndarray) -> np.ndarray:
+    return dequantise(quantise(features))
+
+
+def window_logits(head, features: np.ndarray) -> np.ndarray:
+    descriptors, _ = window_descriptors(travelled(features), head.config)
+    return ((descriptors - head.mean) / head.scale) @ head.coef + head.intercept
+
+
+def strongest_lie(model_version, nudity_head, truth: np.ndarray, direction: np.ndarray) -> np.ndarray:
+    """Each sample moved along ``direction`` as far as the full tolerance (window bound included) allows."""
+    tolerance = verification.configured_tolerance(model_version)
+    targets = np.clip(truth + 20.0 * direction, 0.0, None)
+    return np.stack([strongest_in_tolerance(nudity_head, v, t, tolerance) for v, t in zip(truth, targets, strict=True)])
+
+
+def lowering(head, size: int) -> np.ndarray:
+    """The direction that lowers every window logit fastest through the window's mean."""
+    weights = head.coef[:size] / head.scale[:size]
+    return (-weights / np.linalg.norm(weights)).astype(np.float32)
+
+
+def test_the_window_bound_separates_honest_paintings_from_steering_lies(
+    ready_video, model_version, nudity_head, violence_head, truth_of, settings
+):
+    """The figures docs/trust.md gives, and the bound's soundness on real clips."""
+    weights = verification.pooled_sensitivity(violence_head)
+    bound = violence_head.config.window * settings.HYDRA_TRUST_MAX_WINDOW_DIFFERENCE
+    figures = {}
+    for title, pattern, seed in CLIPS:
+        truth = truth_of(ready_video(title, pattern=pattern, seed=seed, seconds=8))
+        base = window_logits(violence_head, truth.server)
+        honest = {
+            name: float((np.abs(travelled(truth.by_profile[name]) - travelled(truth.server)) @ weights).max())
+            for name in (*CLOSE_PAINTINGS, "gpu-bilinear-chroma")
+        }
+        honest_moves = max(
+            float(np.abs(window_logits(violence_head, f) - base).max()) for f in truth.by_profile.values()
+        )
+        lie = strongest_lie(model_version, nudity_head, truth.server, lowering(violence_head, truth.server.shape[1]))
+        moved = float(np.abs(window_logits(violence_head, lie) - base).max())
+        figures[title] = {"honest_bound": honest, "honest_logit_move": honest_moves, "lie_logit_move": moved}
+        assert all(honest[name] <= settings.HYDRA_TRUST_MAX_WINDOW_DIFFERENCE for name in CLOSE_PAINTINGS)
+        assert 0 < moved <= bound  # the bound holds, and a lie inside it still moves the logit
+    print("\nTRUST-FIGURES window bound", json.dumps(figures, default=lambda x: round(x, 2)))
+
+
+def steer(video, model_version, nudity_head, head, settings) -> tuple[float, Verdict]:
+    """A pair with farmed records lies on every sample; the threshold sits between the lie's peak and the truth's."""
+    settings.HYDRA_TRUST_SPOT_CHECK_FLOOR = 0.0
+    settings.HYDRA_TRUST_MIN_AUDIENCE = 0  # the window guard alone stands in the way (test_small_audience)
+    HeadVersion.objects.filter(head__category="nudity").update(is_active=False)  # violence alone decides
+    times = selectors.expected_sample_times(video)
+    truth = compute_server_features(video, times, model_version)
+    lie = strongest_lie(model_version, nudity_head, truth, lowering(head, truth.shape[1]))
+    true_peak, lie_peak = float(head.score(travelled(truth)).max()), float(head.score(travelled(lie)).max())
+    assert lie_peak < true_peak, "precondition: the lie lowers the video's peak window"
+    Head.objects.filter(category="violence").update(threshold=(true_peak + lie_peak) / 2)
+    pair = [session_for(video, model_version, n, ip=f"10.16.{i}.1") for i, n in enumerate(("p", "q"))]
+    establish(*pair)
+    for session in pair:
+        record(session, times, lie)
+    settlement.analyse_and_announce(video, model_version)
+    return true_peak - lie_peak, Verdict.objects.get(video=video, head_version__head__category="violence")
+
+
+def test_a_farmed_pair_cannot_steer_a_borderline_window_with_in_tolerance_lies(
+    ready_video, model_version, nudity_head, violence_head, seeded_spot_checks, settings
+):
+    video = ready_video("borderline-window", pattern="erratic", seed=2)
+    shift, verdict = steer(video, model_version, nudity_head, violence_head, settings)
+
+    assert verdict.flagged  # the server computed the borderline windows; its features decide
+    assert Case.objects.filter(video=video, source=Case.Source.FLAG).exists()
+    assert Recomputation.objects.filter(video=video, reason="borderline").exists()
+    sessions = ClientSession.objects.filter(video=video, is_server=False)
+    # Nobody is quarantined for a lie the tolerance cannot tell from an honest browser.
+    assert all(s.state != ClientSession.State.QUARANTINED and statuses(s) == {"accepted"} for s in sessions)
+    print(f"\nTRUST-FIGURES window steering score shift={shift:.3f} flagged={verdict.flagged}")
+
+
+def test_without_the_window_guard_the_same_lie_hides_the_video(
+    ready_video, model_version, nudity_head, violence_head, seeded_spot_checks, settings, monkeypatch
+):
+    """The control: the attack above is real, only the window guard stops it."""
+    monkeypatch.setattr(trust, "confirm_borderline_windows", lambda *args: FollowUps())
+    video = ready_video("borderline-window", pattern="erratic", seed=2)
+    _, verdict = steer(video, model_version, nudity_head, violence_head, settings)
+    assert not verdict.flagged
+    assert not Recomputation.objects.exists()
+
+
+def test_a_steep_lie_beside_an_honest_viewer_is_a_dispute_and_quarantined(
+    ready_video, model_version, nudity_head, violence_head, seeded_spot_checks, settings
+):
+    """Inside the cosine, norm and nudity measures but far along the violence weights: the window bound catches it."""
+    settings.HYDRA_TRUST_MIN_AUDIENCE = 0
+    video = ready_video("steep", pattern="calm", seed=9)
+    times = selectors.expected_sample_times(video)
+    truth = compute_server_features(video, times, model_version)
+    settings.HYDRA_TRUST_MAX_WINDOW_DIFFERENCE = float("inf")
+    steep = strongest_lie(model_version, nudity_head, truth, lowering(violence_head, truth.shape[1]))
+    settings.HYDRA_TRUST_MAX_WINDOW_DIFFERENCE = 12.0
+    assert float(np.abs(window_logits(violence_head, steep) - window_logits(violence_head, truth)).max()) > 100
+    honest, liar = (session_for(video, model_version, n, ip=f"10.17.{i}.1") for i, n in enumerate(("h", "l")))
+    establish(honest, liar)
+    record(honest, times, truth)
+    record(liar, times, steep)
+    liar.refresh_from_db()
+    assert liar.state == ClientSession.State.QUARANTINED and statuses(liar) == {"rejected"}
+    assert statuses(honest) == {"accepted"}
+    assert FrameFeature.objects.filter(video=video, session__is_server=True).exists()
