@@ -5,7 +5,9 @@
 2. compute verdicts: when coverage reached a new step, the heads score the accepted features
    (``inference.services.analysis``).
 3. confirm flags with the server: a flagged verdict stands only on frames the server computed
-   itself; missing ones are queued, and the analysis that follows them confirms it.
+   itself; missing ones are queued, and the analysis that follows them confirms it. A head with a
+   confirmer (nudity) then needs that larger network to confirm the flagged frames as well
+   (``inference.services.flag_confirmation``); unconfirmed, the verdict is stored as not flagged.
 4. announce: confirmed flags go to moderation (``signals.verdict_flagged``); a fully covered,
    clean video with no recomputation still open is cleared (``signals.video_cleared``).
 
@@ -24,7 +26,7 @@ from django.db import transaction
 
 from inference import selectors, signals
 from inference.models import HeadVersion, ModelVersion, Recomputation, Verdict
-from inference.services import analysis, server_features
+from inference.services import analysis, flag_confirmation, server_features
 from inference.trust import services as trust
 from inference.trust.verification import FollowUps
 from videos.models import Video
@@ -60,7 +62,7 @@ def _analyse_confirm_announce(
 ) -> list[Verdict]:
     verdicts = analysis.analyse_video(video, model_version, head_versions, sample_times)
     for verdict in verdicts:
-        if verdict.flagged and _confirmed_by_server(verdict, sample_times):
+        if verdict.flagged and _confirmed_by_server(verdict, sample_times) and flag_confirmation.confirm_flag(verdict):
             signals.verdict_flagged.send(sender=Verdict, verdict=verdict)
     if (
         verdicts
