@@ -20,7 +20,9 @@ would open a case. Stages:
   screen+confirm xK   the screen's flagged samples re-scored by nsfwjs's InceptionV3; a segment stands when K
                       of them also reach the threshold there (inference.ml.nudity_cascade)
 at the site's rate (1 sample per second) and at 4 per second. ``nudity_false_flag_rate_harmless`` is the
-cascade's (x2 at 1/s); ``..._screen_only`` is what the live path flags today. The last line is one JSON object.
+cascade's (x2 at 1/s, what the live path flags: ``inference.services.flag_confirmation``); ``..._screen_only`` is
+the screen alone. ``confirmer_frames`` gives the confirmer's CPU time (decode + InceptionV3) per frame and per
+flagged video. The last line is one JSON object.
 """
 
 from __future__ import annotations

@@ -94,6 +94,7 @@ def test_a_flag_the_confirmer_confirms_opens_a_case_with_its_segments_once(
 
 @pytest.mark.slow
 def test_a_screen_flag_the_confirmer_rejects_opens_no_case_and_says_why_even_after_a_quarantine(
+    admin_client,
     default_heads,
     model_version,
     ready_video,
@@ -118,6 +119,10 @@ def test_a_screen_flag_the_confirmer_rejects_opens_no_case_and_says_why_even_aft
     assert all(screen >= 0.7 and c < 0.7 for _, screen, c in confirm["frames"])
     assert confirmer.calls == [(calm.rendition.path, times)]
     assert not Case.objects.filter(video=calm).exists()
+    why = f"nsfwjs_inception_v3: not confirmed (0 of {len(times)} screened frames ≥ 0.70, 2 needed per segment)"
+    assert selectors.stage_summary(verdict) == "screen: 1 segment · " + why
+    listing = admin_client.get("/admin/inference/verdict/?flagged__exact=0").content.decode()
+    assert why in listing and calm.title in listing
 
     # A viewer's session that sent features is quarantined: the video is analysed again, the verdict is the same,
     # still no case, and the confirmer does not run a second time.

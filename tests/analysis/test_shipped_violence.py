@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.core.files import File
 from django.core.management import call_command
 
 from inference import selectors
@@ -110,9 +111,12 @@ def test_shipped_weights_are_refused_for_another_cnn_or_interval(default_heads, 
 
 
 def analysed_like_an_unwatched_video(path: Path, make_analysed_video, store_features, model_version) -> tuple:
-    """The server's own features at the video's sample times (frames decoded, Keras CNN), stored and analysed."""
+    """The server's own features at the video's sample times (frames decoded, Keras CNN), stored and analysed; the
+    clip is the video's rendition, which a nudity flag's confirmer decodes (inference.services.flag_confirmation)."""
     probed = probe(path, max_duration_seconds=settings.HYDRA_MAX_DURATION_SECONDS)
     video = make_analysed_video(seconds=probed.duration_ms / 1000, fps=probed.fps, title=path.name)
+    with path.open("rb") as clip:
+        video.rendition.save(path.name, File(clip))
     times = selectors.expected_sample_times(video)
     model = cnn.cached_feature_extractor(str(selectors.model_artefact_dir(model_version)))
     store_features(video, model_version, times, cnn.compute_features(model, frames.decode_frames_at(path, times)), True)
@@ -122,7 +126,7 @@ def analysed_like_an_unwatched_video(path: Path, make_analysed_video, store_feat
 
 @pytest.mark.slow
 def test_shipped_violence_head_is_on_after_build_models_and_flags_fights_with_segments(
-    default_heads, model_version, make_analysed_video, store_features
+    default_heads, model_version, make_analysed_video, store_features, media_root
 ):
     registered = pooled_heads.ensure_shipped_heads(model_version)
     assert [hv.head.category for hv in registered] == ["violence"]
@@ -136,7 +140,8 @@ def test_shipped_violence_head_is_on_after_build_models_and_flags_fights_with_se
             DATASET / name, make_analysed_video, store_features, model_version
         )
         violence = verdicts["violence"]
-        flagged[name] = (violence.flagged, verdicts["nudity"].flagged)
+        nudity = verdicts["nudity"]
+        flagged[name] = (violence.flagged, nudity.stages["screen"]["flagged"], nudity.flagged)
         if violence.flagged:
             assert violence.segments and all(0 <= start < end <= duration_ms for start, end, _ in violence.segments)
             assert violence.top_frames[0][1] >= shipped.head.threshold
