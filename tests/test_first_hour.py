@@ -372,7 +372,7 @@ def test_a_new_users_fight_clip_reaches_the_queue_as_violent_and_a_harmless_clip
     row.get_by_role("link").first.click()
     moderator.page.wait_for_url(re.compile(r"/admin/moderation/case/\d+/change/"))
     segments = moderator.page.locator(".mq-segments .mq-seg")
-    expect(segments.first).to_contain_text(re.compile(r"\d+:\d\d\u2013\d+:\d\d violence"))
+    expect(segments.first).to_contain_text(re.compile(r"\d+:\d\d(\.\d)?\u2013\d+:\d\d(\.\d)? violence"))
     moderator.shoot("case-violence-fight-clip")
     moderator.go("/admin/moderation/case/?q=nofi026")
     expect(moderator.page.locator("#result_list tbody tr", has_text=harmless)).to_have_count(0)
