@@ -20,7 +20,9 @@ would open a case. Stages:
   screen+confirm xK   the screen's flagged samples re-scored by nsfwjs's InceptionV3; a segment stands when K
                       of them also reach the threshold there (inference.ml.nudity_cascade)
 at the site's rate (1 sample per second) and at 4 per second. ``nudity_false_flag_rate_harmless`` is the
-cascade's (x2 at 1/s); ``..._screen_only`` is what the live path flags today. The last line is one JSON object.
+cascade's (x2 at 1/s, what the live path flags: ``inference.services.flag_confirmation``); ``..._screen_only`` is
+the screen alone. ``confirmer_frames`` gives the confirmer's CPU time (decode + InceptionV3) per frame and per
+flagged video. The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -132,15 +134,16 @@ def nudity_stages(harmless: list[Path], model_version, threshold: float, confirm
     artefact_dir = selectors.model_artefact_dir(model_version)
     nudity = next(hv for hv in selectors.active_head_versions(model_version) if hv.head.category == "nudity")
     runner = heads.load_runner(nudity)
-    confirmer = None
+    confirm_cost = {"load_cpu_s": 0.0, "frames": 0, "cpu_s": 0.0, "videos_1s": 0, "cpu_s_1s": 0.0}
     if confirm:
         from inference.ml.nsfw_confirm import cached_inception_v3
 
-        confirmer = cached_inception_v3(str(Path(settings.HYDRA_NSFWJS_DIR)))
+        started = time.process_time()
+        cached_inception_v3(str(Path(settings.HYDRA_NSFWJS_DIR)))
+        confirm_cost["load_cpu_s"] = time.process_time() - started
     edge = max(0.0, threshold - 0.2)
     counts: dict[str, list[str]] = {}
     clips_seen = 0
-    confirmed_frames = 0
     for path in harmless:
         clip = cached_clip_features(path, artefact_dir, pooled_heads.clip_feature_cache(), CACHE_STEP_MS)
         clips_seen += 1
@@ -156,10 +159,16 @@ def nudity_stages(harmless: list[Path], model_version, threshold: float, confirm
 
             screen = segments(0)
             stages = {"screen": screen, f"sustained {SUSTAINED_MS} ms": segments(SUSTAINED_MS)}
-            if confirmer is not None:
+            if confirm:
                 to_confirm = frames_to_confirm(sample_ms, scores, threshold)
-                confirmed_frames += len(to_confirm)
-                confirm_scores = _confirmer_scores(path, to_confirm, confirmer)
+                started = time.process_time()
+                confirm_scores = _confirmer_scores(path, to_confirm)
+                spent = time.process_time() - started
+                confirm_cost["frames"] += len(to_confirm)
+                confirm_cost["cpu_s"] += spent
+                if to_confirm and interval == 1000:
+                    confirm_cost["videos_1s"] += 1
+                    confirm_cost["cpu_s_1s"] += spent
                 for k in (1, 2):
                     stages[f"screen+confirm x{k}"] = confirmed_segments(screen, confirm_scores, threshold, k)
             for name, found in stages.items():
@@ -171,17 +180,26 @@ def nudity_stages(harmless: list[Path], model_version, threshold: float, confirm
         key: {"flagged": len(names), "clips": clips_seen, "rate": round(len(names) / clips_seen, 4), "which": names}
         for key, names in counts.items()
     }
-    result["confirmer_frames"] = {"frames": confirmed_frames}
+    frames = confirm_cost["frames"]
+    result["confirmer_frames"] = {
+        "frames": frames,
+        "model_load_cpu_s": round(confirm_cost["load_cpu_s"], 2),
+        "cpu_s_per_frame": round(confirm_cost["cpu_s"] / frames, 3) if frames else None,
+        "flagged_videos_1s": confirm_cost["videos_1s"],
+        "cpu_s_per_flagged_video_1s": (
+            round(confirm_cost["cpu_s_1s"] / confirm_cost["videos_1s"], 3) if confirm_cost["videos_1s"] else None
+        ),
+    }
     return result
 
 
-def _confirmer_scores(path: Path, sample_ms: list[int], confirmer) -> dict[int, float]:
-    if not sample_ms:
-        return {}
-    from inference.ml.frames import decode_frames_at
-    from inference.ml.nsfw_confirm import class_probabilities, nudity_scores
+def _confirmer_scores(path: Path, sample_ms: list[int]) -> dict[int, float]:
+    """The live path's confirmation of one clip's screened frames (decode + InceptionV3), CPU counted by the caller."""
+    from django.conf import settings
 
-    scores = nudity_scores(class_probabilities(confirmer, decode_frames_at(path, sample_ms)))
+    from inference.ml.nsfw_confirm import confirm_frames_at, nudity_scores
+
+    scores = nudity_scores(confirm_frames_at(settings.HYDRA_NSFWJS_DIR, path, sample_ms))
     return {ms: float(score) for ms, score in zip(sample_ms, scores, strict=True)}
 
 

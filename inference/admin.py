@@ -2,7 +2,7 @@ from django import forms
 from django.contrib import admin
 
 from inference import heads, selectors
-from inference.models import Head, HeadVersion, ModelVersion
+from inference.models import Head, HeadVersion, ModelVersion, Verdict
 
 
 @admin.register(ModelVersion)
@@ -93,3 +93,44 @@ class HeadAdmin(admin.ModelAdmin):
         if active.model_version != selectors.active_model_version():
             return f"v{active.version} was trained on an earlier CNN: produces no score (retrain it)"
         return f"v{active.version} active"
+
+
+@admin.register(Verdict)
+class VerdictAdmin(admin.ModelAdmin):
+    """Every verdict, flagged or not, with what each stage concluded: why a screened flag opened no case."""
+
+    list_display = ("video", "category", "score", "threshold", "flagged", "stages_summary", "coverage", "computed_at")
+    list_filter = ("flagged", "head_version__head__category")
+    search_fields = ("video__title", "video__slug")
+    list_select_related = ("video", "head_version__head")
+    readonly_fields = (
+        "video",
+        "head_version",
+        "model_version",
+        "score",
+        "threshold",
+        "flagged",
+        "segments",
+        "top_frames",
+        "coverage",
+        "stages",
+        "computed_at",
+    )
+    fields = readonly_fields
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="Category", ordering="head_version__head__category")
+    def category(self, verdict: Verdict) -> str:
+        return verdict.head_version.head.label
+
+    @admin.display(description="Stages")
+    def stages_summary(self, verdict: Verdict) -> str:
+        return selectors.stage_summary(verdict)

@@ -198,6 +198,11 @@ class Verdict(models.Model):
     segments = models.JSONField(default=list, help_text="[[start_ms, end_ms, score], ...] above threshold.")
     top_frames = models.JSONField(default=list, help_text="[[sample_ms, score], ...] highest first.")
     coverage = models.FloatField(help_text="Share of sample times with accepted features, 0..1.")
+    stages = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='What each stage concluded: {"screen": {...}, "confirm": {...}} (docs/models.md, nudity cascade).',
+    )
     computed_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -206,6 +211,33 @@ class Verdict(models.Model):
 
     def __str__(self) -> str:
         return f"{self.head_version} on {self.video_id}: {self.score:.3f}"
+
+
+class ConfirmationScore(models.Model):
+    """A second network's score of one frame the server decoded itself from the rendition (a flag's confirmation).
+
+    Kept per video, confirmer and sample time, so analysing the video again (coverage grew, a quarantine)
+    reuses it: the confirmer runs once per flagged frame, whatever happens to the verdict afterwards.
+    """
+
+    video = models.ForeignKey(Video, on_delete=models.CASCADE, related_name="confirmation_scores")
+    confirmer = models.CharField(max_length=64, help_text="Which network scored it, e.g. nsfwjs_inception_v3.")
+    sample_ms = models.PositiveIntegerField()
+    score = models.FloatField()
+    class_scores = models.JSONField(default=dict, blank=True)
+    computed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["video", "confirmer", "sample_ms"]
+        constraints = [
+            models.UniqueConstraint(fields=["video", "confirmer", "sample_ms"], name="one_confirmation_per_frame"),
+            models.CheckConstraint(
+                condition=models.Q(score__gte=0.0, score__lte=1.0), name="confirmation_score_is_a_probability"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.confirmer} on {self.video_id}@{self.sample_ms}ms: {self.score:.3f}"
 
 
 # --- Trust and coverage (inference.trust): who computes what, and how far each contributor is trusted ---

@@ -7,6 +7,7 @@ here decide when the matching task runs:
 - ``features_stored``: one settlement pass per video and window (``request_settlement``);
 - ``recomputation_requested``: the server computes the queued samples (``recompute_samples``);
 - ``accepted_features_changed``: the video's verdicts are computed again (``analyse_video_task``);
+- ``flag_confirmation_requested``: the confirmer scores a flag's frames (``confirm_flag_task``);
 - ``videos.signals.video_ready``: the coverage deadline starts (``schedule_coverage``).
 """
 
@@ -20,7 +21,7 @@ from django.core.cache import cache
 from django.dispatch import receiver
 
 from inference import selectors, signals
-from inference.tasks import analyse_video_task, settle_video_task
+from inference.tasks import analyse_video_task, confirm_flag_task, settle_video_task
 from inference.trust import tasks as trust_tasks
 from inference.trust.services import coverage_countdown_seconds
 from videos.models import Video
@@ -91,6 +92,11 @@ def recompute_queued_samples(sender, video_id: int, model_version_id: int, **kwa
 @receiver(signals.accepted_features_changed, dispatch_uid="inference.analyse_again")
 def analyse_again(sender, video_id: int, **kwargs) -> None:
     analyse_video_task.delay(video_id)
+
+
+@receiver(signals.flag_confirmation_requested, dispatch_uid="inference.confirm_flag")
+def confirm_flag(sender, video_id: int, head_version_id: int, **kwargs) -> None:
+    confirm_flag_task.delay(video_id, head_version_id)
 
 
 @receiver(video_ready, dispatch_uid="inference.start_coverage_deadline")

@@ -222,6 +222,24 @@ def untrained_heads() -> list[Head]:
     return list(Head.objects.filter(enabled=True).exclude(versions__in=ready).order_by("category"))
 
 
+def stage_summary(verdict: Verdict) -> str:
+    """One line a moderator reads: what the screen found and what the confirmer said about it (``Verdict.stages``)."""
+    screen = verdict.stages.get("screen")
+    if screen is None:
+        return "flagged" if verdict.flagged else "not flagged"
+    found = len(screen.get("segments", []))
+    line = f"screen: {found} segment{'s' if found != 1 else ''}" if screen.get("flagged") else "screen: not flagged"
+    confirm = verdict.stages.get("confirm")
+    if confirm is None:
+        return line
+    frames = confirm.get("frames", [])
+    reached = sum(1 for _, _, score in frames if score is not None and score >= confirm["threshold"])
+    return (
+        f"{line} · {confirm['confirmer']}: {confirm['status']} ({reached} of {len(frames)} screened frames "
+        f"≥ {confirm['threshold']:.2f}, {confirm['min_confirmed']} needed per segment)"
+    )
+
+
 def analysed_coverage(video: Video, head_versions: list[HeadVersion]) -> float:
     """Coverage at the last analysis by these head versions: the lowest among them, 0 if one never analysed it."""
     coverages = list(

@@ -27,3 +27,7 @@ recomputation_requested = Signal()
 # Trust changed a video's accepted features (a recomputation, a quarantine). kwargs: video_id.
 # Its verdicts are computed again.
 accepted_features_changed = Signal()
+
+# A flag backed by the server's features needs its confirmer's scores (``services.flag_confirmation``).
+# kwargs: video_id, head_version_id. The confirmer scores the flagged frames, then the video is analysed again.
+flag_confirmation_requested = Signal()

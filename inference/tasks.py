@@ -7,13 +7,13 @@ import logging
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from inference.models import ModelVersion
-from inference.services import settlement
+from inference.models import HeadVersion, ModelVersion
+from inference.services import flag_confirmation, settlement
 from videos.models import Video
 
 logger = logging.getLogger(__name__)
 
-# Both tasks replace their own rows, so they are safe to run twice: acknowledged late (a worker that
+# The tasks replace their own rows, so they are safe to run twice: acknowledged late (a worker that
 # dies mid-task leaves the message to another) and retried with backoff on transient database
 # errors (a lost connection, another analysis holding the video's lock).
 RETRY_DATABASE_ERRORS = {
@@ -54,3 +54,17 @@ def settle_video_task(video_id: int, model_version_id: int) -> int:
         logger.info("video %s or model version %s is gone; nothing to settle", video_id, model_version_id)
         return 0
     return len(settlement.settle_video(video, model_version))
+
+
+@shared_task(**RETRY_DATABASE_ERRORS)
+def confirm_flag_task(video_id: int, head_version_id: int) -> list[int]:
+    """The confirmer scores a flag's frames (``flag_confirmation.score_flagged_frames``), then the video is
+    analysed again, which confirms or withdraws the flag. Returns the sample times scored."""
+    video = Video.objects.filter(pk=video_id).first()
+    head_version = HeadVersion.objects.select_related("head").filter(pk=head_version_id).first()
+    if video is None or head_version is None:
+        logger.info("video %s or head version %s is gone; no flag to confirm", video_id, head_version_id)
+        return []
+    scored = flag_confirmation.score_flagged_frames(video, head_version)
+    settlement.analyse_and_announce(video)
+    return scored

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -29,6 +30,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = SCREENSHOTS / "first-hour"
 WIDTHS = {"wide": (1280, 860), "phone": (390, 844)}
+FIGHT_SURVEILLANCE = ROOT.parent / "shared" / "datasets" / "fight-surveillance"
 ANALYSIS_SECONDS = 240  # model load, playback of an 8 s clip and the in-process server checks, on 2 slow cores
 
 
@@ -322,3 +324,66 @@ def test_a_refused_analysis_session_closes_with_its_documented_code(people, make
     closed = viewer.page.evaluate(REFUSED_SESSION, base.replace("http", "ws") + "/ws/analysis/NoSuchVideo1/")
     assert closed["code"] == 4404 and closed["message"]["code"] == "video_unavailable"
     assert "invalid type" not in log.read_text()
+
+
+def sign_up(person: Person, username: str) -> None:
+    person.go("/accounts/signup/")
+    person.page.fill("#id_username", username)
+    person.page.fill("#id_password1", f"a-long-{username}-password")
+    person.page.fill("#id_password2", f"a-long-{username}-password")
+    person.page.click("form button[type=submit]")
+    person.page.wait_for_url("**/upload/")
+
+
+def upload(person: Person, clip: Path, title: str) -> None:
+    person.go("/upload/")
+    person.page.set_input_files("#id_file", str(clip))
+    person.page.fill("#id_title", title)
+    person.page.click("#upload-submit")
+    person.page.wait_for_url("**/my-videos/**")
+    row = person.page.locator(".video-row", has_text=title)
+    expect(row.locator("[data-status-badge]")).to_have_text("Published", timeout=60_000)
+
+
+@pytest.mark.skipif(not FIGHT_SURVEILLANCE.is_dir(), reason=f"no fight-surveillance clips at {FIGHT_SURVEILLANCE}")
+def test_a_new_users_fight_clip_reaches_the_queue_as_violent_and_a_harmless_clip_is_not_flagged(people, make_run_site):
+    """Issue 16, done when: on what ``make run`` serves, a new user uploads a real fight clip and a real harmless one
+    (fi026 and nofi026 of the fight-surveillance set of Aktı, Tataroğlu and Ekenel, IPTA 2019); an anonymous viewer
+    watches both, its browser analyses them, the server settles; a moderator finds the fight in the review queue
+    as violence with a time-coded segment, and the harmless clip has a verdict per category, neither flagged."""
+    _, log = make_run_site
+    uploader = people("new uploader")
+    sign_up(uploader, "cctvnewcomer")
+    fight, harmless = "Car park scuffle (fi026)", "Quiet corridor (nofi026)"
+    upload(uploader, FIGHT_SURVEILLANCE / "fight" / "fi026.mp4", fight)
+    upload(uploader, FIGHT_SURVEILLANCE / "noFight" / "nofi026.mp4", harmless)
+
+    viewer = people("anonymous viewer of the new clips")
+    for title in (fight, harmless):
+        open_video(viewer, title)
+        assert watch_until_analysed(viewer).startswith("Done: ")
+
+    moderator = people("moderator of the new clips")
+    moderator.log_in("moderator", "hydra-moderator-2026")
+    moderator.go("/admin/moderation/case/?q=fi026")
+    row = moderator.page.locator("#result_list tbody tr", has_text=fight)
+    expect(row).to_contain_text("Automatic flag")
+    expect(row).to_contain_text("violence")
+    row.get_by_role("link").first.click()
+    moderator.page.wait_for_url(re.compile(r"/admin/moderation/case/\d+/change/"))
+    segments = moderator.page.locator(".mq-segments .mq-seg")
+    expect(segments.first).to_contain_text(re.compile(r"\d+:\d\d(\.\d)?\u2013\d+:\d\d(\.\d)? violence"))
+    moderator.shoot("case-violence-fight-clip")
+    moderator.go("/admin/moderation/case/?q=nofi026")
+    expect(moderator.page.locator("#result_list tbody tr", has_text=harmless)).to_have_count(0)
+
+    with sqlite3.connect(log.parent / "db.sqlite3") as database:
+        verdicts = dict(
+            database.execute(
+                "SELECT h.category, v.flagged FROM inference_verdict v JOIN videos_video video ON video.id = v.video_id"
+                " JOIN inference_headversion hv ON hv.id = v.head_version_id JOIN inference_head h ON h.id = hv.head_id"
+                " WHERE video.title = ? AND v.coverage = 1.0",
+                (harmless,),
+            ).fetchall()
+        )
+    assert verdicts == {"nudity": 0, "violence": 0}

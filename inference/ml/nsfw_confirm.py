@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from inference.ml.frames import decode_frames_at
 from inference.ml.nsfwjs import CLASS_NAMES, NsfwjsError, dequantise_weights
 
 if TYPE_CHECKING:
@@ -152,3 +153,13 @@ def nudity_scores(probabilities: np.ndarray) -> np.ndarray:
     """P(porn) + P(hentai) per frame, as the screening head's score."""
     columns = [CLASS_NAMES.index(name) for name in POSITIVE_CLASSES]
     return np.clip(np.asarray(probabilities)[:, columns].sum(axis=1), 0.0, 1.0)
+
+
+def confirm_frames_at(package_dir: str | Path, path: str | Path, sample_ms: list[int]) -> np.ndarray:
+    """float32[N, 5] class probabilities of the file's frames nearest these times, decoded here (browser-exact RGB).
+
+    The one way the server confirms a flag: the pixels are always its own decode of the file, never a client's.
+    """
+    if not sample_ms:
+        return np.zeros((0, len(CLASS_NAMES)), dtype=np.float32)
+    return class_probabilities(cached_inception_v3(str(package_dir)), decode_frames_at(path, sample_ms))

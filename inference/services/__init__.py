@@ -7,6 +7,8 @@ Read them in the order a feature vector travels:
 - ``settlement``: a worker's pass over a video: verify pending features (``inference.trust``),
   compute verdicts (``analysis``), confirm flags with the server, announce them (signals).
 - ``analysis``: heads turn accepted features into per-sample scores and one verdict per head.
+- ``flag_confirmation``: a larger network, run by the server on the frames it decoded itself, confirms a
+  head's flag (nudity) before a case opens.
 - ``server_features``: the server's own features of a rendition's frames (PyAV + Keras).
 - ``training``: labelled sequences and temporal heads trained on them.
 

@@ -83,8 +83,10 @@ def _withdraw_verdicts(video: Video, head_versions: list[HeadVersion]) -> list[V
         verdicts = list(Verdict.objects.filter(video=video, head_version__in=head_versions))
         for verdict in verdicts:
             verdict.score, verdict.flagged, verdict.coverage = 0.0, False, 0.0
-            verdict.segments, verdict.top_frames = [], []
-            verdict.save(update_fields=["score", "flagged", "segments", "top_frames", "coverage", "computed_at"])
+            verdict.segments, verdict.top_frames, verdict.stages = [], [], {}
+            verdict.save(
+                update_fields=["score", "flagged", "segments", "top_frames", "coverage", "stages", "computed_at"]
+            )
         return verdicts
 
 
@@ -115,6 +117,7 @@ def _store_head_result(
         duration_ms=video.duration_ms,
         policy=policy,
     )
+    stored_segments = [list(segment) for segment in segments]
     verdict, _created = Verdict.objects.update_or_create(
         video=video,
         head_version=head_version,
@@ -123,9 +126,11 @@ def _store_head_result(
             "score": max(scores),
             "threshold": policy.threshold,
             "flagged": bool(segments),
-            "segments": [list(segment) for segment in segments],
+            "segments": stored_segments,
             "top_frames": top_frames(accepted.sample_ms, scores, TOP_FRAMES),
             "coverage": accepted.coverage,
+            # Later stages (a flag's confirmation) add theirs and may withdraw the flag.
+            "stages": {"screen": {"flagged": bool(segments), "segments": stored_segments}},
         },
     )
     return verdict

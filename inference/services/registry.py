@@ -83,6 +83,10 @@ VIOLENCE = DefaultHead(
     ),
 )
 NUDITY_POSITIVE_CLASSES = ["porn", "hentai"]
+# A nudity flag opens a case only when nsfwjs's InceptionV3, run by the server on the flagged frames it decoded
+# itself, confirms two of them at the head's threshold (docs/models.md: false flags on harmless real footage
+# 18.5 % -> 0.8 %). ``inference.services.flag_confirmation`` reads it from the version's ``config["confirm"]``.
+NUDITY_CONFIRMATION = {"confirmer": "nsfwjs_inception_v3", "min_confirmed": 2}
 
 
 def register_head(category: str, label: str, kind: str, threshold: float, severity: int, description: str = "") -> Head:
@@ -178,6 +182,7 @@ def ensure_default_heads(model_version: ModelVersion | None = None) -> list[Head
                 "runner": "nsfwjs_dense",
                 "positive_classes": NUDITY_POSITIVE_CLASSES,
                 "segments": DEFAULT_SEGMENT_RULES,
+                "confirm": NUDITY_CONFIRMATION,
                 "source": artefacts.manifest.get("source", ""),
             },
         )

@@ -6,7 +6,9 @@
    (``inference.services.analysis``).
 3. confirm with the server: a window head's score near its threshold, and a flagged verdict, stand
    only on frames the server computed itself; missing ones are queued, and the analysis that
-   follows them decides.
+   follows them decides. A head with a confirmer (nudity) then needs that larger network to
+   confirm the flagged frames as well (``inference.services.flag_confirmation``); unconfirmed, the
+   verdict is stored as not flagged.
 4. announce: confirmed flags go to moderation (``signals.verdict_flagged``); a fully covered,
    clean video with no recomputation still open is cleared (``signals.video_cleared``).
 
@@ -25,7 +27,7 @@ from django.db import transaction
 
 from inference import selectors, signals
 from inference.models import HeadVersion, ModelVersion, Recomputation, Verdict
-from inference.services import analysis, server_features
+from inference.services import analysis, flag_confirmation, server_features
 from inference.trust import services as trust
 from inference.trust.verification import FollowUps
 from videos.models import Video
@@ -62,7 +64,7 @@ def _analyse_confirm_announce(
     verdicts = analysis.analyse_video(video, model_version, head_versions, sample_times)
     queue_follow_ups(trust.confirm_borderline_windows(video, model_version, verdicts))
     for verdict in verdicts:
-        if verdict.flagged and _confirmed_by_server(verdict, sample_times):
+        if verdict.flagged and _confirmed_by_server(verdict, sample_times) and flag_confirmation.confirm_flag(verdict):
             signals.verdict_flagged.send(sender=Verdict, verdict=verdict)
     if (
         verdicts

@@ -1,4 +1,5 @@
-"""``{% untrained_heads_notice %}``: says plainly which categories are not analysed because no model is trained."""
+"""Template tags of the inference app: which categories are not analysed (no model trained), what a page runs,
+and what each stage of a verdict concluded."""
 
 from __future__ import annotations
 
@@ -30,3 +31,9 @@ def page_analyses(video) -> bool:
 def page_model_spec() -> dict | None:
     """``{% page_model_spec as model %}``: the model the page loads while its socket connects."""
     return selectors.page_model_spec()
+
+
+@register.filter
+def verdict_stages(verdict) -> str:
+    """``{{ verdict|verdict_stages }}``: the screen's and the confirmer's conclusions (``selectors.stage_summary``)."""
+    return selectors.stage_summary(verdict)
