@@ -35,6 +35,7 @@ def visit(page, url: str) -> dict[str, Any]:
         "model_ready_ms": int(state.get("modelReadyMs", -1)),
         "first_feature_ms": int(state.get("firstFeatureMs", -1)),
         "backend": state.get("backend"),
+        "load": json.loads(state.get("modelLoad", "null")),
         "state": state.get("state"),
     }
 

@@ -30,3 +30,9 @@ def page_analyses(video) -> bool:
 def page_model_spec() -> dict | None:
     """``{% page_model_spec as model %}``: the model the page loads while its socket connects."""
     return selectors.page_model_spec()
+
+
+@register.simple_tag
+def seeker_budget(video) -> dict:
+    """``{% seeker_budget video as seeker %}``: what the page's seeker may download (``selectors.seeker_budget``)."""
+    return selectors.seeker_budget(video)
