@@ -342,16 +342,18 @@ export class AnalysisClient {
     }
   }
 
-  /** Frames the viewer's video is about to present are left to it (they cost no extra bytes): the seeker takes
-   * the others first, and those too only while the video is paused or over. */
+  /** The seeker's next sample. Frames the viewer's video will present cost no extra bytes, so while it plays the
+   * seeker takes only samples already passed (missed or skipped); paused, those beyond the next
+   * LOOKAHEAD_SECONDS first; ended, any. */
   nextUnwatched() {
     const wanted = this.wanted();
     const video = this.video;
-    const from = video.currentTime * 1000;
-    const until = from + LOOKAHEAD_SECONDS * 1000 * (video.playbackRate || 1);
-    const unwatched = wanted.find((ms) => ms < from || ms > until);
-    if (unwatched !== undefined) return unwatched;
-    return video.paused || video.ended ? (wanted[0] ?? null) : null;
+    const now = video.currentTime * 1000;
+    const passed = wanted.find((ms) => ms < now);
+    if (passed !== undefined || video.ended) return passed ?? wanted[0] ?? null;
+    if (!video.paused) return null;
+    const until = now + LOOKAHEAD_SECONDS * 1000 * (video.playbackRate || 1);
+    return wanted.find((ms) => ms > until) ?? wanted[0] ?? null;
   }
 
   scheduleFlush() {
