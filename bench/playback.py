@@ -106,6 +106,14 @@ def chromium_cpu_s() -> float:
     return total
 
 
+def record_error(errors: list[str], message) -> None:
+    """Console errors with their URL, except the posters the bench's videos lack (``make_videos`` links only
+    the rendition), whose 404 says nothing about the analysis."""
+    where = message.location.get("url", "")
+    if message.type == "error" and not where.endswith("/poster.jpg"):
+        errors.append(f"{message.text} ({where})")
+
+
 def play_through(page, url: str, duration_ms: int) -> dict[str, Any]:
     """Load the page, play the clip at once to its end; what the playback cost and suffered."""
     cpu, started = chromium_cpu_s(), time.perf_counter()
@@ -142,7 +150,7 @@ def analysis_figures(page, played: dict[str, Any], wait_s: float) -> dict[str, A
         "done": int(final.get("done", 0)),
         "total": int(final.get("total", 0)),
         "state": final.get("state"),
-        "seeker_bytes": int(final.get("seekerBytes", 0)),
+        "seeker_bytes": float(final.get("seekerBytes", 0)),
         "seeker": final.get("seeker"),
     }
 
@@ -165,9 +173,9 @@ def skim(page, url: str) -> dict[str, Any]:
         "captured_seek": seeked,
         "done": int(final.get("done", 0)),
         "total": int(final.get("total", 0)),
-        "seeker_bytes": int(final.get("seekerBytes", 0)),
+        "seeker_bytes": float(final.get("seekerBytes", 0)),
         "seeker": final.get("seeker"),
-        "seeker_bytes_per_frame": int(final.get("seekerBytes", 0)) / seeked if seeked else None,
+        "seeker_bytes_per_frame": float(final.get("seekerBytes", 0)) / seeked if seeked else None,
     }
 
 
@@ -212,7 +220,7 @@ def measure(real_clips: int = 4) -> dict[str, Any]:
             browser = launch_chromium(playwright, extra_args=AUTOPLAY_ARGS)
             context = browser.new_context(viewport={"width": 1280, "height": 900})
             context.add_init_script(INIT_SCRIPT)
-            context.on("console", lambda message: message.type == "error" and errors.append(message.text))
+            context.on("console", lambda message: record_error(errors, message))
             page = context.new_page()
             # A returning viewer: the bundle, wasm and model in the HTTP cache, the backend remembered.
             page.goto(f"{base}/v/{warm_up}/")

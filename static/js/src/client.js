@@ -128,7 +128,7 @@ export class AnalysisClient {
     this.onStatus?.({
       state: held ? 'paused' : state,
       detail: held ? [...this.holds].join(' ') : detail,
-      seekerBytes: this.seekerBytes,
+      seekerBytes: Math.round(this.seekerBytes),
       seeker: this.seekerSpent ? 'spent' : this.seeker ? 'on' : 'off',
       engineMs: Math.round(this.engineMs),
       backend: this.report?.backend ?? null,
