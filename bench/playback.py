@@ -155,6 +155,42 @@ def analysis_figures(page, played: dict[str, Any], wait_s: float) -> dict[str, A
     }
 
 
+class NetworkBytes:
+    """Bytes the browser's network stack received per request (DevTools protocol), to check the page's own count
+    of its seeker's bytes: the seeker's requests carry the ``#hydra-seeker`` fragment."""
+
+    def __init__(self, context, page) -> None:
+        self.requests: dict[str, dict[str, Any]] = {}
+        session = context.new_cdp_session(page)
+        session.on("Network.requestWillBeSent", self.sent)
+        session.on("Network.dataReceived", self.received)
+        session.on("Network.loadingFinished", self.finished)
+        session.send("Network.enable")
+
+    def sent(self, event: dict) -> None:
+        request = event["request"]
+        self.requests[event["requestId"]] = {
+            "url": request["url"] + request.get("urlFragment", ""),
+            "received": 0,
+            "finished": 0,
+        }
+
+    def received(self, event: dict) -> None:
+        if event["requestId"] in self.requests:
+            self.requests[event["requestId"]]["received"] += event.get("encodedDataLength", 0)
+
+    def finished(self, event: dict) -> None:
+        if event["requestId"] in self.requests:
+            self.requests[event["requestId"]]["finished"] = event.get("encodedDataLength", 0)
+
+    def seeker_bytes(self, slug: str) -> int:
+        return sum(
+            max(request["received"], request["finished"])
+            for request in self.requests.values()
+            if f"/v/{slug}/" in request["url"] and request["url"].endswith("#hydra-seeker")
+        )
+
+
 def skim(page, url: str) -> dict[str, Any]:
     """Watch the first seconds, pause and stay: the seeker fetches the rest until done or its budget is spent."""
     page.goto(url, wait_until="domcontentloaded")
@@ -201,6 +237,7 @@ def summary(visits: list[dict[str, Any]], skimmed: dict[str, Any]) -> dict[str, 
         "longest_task_ms_off": max((ms for run in off for ms in run["long_tasks_ms"]), default=0),
         "seeker_bytes_per_visit": skimmed["seeker_bytes"],
         "seeker_bytes_per_frame": skimmed["seeker_bytes_per_frame"],
+        "seeker_bytes_per_visit_network": skimmed.get("seeker_bytes_network"),
         "short_clips_fully_analysed": sum(1 for run in on[:-1] if run["total"] and run["done"] == run["total"]),
         "short_clips": len(on) - 1,
     }
@@ -232,7 +269,10 @@ def measure(real_clips: int = 4) -> dict[str, Any]:
                 on = play_through(page, f"{base}/v/{on_slug}/", clip["duration_ms"])
                 on = analysis_figures(page, on, AFTER_END_WAIT_S)
                 visits.append({"clip": clip["name"], "duration_ms": clip["duration_ms"], "off": off, "on": on})
+            network = NetworkBytes(context, page)
             skimmed = skim(page, f"{base}/v/{skimmed_slug}/")
+            page.wait_for_timeout(1000)
+            skimmed["seeker_bytes_network"] = network.seeker_bytes(skimmed_slug)
             page.goto("about:blank")
             browser.close()
         return {
