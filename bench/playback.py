@@ -183,11 +183,12 @@ class NetworkBytes:
         if event["requestId"] in self.requests:
             self.requests[event["requestId"]]["finished"] = event.get("encodedDataLength", 0)
 
-    def seeker_bytes(self, slug: str) -> int:
+    def video_bytes(self, slug: str, *, seeker: bool) -> int:
+        """Bytes of the video's rendition received for the seeker (``seeker``) or for the player."""
         return sum(
             max(request["received"], request["finished"])
             for request in self.requests.values()
-            if f"/v/{slug}/" in request["url"] and request["url"].endswith("#hydra-seeker")
+            if f"/v/{slug}/video.mp4" in request["url"] and request["url"].endswith("#hydra-seeker") == seeker
         )
 
 
@@ -272,7 +273,8 @@ def measure(real_clips: int = 4) -> dict[str, Any]:
             network = NetworkBytes(context, page)
             skimmed = skim(page, f"{base}/v/{skimmed_slug}/")
             page.wait_for_timeout(1000)
-            skimmed["seeker_bytes_network"] = network.seeker_bytes(skimmed_slug)
+            skimmed["seeker_bytes_network"] = network.video_bytes(skimmed_slug, seeker=True)
+            skimmed["player_bytes_network"] = network.video_bytes(skimmed_slug, seeker=False)
             page.goto("about:blank")
             browser.close()
         return {
