@@ -1,6 +1,6 @@
 """Hydra's benchmarks: the offload claim, measured side by side in one run.
 
-    python -m bench.run --quick     # about 10 minutes on 2 shared cores; last line is one JSON object
+    python -m bench.run --quick     # about 20 minutes on 2 shared cores; last line is one JSON object
     python -m bench.run --full      # every figure, plots and results written into docs/
 
 Sections (each in its own process where memory matters; a section that fails is reported as
@@ -426,7 +426,7 @@ def fair_and_site_day(results: dict[str, Any], hydra: float | None) -> dict[str,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     mode = parser.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--quick", action="store_true", help="the headline figures (about 10 minutes on 2 shared cores)")
+    mode.add_argument("--quick", action="store_true", help="the headline figures (about 20 minutes on 2 shared cores)")
     mode.add_argument("--full", action="store_true", help="every figure; writes plots and results into docs/")
     parser.add_argument(
         "--model-size", action="store_true", help="with --quick: also the model-size section (InceptionV3)"
