@@ -47,3 +47,30 @@ def rendition(
     partial.rename(target)
     source.unlink()
     return target
+
+
+def real_rendition(source: Path, cache_dir: Path = CACHE_DIR) -> dict:
+    """A real clip transcoded as the site does it (cached by name), as ``bench.hydra_path.make_videos`` takes it."""
+    import json
+
+    from django.conf import settings
+
+    from videos import media
+
+    target = cache_dir / f"real-{source.parent.name}-{source.stem}.rendition.mp4"
+    described = target.with_suffix(".json")
+    if not described.exists():
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        partial = target.with_suffix(".part")
+        info = media.transcode(
+            source,
+            partial,
+            max_height=settings.HYDRA_RENDITION_MAX_HEIGHT,
+            keyframe_seconds=settings.HYDRA_RENDITION_KEYFRAME_SECONDS,
+        )
+        partial.rename(target)
+        described.write_text(
+            json.dumps({"fps": info.fps, "duration_ms": info.duration_ms, "width": info.width, "height": info.height})
+        )
+    name = f"{source.parent.name}/{source.name}"
+    return {"rendition": str(target), "name": name, **json.loads(described.read_text())}

@@ -6,8 +6,9 @@ so the client loads it while the socket connects and handshakes).
 The bench's own PostgreSQL and Redis and one daphne (``bench.hydra_path``), videos that need work, headless
 Chromium with one fresh profile: the first visit is cold (empty HTTP cache, no remembered backend),
 the next ``warm_visits`` are warm (model, bundle and wasm in the HTTP cache, backend remembered). Per visit,
-milliseconds since navigation until the model is loaded and warmed (``modelReadyMs``) and until the server
-acknowledged the first feature (``firstFeatureMs``), as the page records them.
+milliseconds since navigation until the analysis script runs (``scriptMs``), until the model is loaded and
+warmed (``modelReadyMs``) and until the server acknowledged the first feature (``firstFeatureMs``), as the page
+records them, and the worker's own account of the load (download, load, per-backend timings).
 """
 
 from __future__ import annotations
@@ -32,9 +33,11 @@ def visit(page, url: str) -> dict[str, Any]:
     page.wait_for_function(f"Boolean({FIRST}) || {READY}", timeout=120_000)
     state = page.evaluate("({...document.getElementById('hydra-analysis').dataset})")
     return {
+        "script_ms": int(state.get("scriptMs", -1)),
         "model_ready_ms": int(state.get("modelReadyMs", -1)),
         "first_feature_ms": int(state.get("firstFeatureMs", -1)),
         "backend": state.get("backend"),
+        "load": json.loads(state.get("modelLoad", "null")),
         "state": state.get("state"),
     }
 

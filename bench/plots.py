@@ -227,6 +227,35 @@ def model_size(results: dict[str, Any], path: Path) -> Path | None:
     return _save(plt, figure, path)
 
 
+def viewer_side(results: dict[str, Any], path: Path) -> Path | None:
+    """Issue 17: how soon the model is ready against the targets, and the browser's CPU per clip without and
+    with the analysis."""
+    ready = lookup(results, "page_ready")
+    visits = lookup(results, "playback", "visits")
+    if not ready or not visits or "error" in ready:
+        return None
+    plt = _pyplot()
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6), gridspec_kw={"width_ratios": [1, 2.2]})
+    values = [ready["cold_model_ready_ms"] / 1000, ready["warm_model_ready_ms_median"] / 1000]
+    left.bar(["cold", "warm"], values, color=["#8c6bb1", "#41ae76"])
+    for column, (value, target) in enumerate(zip(values, (5, 2), strict=True)):
+        left.text(column, value, f"{value:.1f} s", ha="center", va="bottom")
+        left.hlines(target, column - 0.4, column + 0.4, colors="black", linestyles="dashed")
+    left.set_ylabel("s from navigation to model ready")
+    left.set_title("Model ready (dashed: target)")
+    names = [visit["clip"].replace("montage of ", "").replace(" noFight clips", " clips") for visit in visits]
+    positions = range(len(visits))
+    off = [visit["off"]["browser_cpu_share"] for visit in visits]
+    on = [visit["on"]["browser_cpu_share"] for visit in visits]
+    right.bar([x - 0.2 for x in positions], off, width=0.4, label="analysis off")
+    right.bar([x + 0.2 for x in positions], on, width=0.4, label="analysis on")
+    right.set_xticks(list(positions), names, rotation=15, fontsize=8)
+    right.set_ylabel("Chromium CPU, cores (load to end)")
+    right.set_title("Playing real clips, headless Chromium")
+    right.legend()
+    return _save(plt, figure, path)
+
+
 def write_all(results: dict[str, Any], directory: Path) -> list[Path]:
     made = [
         fair_paths(results, directory / "bench-fair-paths.png"),
@@ -237,5 +266,6 @@ def write_all(results: dict[str, Any], directory: Path) -> list[Path]:
         latency(results, directory / "bench-latency.png"),
         cost_per_frame(results, directory / "bench-cost-per-frame.png"),
         browser(results, directory / "bench-browser.png"),
+        viewer_side(results, directory / "bench-viewer.png"),
     ]
     return [path for path in made if path is not None]

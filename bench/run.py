@@ -1,6 +1,6 @@
 """Hydra's benchmarks: the offload claim, measured side by side in one run.
 
-    python -m bench.run --quick     # about 10 minutes on 2 shared cores; last line is one JSON object
+    python -m bench.run --quick     # about 20 minutes on 2 shared cores; last line is one JSON object
     python -m bench.run --full      # every figure, plots and results written into docs/
 
 Sections (each in its own process where memory matters; a section that fails is reported as
@@ -18,6 +18,8 @@ null with the reason, never guessed):
                (5) time to verdict
   browser      (3) the CNN chunk in headless Chromium per TF.js backend and LiteRT.js, side by side with
                the server's fastest single-thread path, TFLite/XNNPACK on one thread (bench.browser_cnn)
+  page ready   how soon a player page's model is loaded and warmed, cold and warm (bench.page_ready)
+  playback     what the analysis costs the viewer: dropped frames, long tasks, CPU, seeker bytes (bench.playback)
   site day     priced from the measured component costs (bench.site_day), with money and the projection
 Needs DATABASE_URL (only to describe the machine's PostgreSQL) and REDIS_URL; the Hydra path starts its own.
 """
@@ -115,6 +117,11 @@ HEADLINE_KEYS = (
     "extra_view_server_cpu_ms",
     "new_device_visit_server_cpu_ms",
     "spot_check_server_cpu_ms",
+    "browser_model_ready_ms_warm",
+    "browser_model_ready_ms_cold",
+    "playback_dropped_frames_added",
+    "analysis_cpu_share",
+    "seeker_bytes_per_visit",
 )
 
 
@@ -160,6 +167,10 @@ def measure(profile: Profile) -> dict[str, Any]:
         timeout=600,
         frames=profile.browser_frames,
         backends=list(profile.browser_backends),
+    )
+    results["page_ready"] = _section("page ready (issue 17)", "bench.page_ready:measure", timeout=600, warm_visits=3)
+    results["playback"] = _section(
+        "playback with and without analysis (issue 17)", "bench.playback:measure", timeout=1200, real_clips=4
     )
     results["hydra_path"] = _section(
         "Hydra path (1b, 2, 5)",
@@ -365,7 +376,26 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
         "peak_rss_mb_server_only": lookup(results, "server_only", "process", "peak_rss_mb"),
         "peak_rss_mb_hydra": lookup(results, "hydra_path", "peak_rss_mb"),
         **fair_and_site_day(results, hydra),
+        **viewer_side(results),
         "notes": notes,
+    }
+
+
+def viewer_side(results: dict[str, Any]) -> dict[str, Any]:
+    """The figures of issue 17 on the viewer's side: how soon the model is ready, what playback pays."""
+    playback = lookup(results, "playback")
+    return {
+        "browser_model_ready_ms_warm": lookup(results, "page_ready", "warm_model_ready_ms_median"),
+        "browser_model_ready_ms_cold": lookup(results, "page_ready", "cold_model_ready_ms"),
+        "playback_dropped_frames_added": lookup(playback, "playback_dropped_frames_added"),
+        "analysis_cpu_share": lookup(playback, "analysis_cpu_share"),
+        "analysis_engine_share": lookup(playback, "engine_share_long_clip"),
+        "analysis_long_tasks_over_50ms": {
+            "on": lookup(playback, "long_tasks_over_50ms_on"),
+            "off": lookup(playback, "long_tasks_over_50ms_off"),
+        },
+        "seeker_bytes_per_visit": lookup(playback, "seeker_bytes_per_visit"),
+        "seeker_bytes_per_frame": lookup(playback, "seeker_bytes_per_frame"),
     }
 
 
@@ -412,7 +442,7 @@ def fair_and_site_day(results: dict[str, Any], hydra: float | None) -> dict[str,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     mode = parser.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--quick", action="store_true", help="the headline figures (about 10 minutes on 2 shared cores)")
+    mode.add_argument("--quick", action="store_true", help="the headline figures (about 20 minutes on 2 shared cores)")
     mode.add_argument("--full", action="store_true", help="every figure; writes plots and results into docs/")
     parser.add_argument(
         "--model-size", action="store_true", help="with --quick: also the model-size section (InceptionV3)"

@@ -408,6 +408,12 @@ HYDRA_SETTLE_DELAY_SECONDS = env_float("HYDRA_SETTLE_DELAY_SECONDS", 2.0)
 if HYDRA_SETTLE_DELAY_SECONDS <= 0:
     raise ImproperlyConfigured("HYDRA_SETTLE_DELAY_SECONDS must be a positive number of seconds.")
 
+# Bytes the player page's hidden seeker may download on one visit to fetch frames the viewer does not watch
+# (frames the viewer watches cost nothing extra). 0: only watched frames are analysed in the browser.
+HYDRA_SEEKER_BYTES_PER_VISIT = env_int("HYDRA_SEEKER_BYTES_PER_VISIT", 16_000_000)
+if HYDRA_SEEKER_BYTES_PER_VISIT < 0:
+    raise ImproperlyConfigured("HYDRA_SEEKER_BYTES_PER_VISIT must be a number of bytes, 0 or more.")
+
 # Analysis websocket (inference.consumers): limits on what one client session may send.
 HYDRA_WS_MAX_MESSAGE_BYTES = env_int("HYDRA_WS_MAX_MESSAGE_BYTES", 64 * 1024)
 HYDRA_WS_MAX_BATCH = env_int("HYDRA_WS_MAX_BATCH", 16)

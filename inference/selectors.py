@@ -143,6 +143,21 @@ def page_model_spec() -> dict | None:
     return browser_model_spec(model_version) if model_version else None
 
 
+def seeker_budget(video: Video) -> dict:
+    """What the player page's hidden seeker may download per visit, and the rendition's mean bytes per second of
+    media, from which the page estimates what its seeks downloaded (a browser cannot count a media element's
+    bytes while its response is still streaming)."""
+    duration_ms = video.rendition_duration_ms or 0
+    try:
+        size = video.rendition.size if video.rendition else 0
+    except OSError:
+        size = 0
+    return {
+        "bytes_per_visit": settings.HYDRA_SEEKER_BYTES_PER_VISIT,
+        "media_bytes_per_second": round(size * 1000 / duration_ms) if size and duration_ms else None,
+    }
+
+
 def page_analyses(video: Video) -> bool:
     """Whether this player page of the video runs the analysis (loads the model, opens the socket).
 

@@ -37,3 +37,9 @@ def page_model_spec() -> dict | None:
 def verdict_stages(verdict) -> str:
     """``{{ verdict|verdict_stages }}``: the screen's and the confirmer's conclusions (``selectors.stage_summary``)."""
     return selectors.stage_summary(verdict)
+
+
+@register.simple_tag
+def seeker_budget(video) -> dict:
+    """``{% seeker_budget video as seeker %}``: what the page's seeker may download (``selectors.seeker_budget``)."""
+    return selectors.seeker_budget(video)

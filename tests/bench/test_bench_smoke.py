@@ -316,7 +316,7 @@ def test_table_plots_and_docs_section(tmp_path: Path) -> None:
     assert figures["component: one spot check"][0] == "100.0"
     assert all(path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for path in images)
     updated = document.read_text()
-    assert "old" not in updated and updated.startswith("# intro") and updated.rstrip().endswith("after")
+    assert "\nold\n" not in updated and updated.startswith("# intro") and updated.rstrip().endswith("after")
     assert "![bench-throughput](bench-throughput.png)" in updated
     assert plots.browser(results, tmp_path / "none.png") is None
     for ingest in results["hydra_path"]["ingest_runs"]:  # every viewer cut by the deadline: nothing to plot, no crash

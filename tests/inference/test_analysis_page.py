@@ -182,4 +182,82 @@ def test_only_a_page_with_work_loads_the_model_and_opens_the_socket(
         page.wait_for_function(analysis_state_is("running", "done"), timeout=120_000)
         assert [url for url in sockets if f"/ws/analysis/{with_work.slug}/" in url]
         assert [url for url in requests if "/models/" in url]
+        page.goto("about:blank")  # leave before the site stops (a paused media response holds daphne open)
     assert ClientSession.objects.filter(video=covered, is_server=False).count() == 0
+
+
+# A battery the test controls: low and not charging until window.__battery.charge().
+FAKE_LOW_BATTERY = """
+const battery = new EventTarget();
+battery.level = 0.1;
+battery.charging = false;
+window.__battery = { charge() { battery.charging = true; battery.dispatchEvent(new Event('chargingchange')); } };
+Object.defineProperty(Navigator.prototype, 'getBattery', { configurable: true, value: () => Promise.resolve(battery) });
+"""
+HIDE_TAB = """
+Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => 'hidden' });
+document.dispatchEvent(new Event('visibilitychange'));
+"""
+SHOW_TAB = "delete document.visibilityState; document.dispatchEvent(new Event('visibilitychange'));"
+DATASET = "({...document.getElementById('hydra-analysis').dataset})"
+
+
+def console_errors(page) -> list[str]:
+    errors: list[str] = []
+    page.on("console", lambda message: message.type == "error" and errors.append(message.text))
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    return errors
+
+
+def test_a_low_battery_and_a_hidden_tab_hold_the_work_until_they_end(site, page, make_video):
+    video = ready_video(make_video, seconds=20, fps=10, width=160, height=120, pattern="calm")
+    errors = console_errors(page)
+    page.add_init_script(FAKE_LOW_BATTERY)
+    page.goto(f"{site}/v/{video.slug}/?hydra_backend=wasm")
+    page.wait_for_function(analysis_state_is("paused"), timeout=120_000)
+    assert page.get_by_text("Paused while the battery is low.").is_visible()
+    page.evaluate(HIDE_TAB)
+    page.wait_for_function("document.getElementById('hydra-analysis').dataset.detail === 'battery hidden'")
+    page.wait_for_timeout(3000)
+    state = page.evaluate(DATASET)
+    assert (state["state"], state["done"], state["capturedSeek"]) == ("paused", "0", "0"), state
+    assert FrameFeature.objects.filter(video=video).count() == 0
+    for width, name in ((1100, "desktop"), (390, "phone")):
+        page.set_viewport_size({"width": width, "height": 820})
+        assert page.get_by_text("Paused while the battery is low and the tab is hidden.").is_visible()
+        page.screenshot(path=str(SCREENSHOTS / f"analysis-paused-{name}.png"))
+
+    page.evaluate("window.__battery.charge()")
+    page.wait_for_function("document.getElementById('hydra-analysis').dataset.detail === 'hidden'")
+    assert page.evaluate(DATASET)["done"] == "0"
+    page.evaluate(SHOW_TAB)
+    page.wait_for_function(analysis_state_is("done", "error"), timeout=180_000)
+    state = page.evaluate(DATASET)
+    assert state["state"] == "done" and int(state["done"]) == int(state["total"]) > 0, state
+    assert errors == []
+
+
+def test_the_hidden_seeker_stops_at_its_byte_budget(media_root, tmp_path, page, make_video, model_version):
+    video = ready_video(make_video, seconds=30, fps=10, width=320, height=240, pattern="erratic")
+    budget = video.rendition.size // 4
+    errors = console_errors(page)
+    stream_requests = []
+    page.on("request", lambda request: "/video.mp4" in request.url and stream_requests.append(request.url))
+    with running_site(media_root, tmp_path / "daphne.log", HYDRA_SEEKER_BYTES_PER_VISIT=str(budget)) as site:
+        page.goto(f"{site}/v/{video.slug}/?hydra_backend=wasm")  # never played: only the seeker fetches frames
+        assert page.evaluate("document.getElementById('hydra-analysis').dataset.seekerBytesPerVisit") == str(budget)
+        page.wait_for_function(
+            "document.getElementById('hydra-analysis').dataset.seeker === 'spent'", polling=100, timeout=120_000
+        )
+        spent = page.evaluate(DATASET)
+        requests_when_spent = len(stream_requests)
+        page.wait_for_timeout(3000)
+        state = page.evaluate(DATASET)
+        assert page.evaluate("document.querySelectorAll('video').length") == 1  # the seeker is gone
+        page.goto("about:blank")  # leave before the site stops
+    assert int(spent["seekerBytes"]) >= budget
+    assert len(stream_requests) == requests_when_spent, "the seeker downloaded after its budget was spent"
+    # A grab already decoding when the budget ran out may still be used (its bytes are spent); no other one.
+    assert int(state["capturedSeek"]) <= int(spent["capturedSeek"]) + 1
+    assert state["state"] == "running" and int(state["done"]) < int(state["total"]), "work is left for others"
+    assert errors == []

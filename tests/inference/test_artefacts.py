@@ -15,6 +15,7 @@ from django.urls import reverse
 
 from inference import selectors
 from inference.ml import artefacts as artefacts_module
+from inference.ml import export
 from inference.ml.artefacts import ArtefactError, build_artefacts, find_artefacts, read_artefacts
 from inference.models import ModelVersion
 from inference.services.registry import ensure_model_version
@@ -141,6 +142,25 @@ def test_browser_files_are_served_immutable(client, model_root, model_version):
     assert not_modified.status_code == 304 and not_modified["Cache-Control"] == "public, max-age=31536000, immutable"
     assert client.get(url, HTTP_IF_NONE_MATCH='"other"').status_code == 200
     assert client.post(url).status_code == 405
+
+
+@pytest.mark.django_db
+def test_a_changed_model_gets_a_new_url(model_root, model_version):
+    """A browser's cached copy can never be stale: the URL names the bytes, and one changed byte changes it."""
+    directory = model_root / model_version.artefact_dir
+    files = read_artefacts(directory).browser_files
+    changed = model_root / "changed"
+    shutil.copytree(directory, changed)
+    shard = bytearray((changed / files[-1]).read_bytes())
+    shard[1000] ^= 1
+    (changed / files[-1]).write_bytes(bytes(shard))
+    changed_hash = export.content_hash(changed, files)
+    assert changed_hash != model_version.content_hash
+
+    old_url = selectors.browser_model_spec(model_version)["url"]
+    new_url = selectors.browser_model_spec(ModelVersion(content_hash=changed_hash))["url"]
+    assert old_url == f"/models/{model_version.content_hash}/model.json" == selectors.page_model_spec()["url"]
+    assert new_url == f"/models/{changed_hash}/model.json"
 
 
 @pytest.mark.django_db

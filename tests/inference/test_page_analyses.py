@@ -128,3 +128,19 @@ def test_a_new_model_version_makes_every_video_work_again(client, settings):
 def test_without_an_active_model_no_page_analyses(client):
     make_model(active=False)
     assert analysis_markup(client, make_ready_video()) is None
+
+
+def test_the_page_tells_its_seeker_the_byte_budget_and_the_media_byte_rate(client, settings, tmp_path):
+    settings.HYDRA_TRUST_AUDIT_RATE = 0.0
+    settings.HYDRA_SEEKER_BYTES_PER_VISIT = 123_456
+    settings.MEDIA_ROOT = tmp_path
+    (tmp_path / "renditions").mkdir()
+    (tmp_path / "renditions" / "clip.mp4").write_bytes(b"x" * 50_000)
+    make_model()
+    video = make_ready_video(rendition_duration_ms=2000)
+    markup = analysis_markup(client, video)
+    assert 'data-seeker-bytes-per-visit="123456"' in markup
+    assert 'data-media-bytes-per-second="25000"' in markup
+
+    (tmp_path / "renditions" / "clip.mp4").unlink()  # unknown rate: the page counts finished downloads only
+    assert 'data-media-bytes-per-second=""' in analysis_markup(client, video)

@@ -58,19 +58,68 @@ export class PlaybackCapture {
   }
 }
 
+// The seeker's URL differs from the player's by a fragment (never sent, ignored as a media fragment), so that
+// the Resource Timing entries of its downloads can be told from the player's.
+const SEEKER_FRAGMENT = '#hydra-seeker';
+
+/** Bytes a Resource Timing entry cost the network: 0 when served from the HTTP cache; null when the browser
+ * withholds the sizes (a cross-origin response without Timing-Allow-Origin). */
+export function transferredBytes(entry) {
+  if (entry.transferSize > 0) return entry.transferSize;
+  return entry.encodedBodySize > 0 || entry.decodedBodySize > 0 ? 0 : null;
+}
+
+/** Seconds of media a TimeRanges holds. */
+function rangesSeconds(ranges) {
+  let seconds = 0;
+  for (let i = 0; i < ranges.length; i++) seconds += ranges.end(i) - ranges.start(i);
+  return seconds;
+}
+
 export class SeekCapture {
-  /** A muted, invisible copy of the player's video that is only ever seeked, never played. */
-  constructor(source, fps) {
+  /**
+   * A muted, invisible copy of the player's video that is only ever seeked, never played; it preloads only its
+   * metadata. What it downloaded is reported to onBytes(total) as it grows: the larger of its finished downloads
+   * (Resource Timing; Infinity where the browser withholds their sizes) and the media it holds (its buffered
+   * seconds at the rendition's mean mediaBytesPerSecond), since a response still streaming, as a media
+   * element's long range request is, has no Resource Timing entry until it ends.
+   */
+  constructor(source, fps, mediaBytesPerSecond, onBytes) {
     this.fps = fps;
+    this.mediaBytesPerSecond = mediaBytesPerSecond ?? 0;
+    this.onBytes = onBytes;
+    this.finishedBytes = 0;
+    const url = new URL(source, window.location.href);
+    url.hash = '';
+    this.url = url.href + SEEKER_FRAGMENT;
+    this.observer = new PerformanceObserver((list) => {
+      for (const entry of list.getEntries()) {
+        if (entry.name !== this.url) continue;
+        this.finishedBytes += transferredBytes(entry) ?? Infinity;
+        this.report();
+      }
+    });
+    this.observer.observe({ type: 'resource' });
     this.video = document.createElement('video');
     this.video.muted = true;
     this.video.playsInline = true;
-    this.video.preload = 'auto';
+    this.video.preload = 'metadata';
     this.video.setAttribute('aria-hidden', 'true');
-    this.video.className = 'hydra-analysis__seeker';
-    this.video.src = source;
+    this.video.className = 'analysis__seeker';
+    this.onProgress = () => this.report();
+    this.video.addEventListener('progress', this.onProgress);
+    this.video.src = this.url;
     document.body.append(this.video);
-    this.ready = this.video.readyState >= 2 ? Promise.resolve() : once(this.video, 'loadeddata', 30000);
+    this.ready = once(this.video, 'loadedmetadata', 30000);
+  }
+
+  /** The bytes this seeker downloaded so far, as counted above. */
+  bytes() {
+    return Math.max(this.finishedBytes, rangesSeconds(this.video.buffered) * this.mediaBytesPerSecond);
+  }
+
+  report() {
+    if (!this.disposed) this.onBytes(this.bytes());
   }
 
   /** The bitmap of the frame presented at sampleMs. */
@@ -90,10 +139,15 @@ export class SeekCapture {
     if (mediaTime !== null && sampleAt(mediaTime, this.fps, [sampleMs]) === null) {
       throw new Error(`seek to ${sampleMs} ms showed the frame at ${Math.round(mediaTime * 1000)} ms`);
     }
-    return createImageBitmap(video);
+    const bitmap = await createImageBitmap(video);
+    this.report();
+    return bitmap;
   }
 
   dispose() {
+    this.disposed = true;
+    this.observer.disconnect();
+    this.video.removeEventListener('progress', this.onProgress);
     this.video.removeAttribute('src');
     this.video.load();
     this.video.remove();

@@ -10,7 +10,11 @@ const FATAL_CLOSES = new Set([4404, 4429, 4503]);
 const BATCH_TARGET = 16;
 const FLUSH_AFTER_MS = 2000;
 const LOOKAHEAD_SECONDS = 5;
-const MAX_QUEUED_FRAMES = 2;
+// Frames waiting for the engine: captured while the model loads or while the engine rests (bitmaps, so bounded).
+const MAX_QUEUED_FRAMES = 4;
+// The engine's share of one core: after a frame that took d ms it rests d × (1 / share − 1) ms, so a device
+// whose inference is slow relative to the sampling interval analyses fewer frames instead of queueing them.
+const ENGINE_CORE_SHARE = 0.25;
 const MAX_GRAB_FAILURES = 3;
 const MAX_BACKOFF_MS = 30000;
 
@@ -41,9 +45,12 @@ export class AnalysisClient {
    * video: the player's <video>; wsUrl: ws(s)://.../ws/analysis/<slug>/; workerUrl, wasmBase: built assets;
    * forcedBackend: null or a backend name; preferredBackend: last choice on this device; deviceId;
    * pageModel: null or the model the page names (the handshake's `model` shape), loaded while the socket connects;
-   * onStatus({state, backend, done, total, detail}).
+   * seekerBytesPerVisit: the most bytes the hidden seeker may download on this page (Infinity: no bound);
+   * mediaBytesPerSecond: the rendition's mean bytes per second of media (null: unknown), to count the seeker's;
+   * onStatus({state, backend, done, total, detail, captured, seekerBytes, seeker, engineMs}).
    */
   constructor(options) {
+    this.seekerBytesPerVisit = Infinity;
     Object.assign(this, options);
     this.sessionId = null;
     this.stopped = true;
@@ -51,6 +58,12 @@ export class AnalysisClient {
     this.inference = null;
     this.modelLoad = null;
     this.report = null;
+    // Per visit, whatever stops and starts: why the work is held ('hidden', 'battery'), the seeker's bytes.
+    this.holds = new Set();
+    this.seekerBytes = 0;
+    this.earlierSeekersBytes = 0;
+    this.seekerSpent = false;
+    this.engineMs = 0;
   }
 
   start() {
@@ -78,22 +91,46 @@ export class AnalysisClient {
     clearTimeout(this.flushTimer);
     clearTimeout(this.reconnectTimer);
     this.playback?.stop();
-    this.seeker?.dispose();
-    this.playback = this.seeker = null;
+    this.playback = null;
+    this.disposeSeeker();
     this.inference?.dispose();
     this.inference = this.modelLoad = null;
     for (const event of ['play', 'pause', 'seeked', 'ended', 'timeupdate']) this.video.removeEventListener(event, this.onPlayerEvent);
     if (this.ws && this.ws.readyState <= WebSocket.OPEN) this.ws.close(1000);
     this.ws = null;
-    this.frames.length = 0;
+    for (const { bitmapPromise } of this.frames.splice(0)) bitmapPromise.then((bitmap) => bitmap.close(), () => {});
     this.status(state, detail);
   }
 
+  /** Hold the work for a reason ('hidden', 'battery') until release(reason): no capture, no seeking, no
+   * inference; the socket stays open and the session resumes where it was. */
+  hold(reason) {
+    this.holds.add(reason);
+    this.playback?.stop();
+    if (!this.stopped) this.status(this.state, this.detail);
+  }
+
+  release(reason) {
+    if (!this.holds.delete(reason) || this.stopped) return;
+    if (this.holds.size === 0) {
+      this.capturePlayback();
+      this.drain();
+      this.pump();
+    }
+    this.status(this.state, this.detail);
+  }
+
+  /** Reports `state`, except that 'running' reads 'paused' while a hold lasts (detail: its reasons). */
   status(state, detail = '') {
     this.state = state;
+    this.detail = detail;
+    const held = state === 'running' && this.holds.size > 0;
     this.onStatus?.({
-      state,
-      detail,
+      state: held ? 'paused' : state,
+      detail: held ? [...this.holds].join(' ') : detail,
+      seekerBytes: Math.round(this.seekerBytes),
+      seeker: this.seekerSpent ? 'spent' : this.seeker ? 'on' : 'off',
+      engineMs: Math.round(this.engineMs),
       backend: this.report?.backend ?? null,
       mode: this.report?.mode ?? null,
       session: this.sessionId,
@@ -141,6 +178,8 @@ export class AnalysisClient {
     this.outbox = this.outbox.filter((item) => assigned.has(item.sampleMs) && !this.done.has(item.sampleMs));
     for (const ms of this.claimed) if (!assigned.has(ms) || this.done.has(ms)) this.claimed.delete(ms);
     this.bucket = new TokenBucket(this.limits.rate_per_second, this.limits.burst);
+    // The frames being played are captured from the assignment on: a short clip is not over before the model is.
+    this.capturePlayback();
     try {
       await this.loadModel(handshake.model);
     } catch (error) {
@@ -186,6 +225,7 @@ export class AnalysisClient {
     this.inference = inference;
     this.report = report;
     this.onModelLoaded?.(report);
+    this.drain();
   }
 
   onReady() {
@@ -194,16 +234,41 @@ export class AnalysisClient {
     if (this.finishIfDone()) return;
     this.status('running');
     this.flush();
+    this.capturePlayback();
+    if (!this.seeker && !this.seekerSpent) {
+      const source = this.video.currentSrc || this.video.src;
+      this.seeker = new SeekCapture(source, this.fps, this.mediaBytesPerSecond, (bytes) => this.onSeekerBytes(bytes));
+    }
+    this.pump();
+  }
+
+  /** Capture the assigned frames the viewer's video presents (free: they are downloaded for playback anyway). */
+  capturePlayback() {
+    if (this.stopped || this.holds.size > 0) return;
     if (!this.playback) {
       this.playback = new PlaybackCapture(this.video, this.fps, () => this.wanted(), (ms, bitmap) =>
         this.enqueue(ms, bitmap, 'playback'),
       );
-      this.seeker = new SeekCapture(this.video.currentSrc || this.video.src, this.fps);
       this.onPlayerEvent = () => this.pump();
       for (const event of ['play', 'pause', 'seeked', 'ended', 'timeupdate']) this.video.addEventListener(event, this.onPlayerEvent);
     }
     this.playback.start();
-    this.pump();
+  }
+
+  /** The current seeker downloaded `bytes` in all; once this visit's seekers reach the budget, seeking ends. */
+  onSeekerBytes(bytes) {
+    this.seekerBytes = this.earlierSeekersBytes + bytes;
+    if (this.seekerBytes >= this.seekerBytesPerVisit) {
+      this.seekerSpent = true;
+      this.disposeSeeker();
+    }
+    this.status(this.state, this.detail);
+  }
+
+  disposeSeeker() {
+    this.seeker?.dispose();
+    this.seeker = null;
+    this.earlierSeekersBytes = this.seekerBytes;
   }
 
   /** Sample times still to compute: assigned, not delivered, not in progress, not given up. */
@@ -213,7 +278,7 @@ export class AnalysisClient {
 
   /** source: 'playback' (the viewer's video) or 'seek' (the hidden one); counted for the status. */
   enqueue(sampleMs, bitmapPromise, source) {
-    if (this.stopped || this.frames.length >= MAX_QUEUED_FRAMES) {
+    if (this.stopped || this.holds.size > 0 || this.frames.length >= MAX_QUEUED_FRAMES) {
       bitmapPromise.then((bitmap) => bitmap.close(), () => {});
       return;
     }
@@ -223,15 +288,18 @@ export class AnalysisClient {
     this.drain();
   }
 
+  /** Run the queued frames through the engine, resting after each so that it takes at most its share of a core. */
   async drain() {
-    if (this.draining) return;
+    if (this.draining || !this.inference) return;
     this.draining = true;
-    while (this.frames.length > 0 && !this.stopped) {
+    while (this.frames.length > 0 && !this.stopped && this.holds.size === 0) {
       const { sampleMs, bitmapPromise } = this.frames.shift();
       try {
         const { codes, inferenceMs } = await this.inference.infer(await bitmapPromise);
+        this.engineMs += inferenceMs;
         this.outbox.push({ sampleMs, inferenceMs, codes });
         this.scheduleFlush();
+        await new Promise((resolve) => setTimeout(resolve, inferenceMs * (1 / ENGINE_CORE_SHARE - 1)));
       } catch (error) {
         if (this.stopped) break;
         console.warn(`hydra analysis: frame ${sampleMs} ms failed`, error);
@@ -244,7 +312,8 @@ export class AnalysisClient {
 
   /** While the engine is idle, fetch the next frame the viewer is not about to watch from the hidden video. */
   async pump() {
-    if (this.stopped || !this.ready || this.pumping || this.draining || this.frames.length > 0) return;
+    if (this.stopped || !this.ready || !this.seeker || this.holds.size > 0) return;
+    if (this.pumping || this.draining || this.frames.length > 0) return;
     const sampleMs = this.nextUnwatched();
     if (sampleMs === null) return;
     this.pumping = true;
@@ -261,7 +330,10 @@ export class AnalysisClient {
     } finally {
       this.pumping = false;
     }
-    if (this.stopped) return;
+    if (this.stopped) {
+      bitmapPromise?.then((bitmap) => bitmap.close(), () => {});
+      return;
+    }
     if (bitmapPromise) {
       this.claimed.delete(sampleMs);
       this.enqueue(sampleMs, bitmapPromise, 'seek');
@@ -270,13 +342,18 @@ export class AnalysisClient {
     }
   }
 
+  /** The seeker's next sample. Frames the viewer's video will present cost no extra bytes, so while it plays the
+   * seeker takes only samples already passed (missed or skipped); paused, those beyond the next
+   * LOOKAHEAD_SECONDS first; ended, any. */
   nextUnwatched() {
     const wanted = this.wanted();
     const video = this.video;
-    if (video.paused || video.ended) return wanted[0] ?? null;
-    const from = video.currentTime * 1000;
-    const until = from + LOOKAHEAD_SECONDS * 1000 * (video.playbackRate || 1);
-    return wanted.find((ms) => ms < from || ms > until) ?? null;
+    const now = video.currentTime * 1000;
+    const passed = wanted.find((ms) => ms < now);
+    if (passed !== undefined || video.ended) return passed ?? wanted[0] ?? null;
+    if (!video.paused) return null;
+    const until = now + LOOKAHEAD_SECONDS * 1000 * (video.playbackRate || 1);
+    return wanted.find((ms) => ms > until) ?? wanted[0] ?? null;
   }
 
   scheduleFlush() {
