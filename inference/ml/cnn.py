@@ -154,14 +154,19 @@ def input_from_pixels(pixels: np.ndarray, rows: ResizeTaps, cols: ResizeTaps) ->
     ``pixels`` is uint8[len(rows.needed), len(cols.needed), 3]: the frame at ``np.ix_(rows.needed,
     cols.needed)``. Same float32 operations in the same order as TensorFlow (x / 255, then
     ``top_left + (top_right - top_left) * x_lerp`` per row pair and the same in y), so the same bits;
-    numpy instead of TensorFlow keeps a recomputation on one thread and off TensorFlow's op dispatch.
+    the four corners are picked as uint8 before scaling (picking commutes with an elementwise op),
+    which keeps the temporaries small. numpy instead of TensorFlow keeps a recomputation on one thread.
     """
-    scaled = pixels.astype(np.float32) / np.float32(255.0)
-    top, bottom = scaled[rows.lower_at], scaled[rows.upper_at]
+    top, bottom = pixels[rows.lower_at], pixels[rows.upper_at]
+
+    def corner(rows_of: np.ndarray, at: np.ndarray) -> np.ndarray:
+        return rows_of[:, at].astype(np.float32) / np.float32(255.0)
+
     x_lerp = cols.lerp[None, :, None]
-    top = top[:, cols.lower_at] + (top[:, cols.upper_at] - top[:, cols.lower_at]) * x_lerp
-    bottom = bottom[:, cols.lower_at] + (bottom[:, cols.upper_at] - bottom[:, cols.lower_at]) * x_lerp
-    return top + (bottom - top) * rows.lerp[:, None, None]
+    top_left, bottom_left = corner(top, cols.lower_at), corner(bottom, cols.lower_at)
+    upper = top_left + (corner(top, cols.upper_at) - top_left) * x_lerp
+    lower = bottom_left + (corner(bottom, cols.upper_at) - bottom_left) * x_lerp
+    return upper + (lower - upper) * rows.lerp[:, None, None]
 
 
 def compute_features(model: keras.Model, frames_rgb: np.ndarray, batch_size: int = BATCH_SIZE) -> np.ndarray:
