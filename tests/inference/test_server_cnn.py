@@ -143,3 +143,20 @@ def test_a_directory_listing_a_missing_tflite_is_incomplete(model_artefacts: Art
     (copy / cnn.TFLITE_FILE).unlink()
     with pytest.raises(ArtefactError, match="missing"):
         server_cnn.load_tflite(copy)
+
+
+def test_a_pass_decodes_and_converts_each_frame_once_in_order(clips, model_artefacts: Artefacts, monkeypatch):
+    """Times come in any order, repeated (two checks on one sample): each frame is converted once, answers in order."""
+    converted, browser_input = [], server_cnn.browser_input
+
+    def counting(frame):
+        converted.append(frames.frame_time_ms(frame))
+        return browser_input(frame)
+
+    monkeypatch.setattr(server_cnn, "browser_input", counting)
+    times = [3100, 0, 1900, 0, 3100]
+    features = server_cnn.features_at(clips[0], times, model_artefacts.directory)
+    assert len(converted) == 3 and converted == sorted(converted)
+    assert np.array_equal(features[1], features[3]) and np.array_equal(features[0], features[4])
+    alone = server_cnn.features_at(clips[0], [1900], model_artefacts.directory)
+    assert np.array_equal(features[2], alone[0])  # the interpreter keeps no state between frames
