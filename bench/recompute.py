@@ -6,8 +6,8 @@ Two paths on the same rendition (the site's settings: 720p, an IDR frame every s
   decode, libyuv conversion of the whole frame, TensorFlow's resize, Keras ``predict_on_batch``
   with its thread pools, 32 frames at a time;
 - ``tflite_sparse`` (after): ``inference.ml.server_cnn.features_at``: decode each frame once in time
-  order, convert only the pixels the resize reads, resize in numpy (bit-identical), the .tflite on
-  one XNNPACK thread, the interpreter reused.
+  order (slice threads, not frame threads), convert only the pixels the resize reads, resize in numpy
+  (bit-identical), the .tflite on one XNNPACK thread, the interpreter reused.
 
 Each is measured for a lone spot check (one call for one frame: open, seek, decode, CNN) and for a
 settlement pass that recomputes 8 and 60 frames of one video in one task. CPU is the whole
@@ -64,8 +64,18 @@ def _stages(path: Path, times: Sequence[int], artefact_dir: Path, repeats: int) 
     from inference.ml import cnn, frames, server_cnn
 
     decoded: list = []
-    _, decode = timed(lambda: frames.decode_frames_at(path, times, convert=lambda f: decoded.append(f) or np.zeros(1)))
+
+    def keep(frame):
+        decoded.append(frame)
+        return np.zeros(1)
+
+    def decode(thread_type: str) -> float:
+        decoded.clear()
+        return timed(lambda: frames.decode_frames_at(path, times, convert=keep, thread_type=thread_type))[1].cpu_s
+
     per = 1000 / len(times)
+    frame_threads = median(decode("AUTO") for _ in range(repeats)) * per
+    slice_threads = median(decode(server_cnn.DECODE_THREAD_TYPE) for _ in range(repeats)) * per
 
     def each(function) -> float:
         return median(timed(lambda: [function(frame) for frame in decoded])[1].cpu_s for _ in range(repeats)) * per
@@ -73,7 +83,8 @@ def _stages(path: Path, times: Sequence[int], artefact_dir: Path, repeats: int) 
     inputs = np.stack([server_cnn.browser_input(frame) for frame in decoded])
     runtime = server_cnn.feature_runtime(str(artefact_dir))
     return {
-        "decode_in_order": decode.cpu_s * per,
+        "decode_in_order": slice_threads,
+        "decode_in_order_with_frame_threads": frame_threads,
         "convert_needed_pixels_and_resize": each(server_cnn.browser_input),
         "convert_whole_frame": each(frames.frame_to_rgb),
         "convert_whole_frame_and_tf_resize": each(lambda frame: cnn.preprocess(frames.frame_to_rgb(frame)[None])),

@@ -277,18 +277,20 @@ def decode_frames_at(
     sample_ms: Iterable[int],
     seek_ahead_ms: float | None = 500,
     convert: Callable[[av.VideoFrame], np.ndarray] = frame_to_rgb,
+    thread_type: str = "AUTO",
 ) -> np.ndarray:
     """uint8[N, H, W, 3]: for each sample time, the RGB of the frame whose pts is nearest to it.
 
     Frames keep their native size (resizing to the CNN input happens in preprocessing, as in
     the browser). ``seek_ahead_ms=None`` decodes strictly in order. ``convert`` paints a decoded
-    frame (the trust layer passes other browsers' conversions).
+    frame (the trust layer passes other browsers' conversions). ``thread_type`` is FFmpeg's: frame threads
+    ("AUTO") decode ahead, work a seek throws away; "SLICE" decodes only what is asked for.
     """
     requested = [int(ms) for ms in sample_ms]
     if any(ms < 0 for ms in requested):
         raise ValueError("sample times must not be negative")
     with open_video_stream(path) as (container, stream):
-        stream.thread_type = "AUTO"
+        stream.thread_type = thread_type
         reader = _NearestFrameReader(container, stream, seek_ahead_ms)
         by_time = {}
         try:

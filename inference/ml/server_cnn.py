@@ -32,6 +32,10 @@ logger = logging.getLogger(__name__)
 # One interpreter thread: more threads buy wall time with CPU (bench/fair_server.py), and a worker
 # process is one of several on the machine.
 TFLITE_THREADS = 1
+# Samples are a second apart and each one seeks to its keyframe: FFmpeg's frame threads decoded frames past
+# every target that the seek then discarded (720p, one IDR a second: 5.2 CPU ms per frame against 2.1 with
+# slice threads, 9.0 against 7.0 for a lone frame, file opening included; bench/recompute.py).
+DECODE_THREAD_TYPE = "SLICE"
 
 FeatureRuntime = Callable[[np.ndarray], np.ndarray]
 
@@ -98,7 +102,7 @@ def features_at(path: str | Path, sample_ms: Sequence[int], artefact_dir: str | 
     runtime = feature_runtime(str(artefact_dir))
     if not len(sample_ms):
         return np.zeros((0, cnn.FEATURE_SIZE), dtype=np.float32)
-    return runtime(frames.decode_frames_at(path, sample_ms, convert=browser_input))
+    return runtime(frames.decode_frames_at(path, sample_ms, convert=browser_input, thread_type=DECODE_THREAD_TYPE))
 
 
 def features_of_rgb(artefact_dir: str | Path, frames_rgb: np.ndarray) -> np.ndarray:
