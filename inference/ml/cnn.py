@@ -121,9 +121,9 @@ def preprocess(frames_rgb: np.ndarray):
 class ResizeTaps:
     """Where ``preprocess``'s resize reads one axis of a frame: TensorFlow's legacy align-corners scaler.
 
-    Output pixel ``i`` blends input ``lower[i]`` and ``upper[i]`` by ``lerp[i]``, all computed in
-    float32 as ``resize_bilinear_op.cc`` does; ``needed`` lists the distinct inputs read, in order,
-    and ``lower_at``/``upper_at`` index into it.
+    ``needed`` lists the distinct inputs read, in order; output pixel ``i`` blends inputs
+    ``needed[lower_at[i]]`` and ``needed[upper_at[i]]`` by ``lerp[i]``, positions computed in
+    float32 as ``resize_bilinear_op.cc`` does.
     """
 
     needed: np.ndarray
@@ -134,6 +134,7 @@ class ResizeTaps:
 
 @functools.lru_cache(maxsize=64)
 def resize_taps(in_size: int, out_size: int = INPUT_SIZE) -> ResizeTaps:
+    """The taps of an axis of ``in_size`` pixels resized to ``out_size`` (cached: a few frame sizes per process)."""
     scale = np.float32(in_size - 1) / np.float32(out_size - 1) if out_size > 1 else np.float32(0)
     position = np.arange(out_size, dtype=np.float32) * scale
     floor = np.floor(position)
@@ -176,7 +177,7 @@ def compute_features(model: keras.Model, frames_rgb: np.ndarray, batch_size: int
         return np.zeros((0, FEATURE_SIZE), dtype=np.float32)
     return np.concatenate(
         [
-            features_of_inputs(model, preprocess(frames[start : start + batch_size]))
+            features_of_inputs(model, preprocess(frames[start : start + batch_size]), batch_size)
             for start in range(0, len(frames), batch_size)
         ]
     )
