@@ -212,6 +212,33 @@ def _split(row: dict[str, float]) -> str:
     return text
 
 
+def recompute_rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The server's recomputation alone (``bench.recompute``): TFLite, one thread, beside the Keras path it replaced."""
+    section = results.get("recompute") or {}
+    if "error" in section:
+        return [("recomputation (server CNN)", "null", section["error"])]
+    after, before = (lookup(section, "paths", name) or {} for name in ("tflite_sparse", "keras_full_frame"))
+    agreement = section.get("agreement") or {}
+    passes = after.get("cpu_ms_per_frame_by_pass_size") or {}
+    largest = max(passes, key=int) if passes else None
+    return [
+        (
+            "one spot check (server recomputation: open, seek, decode, convert, CNN)",
+            f"{fmt(after.get('lone_spot_check_cpu_ms'), 1)} "
+            f"(Keras path before: {fmt(before.get('lone_spot_check_cpu_ms'), 1)})",
+            "process CPU ms, TFLite 1 thread; the Celery task and its database work are in the component above",
+        ),
+        (
+            f"one fallback frame (server recomputation, per frame of a pass of {largest})",
+            f"{fmt(passes.get(largest), 1)} (Keras path before: "
+            f"{fmt(lookup(before, 'cpu_ms_per_frame_by_pass_size', largest), 1)})",
+            f"per frame by pass size {', '.join(f'{k}: {fmt(v, 1)}' for k, v in passes.items())}; min cosine to "
+            f"Keras {fmt(agreement.get('min_cosine'), 6)}, identical uint8 codes on "
+            f"{fmt(agreement.get('identical_uint8_codes'), 3)} of frames",
+        ),
+    ]
+
+
 def fair_rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
     """The fair comparator, the component costs, the site day, money, projection and model size."""
     summary = results["summary"]
@@ -256,6 +283,7 @@ def fair_rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
         if key == "extra_viewer_on_covered_video" and row:
             how += f"; {fmt(row.get('samples_sent_per_viewer'), 1)} samples sent per viewer"
         table.append((f"component: {label}", _split(row) if row else "null", how))
+    table.extend(recompute_rows(results))
     composition = lookup(results, "hydra_path", "components", "composition")
     table.append(
         (

@@ -157,6 +157,14 @@ def measure(profile: Profile) -> dict[str, Any]:
         repeats=profile.repeats,
         **CLIP,
     )
+    results["recompute"] = _section(
+        "server recomputations (issue 15, 4)",
+        "bench.recompute:measure",
+        timeout=900,
+        seconds=profile.clip_seconds,
+        repeats=profile.repeats,
+        **CLIP,
+    )
     if profile.model_size:
         results["model_size"] = _section(
             "CNN cost by model size", "bench.fair_server:measure_model_size", timeout=1200, repeats=profile.repeats
@@ -403,6 +411,7 @@ def fair_and_site_day(results: dict[str, Any], hydra: float | None) -> dict[str,
     """The figures of issue 14: the fair comparator, the component costs, the site day, money and scale."""
     fair = lookup(results, "fair", "cheapest_cpu_ms_per_frame")
     rows = lookup(results, "hydra_path", "components", "rows") or {}
+    recompute = lookup(results, "recompute", "paths") or {}
     day = lookup(results, "site_day", "day")
     paths = lookup(results, "fair", "paths") or {}
     return {
@@ -417,6 +426,13 @@ def fair_and_site_day(results: dict[str, Any], hydra: float | None) -> dict[str,
         "new_device_visit_server_cpu_ms": lookup(rows, "new_device_visit", "total"),
         "returning_device_visit_server_cpu_ms": lookup(rows, "returning_device_visit", "total"),
         "spot_check_server_cpu_ms": lookup(rows, "spot_check", "total"),
+        "recompute_lone_frame_cpu_ms": lookup(recompute, "tflite_sparse", "lone_spot_check_cpu_ms"),
+        "recompute_lone_frame_cpu_ms_keras": lookup(recompute, "keras_full_frame", "lone_spot_check_cpu_ms"),
+        "recompute_cpu_ms_per_frame_by_pass_size": lookup(recompute, "tflite_sparse", "cpu_ms_per_frame_by_pass_size"),
+        "recompute_cpu_ms_per_frame_by_pass_size_keras": lookup(
+            recompute, "keras_full_frame", "cpu_ms_per_frame_by_pass_size"
+        ),
+        "recompute_tflite_vs_keras_min_cosine": lookup(results, "recompute", "agreement", "min_cosine"),
         "connection_server_cpu_ms": lookup(rows, "connection_with_handshake", "total"),
         "message_server_cpu_ms": lookup(rows, "message", "daphne"),
         "settlement_server_cpu_ms_per_feature": lookup(rows, "settlement_per_feature", "worker_postgres_redis"),

@@ -3,8 +3,11 @@
 An artefact directory ``HYDRA_MODEL_ROOT/<content_hash>/`` holds the browser export
 (``model.json`` + uint8 weight shards, whose bytes the content hash covers), the server's
 Keras weights (dequantised from those same uint8 codes, so both sides compute one function),
-the nsfw head and ``manifest.json``. Directories are written under a temporary name and
-renamed into place, so a directory that exists is complete; they are never modified.
+the same weights as a .tflite for the server's runtime (its sha256 in the manifest), the nsfw
+head and ``manifest.json``. Directories are written under a temporary name and renamed into
+place, so a directory that exists is complete. The browser files are never modified; a directory
+an older builder wrote gains the newer server files (each file renamed into place, the manifest
+last), so a reader sees either the old manifest or the new one with its files present.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from inference.ml.nsfwjs import CLASS_NAMES, load_nsfwjs, package_version, sourc
 
 MANIFEST = "manifest.json"
 # Bump when the build changes what it writes for the same nsfwjs files.
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2  # 2: the server's .tflite
 
 
 class ArtefactError(RuntimeError):
@@ -94,6 +97,8 @@ def build_artefacts(model_root: Path, nsfwjs_dir: Path) -> Artefacts:
         # The server computes with exactly the weights the browser will dequantise.
         cnn.assign_weights(model, browser.dequantised)
         model.save_weights(staging / cnn.WEIGHTS_FILE)
+        tflite = export.tflite_flatbuffer(model)
+        (staging / cnn.TFLITE_FILE).write_bytes(tflite)
         nsfw_head.head_from_nsfwjs(source).save(staging / nsfw_head.WEIGHTS_FILE)
         manifest = {
             "content_hash": browser.content_hash,
@@ -106,7 +111,12 @@ def build_artefacts(model_root: Path, nsfwjs_dir: Path) -> Artefacts:
             "quantisation": quantise.QUANTISATION,
             "nsfw_classes": list(CLASS_NAMES),
             "browser_files": list(browser.files),
-            "server_files": {"cnn": cnn.WEIGHTS_FILE, "nsfw_head": nsfw_head.WEIGHTS_FILE},
+            "server_files": {
+                "cnn": cnn.WEIGHTS_FILE,
+                "cnn_tflite": cnn.TFLITE_FILE,
+                "nsfw_head": nsfw_head.WEIGHTS_FILE,
+            },
+            "server_hashes": {"cnn_tflite": hashlib.sha256(tflite).hexdigest()},
         }
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
         final = model_root / browser.content_hash
@@ -115,9 +125,21 @@ def build_artefacts(model_root: Path, nsfwjs_dir: Path) -> Artefacts:
         except OSError:
             if not final.is_dir():  # another process may have finished the same build first
                 raise
+            _add_server_files(final, staging, manifest)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return read_artefacts(final)
+
+
+def _add_server_files(final: Path, staging: Path, manifest: dict) -> None:
+    """Give a directory an older builder wrote (same browser files) the server files this builder adds."""
+    current = json.loads((final / MANIFEST).read_text())
+    if current.get("builder_version", 0) >= BUILDER_VERSION:
+        return
+    for key, name in manifest["server_files"].items():
+        if key not in current["server_files"]:  # a stray copy from an interrupted upgrade is replaced
+            (staging / name).rename(final / name)
+    (staging / MANIFEST).rename(final / MANIFEST)
 
 
 def ensure_artefacts(model_root: Path, nsfwjs_dir: Path) -> Artefacts:

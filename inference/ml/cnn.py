@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,8 @@ INPUT_SIZE = 224
 FEATURE_SIZE = 1280
 BATCH_SIZE = 32
 WEIGHTS_FILE = "cnn.weights.h5"
+# The same function as a float32 TFLite flatbuffer at batch 1 (``export.tflite_flatbuffer``): the server's runtime.
+TFLITE_FILE = "cnn.tflite"
 INPUT_LAYER = "input"
 FEATURE_LAYER = "features"
 PREPROCESSING = {
@@ -114,14 +117,80 @@ def preprocess(frames_rgb: np.ndarray):
     )
 
 
+@dataclass(frozen=True)
+class ResizeTaps:
+    """Where ``preprocess``'s resize reads one axis of a frame: TensorFlow's legacy align-corners scaler.
+
+    ``needed`` lists the distinct inputs read, in order; output pixel ``i`` blends inputs
+    ``needed[lower_at[i]]`` and ``needed[upper_at[i]]`` by ``lerp[i]``, positions computed in
+    float32 as ``resize_bilinear_op.cc`` does.
+    """
+
+    needed: np.ndarray
+    lower_at: np.ndarray
+    upper_at: np.ndarray
+    lerp: np.ndarray
+
+
+@functools.lru_cache(maxsize=64)
+def resize_taps(in_size: int, out_size: int = INPUT_SIZE) -> ResizeTaps:
+    """The taps of an axis of ``in_size`` pixels resized to ``out_size`` (cached: a few frame sizes per process)."""
+    scale = np.float32(in_size - 1) / np.float32(out_size - 1) if out_size > 1 else np.float32(0)
+    position = np.arange(out_size, dtype=np.float32) * scale
+    floor = np.floor(position)
+    lower = np.maximum(floor.astype(np.intp), 0)
+    upper = np.minimum(np.ceil(position).astype(np.intp), in_size - 1)
+    needed = np.union1d(lower, upper)
+    return ResizeTaps(
+        needed=needed,
+        lower_at=np.searchsorted(needed, lower),
+        upper_at=np.searchsorted(needed, upper),
+        lerp=(position - floor).astype(np.float32),
+    )
+
+
+def input_from_pixels(pixels: np.ndarray, rows: ResizeTaps, cols: ResizeTaps) -> np.ndarray:
+    """float32[224, 224, 3], bit-identical to ``preprocess`` of the whole frame, from only the pixels it reads.
+
+    ``pixels`` is uint8[len(rows.needed), len(cols.needed), 3]: the frame at ``np.ix_(rows.needed,
+    cols.needed)``. Same float32 operations in the same order as TensorFlow (x / 255, then
+    ``top_left + (top_right - top_left) * x_lerp`` per row pair and the same in y), so the same bits;
+    the four corners are picked as uint8 before scaling (picking commutes with an elementwise op),
+    which keeps the temporaries small. numpy instead of TensorFlow keeps a recomputation on one thread.
+    """
+    top, bottom = pixels[rows.lower_at], pixels[rows.upper_at]
+
+    def corner(rows_of: np.ndarray, at: np.ndarray) -> np.ndarray:
+        return rows_of[:, at].astype(np.float32) / np.float32(255.0)
+
+    x_lerp = cols.lerp[None, :, None]
+    top_left, bottom_left = corner(top, cols.lower_at), corner(bottom, cols.lower_at)
+    upper = top_left + (corner(top, cols.upper_at) - top_left) * x_lerp
+    lower = bottom_left + (corner(bottom, cols.upper_at) - bottom_left) * x_lerp
+    return upper + (lower - upper) * rows.lerp[:, None, None]
+
+
 def compute_features(model: keras.Model, frames_rgb: np.ndarray, batch_size: int = BATCH_SIZE) -> np.ndarray:
     """float32[N, 1280] features of uint8 RGB frames, computed ``batch_size`` frames at a time."""
     frames = np.asarray(frames_rgb)
     if len(frames) == 0:
         return np.zeros((0, FEATURE_SIZE), dtype=np.float32)
-    outputs = []
-    for start in range(0, len(frames), batch_size):
-        batch = preprocess(frames[start : start + batch_size])
-        # predict_on_batch runs a compiled graph: about 9x faster than an eager call at batch 1.
-        outputs.append(np.asarray(model.predict_on_batch(batch), dtype=np.float32))
-    return np.concatenate(outputs, axis=0)
+    return np.concatenate(
+        [
+            features_of_inputs(model, preprocess(frames[start : start + batch_size]), batch_size)
+            for start in range(0, len(frames), batch_size)
+        ]
+    )
+
+
+def features_of_inputs(model: keras.Model, inputs, batch_size: int = BATCH_SIZE) -> np.ndarray:
+    """float32[N, 1280] features of preprocessed inputs (float32[N, 224, 224, 3])."""
+    if len(inputs) == 0:
+        return np.zeros((0, FEATURE_SIZE), dtype=np.float32)
+    # predict_on_batch runs a compiled graph: about 9x faster than an eager call at batch 1.
+    return np.concatenate(
+        [
+            np.asarray(model.predict_on_batch(inputs[start : start + batch_size]), dtype=np.float32)
+            for start in range(0, len(inputs), batch_size)
+        ]
+    )

@@ -159,8 +159,10 @@ def tflite_flatbuffer(model: keras.Model) -> bytes:
     import keras
     import tensorflow as tf
 
-    inputs = keras.Input(batch_shape=(1, *model.input_shape[1:]))
-    return tf.lite.TFLiteConverter.from_keras_model(keras.Model(inputs, model(inputs))).convert()
+    # Named, so that the bytes do not depend on how many Keras tensors the process numbered before.
+    inputs = keras.Input(batch_shape=(1, *model.input_shape[1:]), name="frame")
+    batch_one = keras.Model(inputs, model(inputs), name=f"{model.name}_batch_1")
+    return tf.lite.TFLiteConverter.from_keras_model(batch_one).convert()
 
 
 def content_hash(directory: Path, files: tuple[str, ...]) -> str:

@@ -1,7 +1,8 @@
 """The server's own features: the frames browsers analyse, decoded, computed and stored by the server itself.
 
-PyAV decodes the frame nearest each sample time and converts it to RGB exactly as the browser
-does (``inference.ml.frames``); the Keras CNN (loaded once per process) computes its features;
+PyAV decodes the frame nearest each sample time, once, in time order, and converts it exactly as
+the browser does; the server's CNN runtime (``inference.ml.server_cnn``: the Keras model's .tflite
+on one TFLite thread, loaded once per process) computes its features;
 they are stored under the video's server session, accepted by definition. The same path serves
 disputes, spot checks, flags, the coverage deadline and training clips. ``alternative_features``
 also paints a frame as other honest browsers do (``inference.trust.paintings``). Everything here
@@ -17,24 +18,16 @@ from pathlib import Path
 import numpy as np
 
 from inference import selectors
-from inference.ml import cnn, frames
+from inference.ml import server_cnn
 from inference.ml.quantise import quantise
 from inference.models import ClientSession, FrameFeature, ModelVersion
 from inference.trust import paintings
 from videos.models import Video
 
-SERVER_FEATURE_BATCH = 32
-
 
 def features_at(path: str | Path, sample_ms: Sequence[int], artefact_dir: str | Path) -> np.ndarray:
-    """float32[N, feature_size] features of the file's frames at these times, a batch of frames at a time."""
-    model = cnn.cached_feature_extractor(str(artefact_dir))
-    times = [int(ms) for ms in sample_ms]
-    batches = [
-        cnn.compute_features(model, frames.decode_frames_at(path, times[start : start + SERVER_FEATURE_BATCH]))
-        for start in range(0, len(times), SERVER_FEATURE_BATCH)
-    ]
-    return np.concatenate(batches, axis=0) if batches else np.zeros((0, 0), dtype=np.float32)
+    """float32[N, feature_size] features of the file's frames at these times (``server_cnn.features_at``)."""
+    return server_cnn.features_at(path, [int(ms) for ms in sample_ms], artefact_dir)
 
 
 def compute_server_features(
@@ -48,19 +41,20 @@ def compute_server_features(
         raise ValueError(f"video {video.pk} has no rendition to analyse")
     if not sample_ms:
         return np.zeros((0, model_version.feature_size), dtype=np.float32)
-    return features_at(video.rendition.path, sample_ms, selectors.model_artefacts(model_version).directory)
+    return features_at(video.rendition.path, sample_ms, selectors.model_artefact_dir(model_version))
 
 
 def alternative_features(video: Video, model_version: ModelVersion, sample_ms: int) -> np.ndarray:
     """The server's features of one frame painted as other honest browsers paint it (float32[V, D])."""
-    return _painted_features(video.rendition.path, str(selectors.model_artefacts(model_version).directory), sample_ms)
+    return _painted_features(video.rendition.path, str(selectors.model_artefact_dir(model_version)), sample_ms)
 
 
 @functools.lru_cache(maxsize=256)
 def _painted_features(path: str, artefact_dir: str, sample_ms: int) -> np.ndarray:
     """Cached per worker: a frame is painted once however many sessions are judged on it."""
-    model = cnn.cached_feature_extractor(artefact_dir)
-    return paintings.alternative_features(path, [sample_ms], lambda rgb: cnn.compute_features(model, rgb))[:, 0]
+    return paintings.alternative_features(
+        path, [sample_ms], functools.partial(server_cnn.features_of_rgb, artefact_dir)
+    )[:, 0]
 
 
 def server_session(video: Video, model_version: ModelVersion) -> ClientSession:

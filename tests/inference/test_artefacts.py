@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 import subprocess
 import sys
@@ -17,6 +19,7 @@ from inference import selectors
 from inference.ml import artefacts as artefacts_module
 from inference.ml import export
 from inference.ml.artefacts import ArtefactError, build_artefacts, find_artefacts, read_artefacts
+from inference.ml.quantise import quantise
 from inference.models import ModelVersion
 from inference.services.registry import ensure_model_version
 from inference.services.server_features import compute_server_features
@@ -58,9 +61,31 @@ def test_build_is_reproducible_and_complete(tmp_path, settings, model_artefacts,
     assert manifest["source"] == "nsfwjs@4.4.0 mobilenet_v2 (MIT)"
     assert manifest["browser_files"] == ["model.json", "group1-shard1of1.bin"]
     assert sorted(p.name for p in built.directory.iterdir()) == sorted(
-        ["model.json", "group1-shard1of1.bin", "cnn.weights.h5", "nsfw_head.npz", "manifest.json"]
+        ["model.json", "group1-shard1of1.bin", "cnn.weights.h5", "cnn.tflite", "nsfw_head.npz", "manifest.json"]
     )
+    tflite = (built.directory / "cnn.tflite").read_bytes()
+    assert manifest["server_hashes"] == {"cnn_tflite": hashlib.sha256(tflite).hexdigest()}
+    assert tflite == (model_artefacts.directory / "cnn.tflite").read_bytes()  # the export is reproducible too
     assert [p.name for p in (tmp_path / "models").iterdir()] == [built.content_hash]  # no staging left
+
+
+@pytest.mark.slow
+def test_a_directory_from_the_previous_builder_gains_the_tflite(model_root, settings, model_artefacts):
+    """Same browser files, so the same directory: the rebuild adds the server's .tflite instead of giving up."""
+    directory = model_root / model_artefacts.content_hash
+    (directory / "cnn.tflite").unlink()
+    manifest = json.loads((directory / "manifest.json").read_text())
+    del manifest["server_files"]["cnn_tflite"], manifest["server_hashes"]
+    manifest["builder_version"], manifest["build_key"] = 1, "built by builder 1"
+    (directory / "manifest.json").write_text(json.dumps(manifest))
+    assert find_artefacts(model_root, settings.HYDRA_NSFWJS_DIR) is None
+
+    upgraded = artefacts_module.ensure_artefacts(model_root, settings.HYDRA_NSFWJS_DIR)
+    assert upgraded.directory == directory
+    assert upgraded.manifest == model_artefacts.manifest
+    assert (directory / "cnn.tflite").read_bytes() == (model_artefacts.directory / "cnn.tflite").read_bytes()
+    assert find_artefacts(model_root, settings.HYDRA_NSFWJS_DIR) == upgraded
+    assert [p.name for p in model_root.iterdir()] == [directory.name]
 
 
 def test_existing_artefacts_are_found_not_rebuilt(model_root, settings, no_build, model_artefacts):
@@ -219,8 +244,10 @@ def test_compute_server_features_decodes_and_runs_the_cnn(
     samples = [0, 1000, 2000, 2958]
     features = compute_server_features(video, samples)
     assert features.shape == (4, 1280) and features.dtype == np.float32
+    # The server's runtime (TFLite) computes the Keras function: tests/inference/test_server_cnn.py has the parity.
     expected = cnn.compute_features(feature_extractor, frames.decode_frames_at(rendition, samples))
-    np.testing.assert_allclose(features, expected, atol=1e-6)
+    np.testing.assert_allclose(features, expected, atol=1e-3)
+    assert (quantise(features) == quantise(expected)).mean() >= 0.999
     assert not np.allclose(features[0], features[1])
     assert compute_server_features(video, []).shape == (0, 1280)
 
