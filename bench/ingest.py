@@ -1,0 +1,164 @@
+"""Ingest capacity of one daphne process: frames per second stored and send-to-ack latency (issue 15, item 3).
+
+    python -m bench.ingest '{"clients": 100, "samples": 600, "repeats": 3}'
+
+The bench starts its own PostgreSQL cluster and Redis (``bench.private_servers``) and one daphne
+process; ``bench.load`` drives ``clients`` simulated viewers from another process, each on its own
+network, with one batch in flight as the player's client has. Every run uses fresh videos, as many
+as the trust layer needs for each viewer to be handed every sample (``HYDRA_TRUST_REPLICAS`` viewers
+per video), so every viewer sends all ``samples`` of its video: the socket's per-connection rate
+limit, not the trust layer, bounds what one viewer may send. No Celery worker runs: the settlement
+passes that stored features ask for stay queued (their cost is item 5's, measured by
+``bench.hydra_path``); only the path from websocket to committed row and ack is measured.
+
+CPU is read from ``/proc`` before and after each run for daphne (its whole process tree) and the
+whole PostgreSQL cluster and Redis; the load generator reports its own. The machine is shared:
+each run records the load average before and after, and runs are repeated to show the spread.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.hydra_path import NETWORKS, ServerClock, _setup_site, make_videos, run_load
+from bench.load import LoadConfig
+from bench.machine import load_average
+from bench.measure import median
+from bench.private_servers import private_stack
+from bench.stack import ORIGIN, Stack
+from bench.wire import CLIENT_BATCH
+
+FEATURE_SIZE = 1280
+FPS = 24.0
+
+
+class NoWorker:
+    """Stands in for the Celery worker in ``ServerClock``: none runs in the ingest bench."""
+
+    def cpu_s(self) -> float:
+        return 0.0
+
+
+def long_clip(stack: Stack, samples: int) -> dict[str, Any]:
+    """A video of ``samples`` seconds with random feature codes: ingest does not look at the pixels.
+
+    The rendition is an empty file: the player page is not served, and the socket reads only the
+    video's timing fields.
+    """
+    directory = stack.media_root.parent
+    rendition = directory / "ingest-rendition.mp4"
+    rendition.write_bytes(b"")
+    codes_path = directory / "ingest-codes.npy"
+    np.save(codes_path, np.random.default_rng(15).integers(0, 256, (samples, FEATURE_SIZE), dtype=np.uint8))
+    return {
+        "fps": FPS,
+        "duration_ms": samples * 1000,
+        "width": 640,
+        "height": 360,
+        "rendition": str(rendition),
+        "codes_path": str(codes_path),
+        "times": [1000 * index for index in range(samples)],
+    }
+
+
+def ingest_run(stack: Stack, clip: dict[str, Any], daphne, url: str, *, clients: int, batch: int, deadline_s: float):
+    from django.conf import settings
+
+    replicas = int(stack.env.get("HYDRA_TRUST_REPLICAS", settings.HYDRA_TRUST_REPLICAS))
+    slugs = make_videos(max(1, clients // replicas), clip, stack.media_root)
+    clock = ServerClock(stack, [daphne], NoWorker())
+    load_before = load_average()
+    clock.begin()
+    config = LoadConfig(
+        urls=[url],
+        slugs=slugs,
+        times=clip["times"],
+        codes_path=clip["codes_path"],
+        clients=clients,
+        batch=batch,
+        deadline_s=deadline_s,
+        origin=ORIGIN,
+        run_tag=uuid.uuid4().hex[:8],
+        network_octet=next(NETWORKS),
+    )
+    load = run_load(config, timeout_s=deadline_s + 120)
+    cpu = clock.elapsed()
+    cpu.pop("worker")
+    cpu["load_generator"] = load["load_generator_cpu_s"]
+    frames = load["frames_accepted"]
+    window = load["window_s"]
+    return {
+        "load_average_before": load_before,
+        "load_average_after": load_average(),
+        "frames_per_s": load["frames_per_s"],
+        "steady_frames_per_s": load["steady_frames_per_s"],
+        "ack_ms": load["ack_ms"],
+        "handshake_ms": load["handshake_ms"],
+        "frames_accepted": frames,
+        "frames_assigned": load["frames_assigned"],
+        "batches_answered": load["batches_answered"],
+        "window_s": window,
+        "errors": load["errors"],
+        "timed_out_clients": load["timed_out_clients"],
+        "dropped_clients": load["dropped_clients"],
+        "failed_clients": load["failed_clients"],
+        "cpu_s": cpu,
+        "cpu_ms_per_frame": {name: value * 1000 / frames for name, value in cpu.items()} if frames else None,
+        "cpu_s_per_s": {name: value / window for name, value in cpu.items()} if frames and window > 0 else None,
+    }
+
+
+def measure(
+    clients: int = 100,
+    samples: int = 600,
+    batch: int = CLIENT_BATCH,
+    repeats: int = 3,
+    deadline_s: float = 120.0,
+    overrides: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """``repeats`` runs of ``clients`` viewers each sending every one of ``samples`` samples, ``batch`` per message."""
+    with private_stack(**(overrides or {})) as stack:
+        _setup_site(stack)
+        clip = long_clip(stack, samples)
+        daphne, url = stack.start_daphne()
+        runs = [
+            ingest_run(stack, clip, daphne, url, clients=clients, batch=batch, deadline_s=deadline_s)
+            for _ in range(repeats)
+        ]
+        daphne.check_alive()
+        settings_used = {k: v for k, v in stack.env.items() if k.startswith(("HYDRA_WS", "HYDRA_RATE", "HYDRA_INGEST"))}
+    complete = [run for run in runs if run["frames_accepted"]]
+    return {
+        "clients": clients,
+        "samples_per_viewer": samples,
+        "batch": batch,
+        "settings": settings_used,
+        "runs": runs,
+        "ingest_frames_per_second": median(run["frames_per_s"] for run in complete) if complete else None,
+        "ingest_ack_p50_ms": median(run["ack_ms"]["p50"] for run in complete) if complete else None,
+        "ingest_ack_p99_ms": median(run["ack_ms"]["p99"] for run in complete) if complete else None,
+        "ingest_server_cpu_ms_per_frame": median(
+            run["cpu_ms_per_frame"]["daphne"] + run["cpu_ms_per_frame"]["postgres"] + run["cpu_ms_per_frame"]["redis"]
+            for run in complete
+        )
+        if complete
+        else None,
+    }
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hydra_site.settings")
+    arguments = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
+    output = arguments.pop("output", None)
+    result = measure(**arguments)
+    text = json.dumps(result, indent=1)
+    if output:
+        Path(output).write_text(text)
+    print(text, flush=True)
