@@ -389,8 +389,8 @@ if HYDRA_SETTLE_DELAY_SECONDS <= 0:
     raise ImproperlyConfigured("HYDRA_SETTLE_DELAY_SECONDS must be a positive number of seconds.")
 
 # Analysis websocket (inference.consumers): limits on what one client session may send.
-HYDRA_WS_MAX_MESSAGE_BYTES = env_int("HYDRA_WS_MAX_MESSAGE_BYTES", 64 * 1024)
-HYDRA_WS_MAX_BATCH = env_int("HYDRA_WS_MAX_BATCH", 16)
+HYDRA_WS_MAX_MESSAGE_BYTES = env_int("HYDRA_WS_MAX_MESSAGE_BYTES", 128 * 1024)
+HYDRA_WS_MAX_BATCH = env_int("HYDRA_WS_MAX_BATCH", 64)
 HYDRA_WS_RATE_PER_SECOND = env_float("HYDRA_WS_RATE_PER_SECOND", 4.0)
 HYDRA_WS_RATE_BURST = env_int("HYDRA_WS_RATE_BURST", 16)
 HYDRA_WS_MAX_ERRORS = env_int("HYDRA_WS_MAX_ERRORS", 20)

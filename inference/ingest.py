@@ -1,0 +1,111 @@
+"""The ingest writer: every connection's feature batches in this process, stored together (group commit).
+
+A connection hands its validated batch to ``submit`` and awaits the outcome. The writer stores
+whatever batches are waiting, from every connection of the event loop, in one call of
+``streaming.record_viewer_batches`` (one Redis round trip for the message limits, one read of
+the videos, one statement for the rows) on a thread of its own, and answers each connection
+once that statement has committed. While a flush runs the next batches gather, so the flushes
+follow one another back to back under load (each a few milliseconds) and a lone batch waits for
+nothing: there is no timer to tune.
+
+Each connection has at most one batch in flight (the consumer awaits its answer before reading
+the next message), so what waits is bounded by the connections; a flush takes at most
+``MAX_FLUSH_ROWS`` rows to bound one statement's size and time. The thread is the writer's own,
+not the thread that Channels runs every other database call on (handshakes, hellos, closes), so
+those never wait for a flush nor a flush for them.
+
+If a process stops, a batch that was not yet flushed is neither stored nor acknowledged: the
+client sends it again after it reconnects (docs/protocol.md), and never gets an ack for a row
+that was not committed. ``close`` flushes what is waiting before it returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import weakref
+from concurrent.futures import ThreadPoolExecutor
+
+from channels.db import database_sync_to_async
+
+from inference.services import streaming
+from inference.services.streaming import RecordedFeatures, ViewerBatch
+
+# About 5 MB of vectors and a statement of tens of milliseconds at most; more rows per flush buy
+# no less CPU per row (measured in bench/ingest.py) and would only make the first senders wait.
+MAX_FLUSH_ROWS = 4096
+
+# One thread for every writer of the process: flushes run one at a time, on one database connection.
+_FLUSH_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hydra-ingest")
+
+
+class WriterClosed(RuntimeError):
+    """A batch submitted after ``close``."""
+
+
+class IngestWriter:
+    def __init__(self, store=streaming.record_viewer_batches, max_rows: int = MAX_FLUSH_ROWS) -> None:
+        self.store = database_sync_to_async(store, thread_sensitive=False, executor=_FLUSH_THREAD)
+        self.max_rows = max_rows
+        self.waiting: collections.deque[tuple[ViewerBatch, asyncio.Future]] = collections.deque()
+        self.flushing: asyncio.Task | None = None
+        self.closed = False
+
+    async def submit(self, batch: ViewerBatch) -> RecordedFeatures:
+        """Store ``batch`` with the others waiting; returns once committed, or raises what a lone batch would raise."""
+        if self.closed:
+            raise WriterClosed("the ingest writer is closed")
+        answer = asyncio.get_running_loop().create_future()
+        self.waiting.append((batch, answer))
+        if self.flushing is None:
+            self.flushing = asyncio.ensure_future(self._flush_while_waiting())
+        return await answer
+
+    async def close(self) -> None:
+        """Take no more batches; return once every batch already submitted is stored and answered."""
+        self.closed = True
+        if self.flushing is not None:
+            await asyncio.shield(self.flushing)
+
+    async def _flush_while_waiting(self) -> None:
+        try:
+            while self.waiting:
+                await self._flush(self._take())
+        finally:
+            self.flushing = None
+
+    def _take(self) -> list[tuple[ViewerBatch, asyncio.Future]]:
+        """The oldest waiting batches, up to ``max_rows`` rows (at least one); abandoned ones are dropped unstored."""
+        taken, rows = [], 0
+        while self.waiting and (not taken or rows + len(self.waiting[0][0].samples) <= self.max_rows):
+            batch, answer = self.waiting.popleft()
+            if not answer.done():  # a connection that went away while its batch waited: nobody to answer
+                taken.append((batch, answer))
+                rows += len(batch.samples)
+        return taken
+
+    async def _flush(self, taken: list[tuple[ViewerBatch, asyncio.Future]]) -> None:
+        if not taken:
+            return
+        try:
+            outcomes = await self.store([batch for batch, _ in taken])
+        except Exception as error:  # the whole flush failed: every sender gets the error, none an ack
+            outcomes = [error] * len(taken)
+        for (_, answer), outcome in zip(taken, outcomes, strict=True):
+            if answer.done():
+                continue
+            if isinstance(outcome, Exception):
+                answer.set_exception(outcome)
+            else:
+                answer.set_result(outcome)
+
+
+_writers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, IngestWriter] = weakref.WeakKeyDictionary()
+
+
+def writer() -> IngestWriter:
+    """The running event loop's writer (daphne runs one loop per process; tests start a loop per test)."""
+    loop = asyncio.get_running_loop()
+    if loop not in _writers:
+        _writers[loop] = IngestWriter()
+    return _writers[loop]
