@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,8 @@ from bench.wire import CLIENT_BATCH
 
 FEATURE_SIZE = 1280
 FPS = 24.0
+# An idle PostgreSQL backend reports its statistics (the commit count) up to 10 s late.
+STATISTICS_DELAY_S = 11.0
 
 
 class NoWorker:
@@ -68,13 +71,37 @@ def long_clip(stack: Stack, samples: int) -> dict[str, Any]:
     }
 
 
-def ingest_run(stack: Stack, clip: dict[str, Any], daphne, url: str, *, clients: int, batch: int, deadline_s: float):
+def commits(stack: Stack) -> int:
+    """Transactions committed in the bench database so far (PostgreSQL's statistics)."""
+    import psycopg
+
+    with psycopg.connect(stack.database_url, autocommit=True) as connection:
+        return int(
+            connection.execute(
+                "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+            ).fetchone()[0]
+        )
+
+
+def ingest_run(
+    stack: Stack,
+    clip: dict[str, Any],
+    daphne,
+    url: str,
+    *,
+    clients: int,
+    batch: int,
+    deadline_s: float,
+    pace_ms_per_frame: float,
+):
     from django.conf import settings
 
     replicas = int(stack.env.get("HYDRA_TRUST_REPLICAS", settings.HYDRA_TRUST_REPLICAS))
     slugs = make_videos(max(1, clients // replicas), clip, stack.media_root)
     clock = ServerClock(stack, [daphne], NoWorker())
     load_before = load_average()
+    time.sleep(STATISTICS_DELAY_S)
+    commits_before = commits(stack)
     clock.begin()
     config = LoadConfig(
         urls=[url],
@@ -87,9 +114,12 @@ def ingest_run(stack: Stack, clip: dict[str, Any], daphne, url: str, *, clients:
         origin=ORIGIN,
         run_tag=uuid.uuid4().hex[:8],
         network_octet=next(NETWORKS),
+        pace_ms_per_frame=pace_ms_per_frame,
     )
     load = run_load(config, timeout_s=deadline_s + 120)
     cpu = clock.elapsed()
+    time.sleep(STATISTICS_DELAY_S)
+    committed = commits(stack) - commits_before
     cpu.pop("worker")
     cpu["load_generator"] = load["load_generator_cpu_s"]
     frames = load["frames_accepted"]
@@ -104,6 +134,7 @@ def ingest_run(stack: Stack, clip: dict[str, Any], daphne, url: str, *, clients:
         "frames_accepted": frames,
         "frames_assigned": load["frames_assigned"],
         "batches_answered": load["batches_answered"],
+        "commits": committed,
         "window_s": window,
         "errors": load["errors"],
         "timed_out_clients": load["timed_out_clients"],
@@ -121,15 +152,31 @@ def measure(
     batch: int = CLIENT_BATCH,
     repeats: int = 3,
     deadline_s: float = 120.0,
+    pace_ms_per_frame: float = 0.0,
     overrides: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """``repeats`` runs of ``clients`` viewers each sending every one of ``samples`` samples, ``batch`` per message."""
+    """``repeats`` runs of ``clients`` viewers each sending every one of ``samples`` samples, ``batch`` per message.
+
+    Unpaced (``pace_ms_per_frame`` 0), each viewer sends its next batch as soon as the last is answered: the
+    process's capacity, at a latency that is the batches in flight over that capacity (Little's law). Paced,
+    each viewer computes one frame per ``pace_ms_per_frame`` (an offered load of ``clients`` x 1000 / pace
+    frames per second, as browsers would offer it): the latency at that load.
+    """
     with private_stack(**(overrides or {})) as stack:
         _setup_site(stack)
         clip = long_clip(stack, samples)
         daphne, url = stack.start_daphne()
         runs = [
-            ingest_run(stack, clip, daphne, url, clients=clients, batch=batch, deadline_s=deadline_s)
+            ingest_run(
+                stack,
+                clip,
+                daphne,
+                url,
+                clients=clients,
+                batch=batch,
+                deadline_s=deadline_s,
+                pace_ms_per_frame=pace_ms_per_frame,
+            )
             for _ in range(repeats)
         ]
         daphne.check_alive()
@@ -139,6 +186,8 @@ def measure(
         "clients": clients,
         "samples_per_viewer": samples,
         "batch": batch,
+        "pace_ms_per_frame": pace_ms_per_frame,
+        "offered_frames_per_second": clients * 1000 / pace_ms_per_frame if pace_ms_per_frame else None,
         "settings": settings_used,
         "runs": runs,
         "ingest_frames_per_second": median(run["frames_per_s"] for run in complete) if complete else None,

@@ -4,9 +4,10 @@ A connection hands its validated batch to ``submit`` and awaits the outcome. The
 whatever batches are waiting, from every connection of the event loop, in one call of
 ``streaming.record_viewer_batches`` (one Redis round trip for the message limits, one read of
 the videos, one statement for the rows) on a thread of its own, and answers each connection
-once that statement has committed. While a flush runs the next batches gather, so the flushes
-follow one another back to back under load (each a few milliseconds) and a lone batch waits for
-nothing: there is no timer to tune.
+once that statement has committed. While a flush runs the next batches gather; before each
+flush the writer lingers ``HYDRA_INGEST_LINGER_MS`` so that batches arriving together share it
+(a flush has a fixed cost of a few milliseconds of CPU: the thread hop, the Redis round trip,
+the read, the statement and its commit; bench/ingest.py measures the difference).
 
 Each connection has at most one batch in flight (the consumer awaits its answer before reading
 the next message), so what waits is bounded by the connections; a flush takes at most
@@ -27,6 +28,7 @@ import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 from channels.db import database_sync_to_async
+from django.conf import settings
 
 from inference.services import streaming
 from inference.services.streaming import RecordedFeatures, ViewerBatch
@@ -44,9 +46,12 @@ class WriterClosed(RuntimeError):
 
 
 class IngestWriter:
-    def __init__(self, store=streaming.record_viewer_batches, max_rows: int = MAX_FLUSH_ROWS) -> None:
+    def __init__(
+        self, store=streaming.record_viewer_batches, max_rows: int = MAX_FLUSH_ROWS, linger_s: float | None = None
+    ) -> None:
         self.store = database_sync_to_async(store, thread_sensitive=False, executor=_FLUSH_THREAD)
         self.max_rows = max_rows
+        self.linger_s = settings.HYDRA_INGEST_LINGER_MS / 1000 if linger_s is None else linger_s
         self.waiting: collections.deque[tuple[ViewerBatch, asyncio.Future]] = collections.deque()
         self.flushing: asyncio.Task | None = None
         self.closed = False
@@ -70,9 +75,14 @@ class IngestWriter:
     async def _flush_while_waiting(self) -> None:
         try:
             while self.waiting:
+                if self.linger_s and not self.closed and self._waiting_rows() < self.max_rows:
+                    await asyncio.sleep(self.linger_s)
                 await self._flush(self._take())
         finally:
             self.flushing = None
+
+    def _waiting_rows(self) -> int:
+        return sum(len(batch.samples) for batch, _ in self.waiting)
 
     def _take(self) -> list[tuple[ViewerBatch, asyncio.Future]]:
         """The oldest waiting batches, up to ``max_rows`` rows (at least one); abandoned ones are dropped unstored."""
