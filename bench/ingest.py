@@ -11,27 +11,33 @@ limit, not the trust layer, bounds what one viewer may send. No Celery worker ru
 passes that stored features ask for stay queued (their cost is item 5's, measured by
 ``bench.hydra_path``); only the path from websocket to committed row and ack is measured.
 
-CPU is read from ``/proc`` before and after each run for daphne (its whole process tree) and the
-whole PostgreSQL cluster and Redis; the load generator reports its own. The machine is shared:
-each run records the load average before and after, and runs are repeated to show the spread.
+The viewers connect and say hello first (a handshake is item 1's cost, and on a long video its
+sample assignment is larger than all its batches); once all are ready the driver reads every
+clock and lets them send (``bench.load``'s barrier), and reads the clocks again when every batch
+has been answered, before the sockets close. So the CPU figures are the message path alone: daphne
+(its whole process tree), the whole PostgreSQL cluster and Redis from ``/proc``, and the load
+generator's own. ``flushes`` counts PostgreSQL's commits in that window (each flush is one); the
+machine is shared, so every run records the load average before and after, and runs are repeated.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import time
 import uuid
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bench.hydra_path import NETWORKS, ServerClock, _setup_site, make_videos, run_load
+from bench.hydra_path import NETWORKS, ServerClock, _setup_site, make_videos
 from bench.load import LoadConfig
 from bench.machine import load_average
-from bench.measure import median
+from bench.measure import REPO_ROOT, BenchError, median
 from bench.private_servers import private_stack
 from bench.stack import ORIGIN, Stack
 from bench.wire import CLIENT_BATCH
@@ -98,11 +104,6 @@ def ingest_run(
 
     replicas = int(stack.env.get("HYDRA_TRUST_REPLICAS", settings.HYDRA_TRUST_REPLICAS))
     slugs = make_videos(max(1, clients // replicas), clip, stack.media_root)
-    clock = ServerClock(stack, [daphne], NoWorker())
-    load_before = load_average()
-    time.sleep(STATISTICS_DELAY_S)
-    commits_before = commits(stack)
-    clock.begin()
     config = LoadConfig(
         urls=[url],
         slugs=slugs,
@@ -115,26 +116,57 @@ def ingest_run(
         run_tag=uuid.uuid4().hex[:8],
         network_octet=next(NETWORKS),
         pace_ms_per_frame=pace_ms_per_frame,
+        barrier=True,
     )
-    load = run_load(config, timeout_s=deadline_s + 120)
+    load = subprocess.Popen(
+        [sys.executable, "-m", "bench.load", json.dumps(asdict(config))],
+        cwd=REPO_ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    ready = load.stdout.readline().split()
+    if not ready or ready[0] != "ready":
+        load.kill()
+        raise BenchError(f"the load generator did not get its viewers ready: {ready}")
+    time.sleep(STATISTICS_DELAY_S)  # the handshakes' commits reach the statistics before the count
+    clock = ServerClock(stack, [daphne], NoWorker())
+    load_before = load_average()
+    commits_before = commits(stack)
+    clock.begin()
+    load.stdin.write("go\n")
+    load.stdin.flush()
+    if load.stdout.readline().strip() != "sent":
+        load.kill()
+        raise BenchError("the load generator stopped before every batch was answered")
     cpu = clock.elapsed()
+    load_after = load_average()
     time.sleep(STATISTICS_DELAY_S)
     committed = commits(stack) - commits_before
+    load.stdin.write("close\n")
+    load.stdin.flush()
+    output, _ = load.communicate(timeout=deadline_s + 120)
+    result = json.loads(output.strip().splitlines()[-1])
+    return _summary(result, cpu, committed, int(ready[1]), load_before, load_after)
+
+
+def _summary(load: dict, cpu: dict, committed: int, ready: int, load_before: list, load_after: list) -> dict:
     cpu.pop("worker")
-    cpu["load_generator"] = load["load_generator_cpu_s"]
+    cpu["load_generator"] = load["load_generator_cpu_s_between_barriers"]
     frames = load["frames_accepted"]
     window = load["window_s"]
     return {
         "load_average_before": load_before,
-        "load_average_after": load_average(),
+        "load_average_after": load_after,
+        "viewers_ready": ready,
         "frames_per_s": load["frames_per_s"],
-        "steady_frames_per_s": load["steady_frames_per_s"],
         "ack_ms": load["ack_ms"],
         "handshake_ms": load["handshake_ms"],
         "frames_accepted": frames,
         "frames_assigned": load["frames_assigned"],
         "batches_answered": load["batches_answered"],
-        "commits": committed,
+        "flushes": committed,
+        "rows_per_flush": frames / committed if committed else None,
         "window_s": window,
         "errors": load["errors"],
         "timed_out_clients": load["timed_out_clients"],

@@ -1,9 +1,10 @@
 """Streaming: a viewer's page opens an analysis session, is assigned sample times and stores features.
 
 This is the websocket path, paid for every batch of every viewer: it only checks, stores (one
-statement per batch on PostgreSQL) and says that features were stored (``signals.features_stored``,
-on which ``inference.scheduling`` queues a settlement pass). Judging and analysing happen later,
-in a worker (``inference.services.settlement``).
+statement on PostgreSQL for all the batches a daphne process's ingest writer flushes together,
+``record_viewer_batches``) and says that features were stored (``signals.features_stored``, on
+which ``inference.scheduling`` queues a settlement pass). Judging and analysing happen later, in a
+worker (``inference.services.settlement``).
 """
 
 from __future__ import annotations
