@@ -231,3 +231,25 @@ def test_two_connections_of_one_session_in_a_flush_keep_the_first_copy(video):
 
     assert [(o.accepted, o.duplicates) for o in outcomes] == [((0,), ()), ((1000,), (0,))]
     assert bytes(FrameFeature.objects.get(session=session, sample_ms=0).vector) == vector(1)
+
+
+def test_the_limits_of_a_whole_flush_apply_in_order_as_one_by_one(video, settings):
+    """check_clients: one round trip, the same answers as check_client called message after message; a
+    message refused for its address takes nothing from its account's bucket."""
+    settings.HYDRA_RATE_LIMITS = {
+        **settings.HYDRA_RATE_LIMITS,
+        "ws_message_ip": (1, 60),
+        "ws_message_account": (2, 60),
+    }
+    user = 7_000_001
+    refusals = ratelimit.check_clients(
+        "ws_message",
+        [("198.51.100.1", user), ("198.51.100.1", user), ("198.51.100.2", user), ("198.51.100.3", user)],
+    )
+    assert [refusal.limit.name if refusal else None for refusal in refusals] == [
+        None,
+        "ws_message_ip",  # its address is spent: the account keeps its second token
+        None,
+        "ws_message_account",
+    ]
+    assert all(refusal.retry_after > 0 for refusal in refusals if refusal)
