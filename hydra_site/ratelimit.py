@@ -29,19 +29,23 @@ from django.core.cache.backends.redis import RedisCache
 
 _GCRA_SCRIPT = """
 local now = tonumber(ARGV[1])
+local slack = 1e-6
 for index, key in ipairs(KEYS) do
   local interval = tonumber(ARGV[2 * index])
   local period = tonumber(ARGV[2 * index + 1])
   local tat = tonumber(redis.call('GET', key) or ARGV[1])
   if tat < now then tat = now end
   local new_tat = tat + interval
-  if new_tat - now > period then
+  if new_tat - now > period + slack then
     return {index, tostring(new_tat - now - period)}
   end
   redis.call('SET', key, tostring(new_tat), 'PX', math.ceil((new_tat - now) * 1000) + 1000)
 end
 return {0, '0'}
 """
+# The last token of a full bucket lands exactly on the period: (now + k x interval) - now of epoch
+# seconds is off by a rounding error either way, which must not refuse it (the script's "slack" too).
+ROUNDING_SLACK_S = 1e-6
 _local_lock = threading.Lock()
 
 
@@ -104,7 +108,7 @@ def _take_local(backend: BaseCache, requests: Sequence[Sequence[Bucket]], now: f
                 cache_key = _cache_key(backend, limit, key)
                 tat = max(float(backend.get(cache_key, now)), now)
                 new_tat = tat + limit.interval
-                if new_tat - now > limit.seconds:
+                if new_tat - now > limit.seconds + ROUNDING_SLACK_S:
                     refusal = RateLimited(limit, new_tat - now - limit.seconds)
                     break
                 backend.set(cache_key, new_tat, timeout=math.ceil(new_tat - now) + 1)

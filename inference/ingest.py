@@ -4,7 +4,8 @@ A connection hands its validated batch to ``submit`` and awaits the outcome. The
 whatever batches are waiting, from every connection of the event loop, in one call of
 ``streaming.record_viewer_batches`` (one Redis round trip for the message limits, one read of
 the videos, one statement for the rows) on a thread of its own, and answers each connection
-once that statement has committed. While a flush runs the next batches gather; before each
+once that statement has committed; then, on another thread, it asks for the settlement passes of
+what was stored (``streaming.announce_stored_features``). While a flush runs the next batches gather; before each
 flush the writer lingers ``HYDRA_INGEST_LINGER_MS`` so that batches arriving together share it
 (a flush has a fixed cost of a few milliseconds of CPU: the thread hop, the Redis round trip,
 the read, the statement and its commit; bench/ingest.py measures the difference).
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 
@@ -37,8 +39,14 @@ from inference.services.streaming import RecordedFeatures, ViewerBatch
 # no less CPU per row (measured in bench/ingest.py) and would only make the first senders wait.
 MAX_FLUSH_ROWS = 4096
 
+logger = logging.getLogger(__name__)
+
 # One thread for every writer of the process: flushes run one at a time, on one database connection.
 _FLUSH_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hydra-ingest")
+
+
+def _store_unannounced(batches: list[ViewerBatch]) -> list:
+    return streaming.record_viewer_batches(batches, announce=False)
 
 
 class WriterClosed(RuntimeError):
@@ -47,9 +55,16 @@ class WriterClosed(RuntimeError):
 
 class IngestWriter:
     def __init__(
-        self, store=streaming.record_viewer_batches, max_rows: int = MAX_FLUSH_ROWS, linger_s: float | None = None
+        self,
+        store=_store_unannounced,
+        announce=streaming.announce_stored_features,
+        max_rows: int = MAX_FLUSH_ROWS,
+        linger_s: float | None = None,
     ) -> None:
         self.store = database_sync_to_async(store, thread_sensitive=False, executor=_FLUSH_THREAD)
+        # Off the flush thread: the next flush need not wait for the settlement requests of the last.
+        self.announce = database_sync_to_async(announce, thread_sensitive=False)
+        self.announcing: set[asyncio.Task] = set()
         self.max_rows = max_rows
         self.linger_s = settings.HYDRA_INGEST_LINGER_MS / 1000 if linger_s is None else linger_s
         self.waiting: collections.deque[tuple[ViewerBatch, asyncio.Future]] = collections.deque()
@@ -67,10 +82,11 @@ class IngestWriter:
         return await answer
 
     async def close(self) -> None:
-        """Take no more batches; return once every batch already submitted is stored and answered."""
+        """Take no more batches; return once every batch already submitted is stored, answered and announced."""
         self.closed = True
         if self.flushing is not None:
             await asyncio.shield(self.flushing)
+        await asyncio.gather(*self.announcing)
 
     async def _flush_while_waiting(self) -> None:
         try:
@@ -108,6 +124,20 @@ class IngestWriter:
                 answer.set_exception(outcome)
             else:
                 answer.set_result(outcome)
+        self._keep(asyncio.ensure_future(self._announce([batch for batch, _ in taken], outcomes)))
+
+    def _keep(self, task: asyncio.Task) -> None:
+        """Hold the task until it is done (the loop keeps only weak references) so ``close`` can wait for it."""
+        self.announcing.add(task)
+        task.add_done_callback(self.announcing.discard)
+
+    async def _announce(self, batches: list[ViewerBatch], outcomes: list) -> None:
+        """Ask for the settlement passes of what was stored. A failure is logged: the rows are committed and
+        answered, and the video's coverage deadline (docs/trust.md) settles them if no later batch asks again."""
+        try:
+            await self.announce(batches, outcomes)
+        except Exception:
+            logger.exception("asking for settlement passes after an ingest flush failed")
 
 
 _writers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, IngestWriter] = weakref.WeakKeyDictionary()

@@ -145,7 +145,9 @@ class ViewerBatch:
     samples: Sequence[FrameSample]
 
 
-def record_viewer_batches(batches: Sequence[ViewerBatch]) -> list[RecordedFeatures | Exception]:
+def record_viewer_batches(
+    batches: Sequence[ViewerBatch], *, announce: bool = True
+) -> list[RecordedFeatures | Exception]:
     """Store the validated batches of many connections together; each gets what it would have got alone.
 
     Every batch goes through what a lone batch goes through, in the same order: its viewer's shared
@@ -157,6 +159,10 @@ def record_viewer_batches(batches: Sequence[ViewerBatch]) -> list[RecordedFeatur
     costs little more than one batch. One outcome per batch, in order: its ``RecordedFeatures`` or the
     exception a lone batch would have raised. If the statement fails, nothing of it is stored and each
     batch is tried again alone, so that one batch cannot make the others fail.
+
+    With ``announce=False`` the caller sends ``signals.features_stored`` itself with
+    ``announce_stored_features`` (the ingest writer does, once its connections are answered: asking
+    for a settlement pass costs Redis and broker round trips that no ack should wait for).
     """
     outcomes: list[RecordedFeatures | Exception | None] = [None] * len(batches)
     limits = ratelimit.check_clients("ws_message", [(b.session.ip_address, b.session.user_id) for b in batches])
@@ -176,7 +182,7 @@ def record_viewer_batches(batches: Sequence[ViewerBatch]) -> list[RecordedFeatur
         if video is None or not video.is_playable or not can_view(batches[index].viewer, video):
             outcomes[index] = AnalysisRefused(RefusalReason.VIDEO_UNAVAILABLE, "the video is no longer available")
     for group in _one_batch_per_session([index for index in passed if outcomes[index] is None], batches):
-        for index, outcome in zip(group, _record_together([batches[index] for index in group]), strict=True):
+        for index, outcome in zip(group, _record_together([batches[index] for index in group], announce), strict=True):
             outcomes[index] = outcome
     return outcomes
 
@@ -196,21 +202,22 @@ def _one_batch_per_session(indexes: list[int], batches: Sequence[ViewerBatch]) -
     return [members for _, members in groups]
 
 
-def _record_together(batches: Sequence[ViewerBatch]) -> list[RecordedFeatures | Exception]:
+def _record_together(batches: Sequence[ViewerBatch], announce: bool) -> list[RecordedFeatures | Exception]:
     try:
-        stored = _store_pending(batches)
+        stored = _store_pending(batches, announce)
     except (DatabaseError, ValueError) as error:
         if len(batches) == 1:
             return [error]
-        return [_record_alone(batch) for batch in batches]
+        return [_record_alone(batch, announce) for batch in batches]
     return [_recorded(b.session, b.samples, times) for b, times in zip(batches, stored, strict=True)]
 
 
-def _record_alone(batch: ViewerBatch) -> RecordedFeatures | Exception:
+def _record_alone(batch: ViewerBatch, announce: bool) -> RecordedFeatures | Exception:
     try:
-        return record_frame_features(batch.session, batch.samples)
-    except (DatabaseError, ValueError, AnalysisRefused) as error:
+        stored = _store_pending([batch], announce)[0]
+    except (DatabaseError, ValueError) as error:
         return error
+    return _recorded(batch.session, batch.samples, stored)
 
 
 def record_frame_features(session: ClientSession, samples: Sequence[FrameSample]) -> RecordedFeatures:
@@ -222,7 +229,7 @@ def record_frame_features(session: ClientSession, samples: Sequence[FrameSample]
     websocket stores through ``record_viewer_batches``, which also applies the message limits and
     the visibility re-check and stores many connections' batches at once.
     """
-    stored = _store_pending([ViewerBatch(session, AnonymousUser(), samples)])[0]
+    stored = _store_pending([ViewerBatch(session, AnonymousUser(), samples)], announce=True)[0]
     recorded = _recorded(session, samples, stored)
     if isinstance(recorded, Exception):
         raise recorded
@@ -248,11 +255,12 @@ def _refreshed(session: ClientSession) -> ClientSession:
     return session
 
 
-def _store_pending(batches: Sequence[ViewerBatch]) -> list[list[int] | None]:
+def _store_pending(batches: Sequence[ViewerBatch], announce: bool) -> list[list[int] | None]:
     """Insert the batches (one per session) as pending rows; for each, the sample times inserted, None if quarantined.
 
-    Raises ValueError, storing nothing, if a vector is not the model's size. Once new rows are
-    committed, ``signals.features_stored`` asks for one settlement pass per video and model version.
+    Raises ValueError, storing nothing, if a vector is not the model's size. With ``announce``, once
+    new rows are committed, ``signals.features_stored`` asks for one settlement pass per video and
+    model version.
     """
     for batch in batches:
         feature_size = batch.session.model_version.feature_size
@@ -261,18 +269,27 @@ def _store_pending(batches: Sequence[ViewerBatch]) -> list[list[int] | None]:
             raise ValueError(f"vectors of samples {wrong} are not {feature_size} bytes long")
     store = _insert_pending_postgresql if connection.vendor == "postgresql" else _insert_pending_portable
     stored = store(batches)
-    for video_id, model_version_id in sorted(
-        {(b.session.video_id, b.session.model_version_id) for b, times in zip(batches, stored, strict=True) if times}
-    ):
-        transaction.on_commit(
-            functools.partial(
-                signals.features_stored.send,
-                sender=FrameFeature,
-                video_id=video_id,
-                model_version_id=model_version_id,
-            )
-        )
+    if announce:
+        stored_in = [b for b, times in zip(batches, stored, strict=True) if times]
+        transaction.on_commit(functools.partial(_send_features_stored, stored_in))
     return stored
+
+
+def announce_stored_features(batches: Sequence[ViewerBatch], outcomes: Sequence[RecordedFeatures | Exception]) -> None:
+    """``signals.features_stored`` for what ``record_viewer_batches(..., announce=False)`` committed."""
+    _send_features_stored(
+        [
+            b
+            for b, outcome in zip(batches, outcomes, strict=True)
+            if isinstance(outcome, RecordedFeatures) and outcome.accepted
+        ]
+    )
+
+
+def _send_features_stored(batches: Sequence[ViewerBatch]) -> None:
+    """One ``features_stored`` per video and model version with new rows: each asks for a settlement pass."""
+    for video_id, model_version_id in sorted({(b.session.video_id, b.session.model_version_id) for b in batches}):
+        signals.features_stored.send(sender=FrameFeature, video_id=video_id, model_version_id=model_version_id)
 
 
 _INSERT_PENDING_SQL = """

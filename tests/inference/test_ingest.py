@@ -68,7 +68,7 @@ class CountedStore:
 
     def __call__(self, batches):
         self.calls.append(len(batches))
-        return streaming.record_viewer_batches(batches)
+        return streaming.record_viewer_batches(batches, announce=False)
 
 
 def test_two_connections_batches_are_written_in_one_flush(video, settlements):
