@@ -59,6 +59,9 @@ async def viewer(
                 answers.append(json.loads(await asyncio.wait_for(connection.recv(), 30)))
             except websockets.ConnectionClosed:
                 break
+            if answers[-1].get("fatal"):
+                await asyncio.wait_for(connection.wait_closed(), 10)
+                break
         code = connection.close_code
     return answers, code
 
