@@ -107,7 +107,7 @@ def test_the_answer_waits_for_the_commit(video):
     def slow_store(batches):
         storing.set()
         release.wait(10)
-        return streaming.record_viewer_batches(batches)
+        return streaming.record_viewer_batches(batches, announce=False)
 
     async def scenario():
         writer = ingest.IngestWriter(slow_store)
