@@ -29,7 +29,7 @@ from django.core.cache.backends.redis import RedisCache
 
 _GCRA_SCRIPT = """
 local now = tonumber(ARGV[1])
-local slack = 1e-6
+local slack = 0.001
 for index, key in ipairs(KEYS) do
   local interval = tonumber(ARGV[2 * index])
   local period = tonumber(ARGV[2 * index + 1])
@@ -43,9 +43,10 @@ for index, key in ipairs(KEYS) do
 end
 return {0, '0'}
 """
-# The last token of a full bucket lands exactly on the period: (now + k x interval) - now of epoch
-# seconds is off by a rounding error either way, which must not refuse it (the script's "slack" too).
-ROUNDING_SLACK_S = 1e-6
+# The last token of a full bucket lands exactly on the period, and a rounding error must not refuse
+# it: the script stores times with Lua's tostring (14 significant digits: epoch seconds to 0.1 ms).
+# One millisecond of slack, the script's "slack" too.
+ROUNDING_SLACK_S = 0.001
 _local_lock = threading.Lock()
 
 
