@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import json
 import os
 import resource
@@ -45,6 +46,10 @@ class LoadConfig:
     network_octet: int = 10
     pace_ms_per_frame: float = 0.0
     handshake_only: bool = False  # connect, handshake, hello, ready, close: the cost of a connection alone
+    # Every viewer connects and says hello first; then "ready" is printed and feature batches wait for a
+    # line on stdin; once every batch is answered "sent" is printed and the sockets close after another
+    # line. The driver reads server CPU between the two lines: the message path alone (bench.ingest).
+    barrier: bool = False
 
 
 @dataclass
@@ -65,17 +70,51 @@ class Timings:
         return frames / duration if frames and duration > 0 else None
 
 
+class Barrier:
+    """Viewers that said hello wait here before their first batch, and before closing, until the driver says go."""
+
+    def __init__(self, clients: int) -> None:
+        self.clients = clients
+        self.ready = 0
+        self.all_ready = asyncio.Event()
+        self.go = asyncio.Event()
+        self.may_close = asyncio.Event()
+        self.cpu_at_go = self.cpu_at_sent = 0.0
+
+    def viewer_ready(self) -> None:
+        self.ready += 1
+        if self.ready >= self.clients:
+            self.all_ready.set()
+
+    async def hold(self, timeout: float) -> None:
+        """Until every viewer is ready (or ``timeout``): say so, then wait for the driver's line."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.all_ready.wait(), timeout)
+        print(f"ready {self.ready}", flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+        self.cpu_at_go = time.process_time()
+        self.go.set()
+
+    async def release_closes(self) -> None:
+        self.cpu_at_sent = time.process_time()
+        print("sent", flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+        self.may_close.set()
+
+
 class TimedTransport:
     """Wraps a harness transport; records the time from each binary message to the answer that follows.
 
     With ``pace_ms_per_frame`` it also holds each batch back until a browser computing one frame
-    in that time would have finished it (the first frame's clock starts at the hello).
+    in that time would have finished it (the first frame's clock starts at the hello, or at the
+    barrier's go). With a ``barrier``, the first batch waits for the go and the close for the driver.
     """
 
-    def __init__(self, inner, timings: Timings, pace_ms_per_frame: float = 0.0) -> None:
+    def __init__(self, inner, timings: Timings, pace_ms_per_frame: float = 0.0, barrier: Barrier | None = None):
         self.inner = inner
         self.timings = timings
         self.pace_s = pace_ms_per_frame / 1000
+        self.barrier = barrier
         self.computing_since = time.perf_counter()
         self.frames_computed = 0
         self.sent_at: float | None = None
@@ -85,6 +124,9 @@ class TimedTransport:
         await self.inner.send_text(text)
 
     async def send_bytes(self, data: bytes) -> None:
+        if self.barrier is not None and not self.barrier.go.is_set():
+            await self.barrier.go.wait()
+            self.computing_since = time.perf_counter()
         if self.pace_s:
             self.frames_computed += int.from_bytes(data[8:10], "little")  # the batch header's count
             ready_at = self.computing_since + self.frames_computed * self.pace_s
@@ -98,6 +140,8 @@ class TimedTransport:
         now = time.perf_counter()
         if message is not None and message.get("type") == "handshake":
             self.timings.connected_at.append(now)
+        if message is not None and message.get("type") == "ready" and self.barrier is not None:
+            self.barrier.viewer_ready()
         if message is not None and message.get("type") == "ack":
             self.timings.acked.append((now, len(message.get("accepted", [])) + len(message.get("duplicates", []))))
         if self.sent_at is not None and message is not None:
@@ -107,6 +151,8 @@ class TimedTransport:
         return message
 
     async def close(self) -> None:
+        if self.barrier is not None:
+            await self.barrier.may_close.wait()
         await self.inner.close()
 
 
@@ -162,11 +208,12 @@ async def _run(config: LoadConfig) -> dict[str, Any]:
     }
     timings = Timings()
     connectors = [WebsocketsTransport.connector(url, config.origin) for url in config.urls]
+    barrier = Barrier(config.clients) if config.barrier else None
 
     def timed_connector(index: int):
         async def connect(viewer, path):
             transport = await connectors[index % len(connectors)](viewer, path)
-            return TimedTransport(transport, timings, config.pace_ms_per_frame)
+            return TimedTransport(transport, timings, config.pace_ms_per_frame, barrier)
 
         return connect
 
@@ -187,6 +234,11 @@ async def _run(config: LoadConfig) -> dict[str, Any]:
         )
         for index, viewer in enumerate(viewers)
     ]
+    if barrier is not None:
+        await barrier.hold(config.deadline_s)
+        sent = asyncio.ensure_future(_all_answered(viewers, timings, config.clients))
+        await asyncio.wait([sent], timeout=config.deadline_s)
+        await barrier.release_closes()
     done, pending = await asyncio.wait(jobs, timeout=config.deadline_s)
     for job in pending:
         job.cancel()
@@ -219,7 +271,18 @@ async def _run(config: LoadConfig) -> dict[str, Any]:
         "failed_clients": dict(failures),
         "failure_examples": examples,
         "errors": dict(errors),
+        "load_generator_cpu_s_between_barriers": barrier.cpu_at_sent - barrier.cpu_at_go if barrier else None,
     }
+
+
+async def _all_answered(viewers, timings: Timings, clients: int) -> None:
+    """Until every assigned sample of every viewer that got ready was answered (or the viewer stopped)."""
+    while True:
+        answered = sum(count for _, count in timings.acked)
+        expected = sum(len(viewer.assigned) for viewer in viewers if not viewer.closed and not viewer.errors)
+        if answered >= expected and len(timings.connected_at) >= clients:
+            return
+        await asyncio.sleep(0.05)
 
 
 def run(config: LoadConfig) -> dict[str, Any]:

@@ -57,6 +57,7 @@ class Profile:
     first_time_viewers: bool = False
     component_viewers: int = 20
     model_size: bool = False
+    ingest_repeats: int = 1  # bench.ingest: 100 viewers into one daphne process, unpaced and paced at 10,000 frames/s
 
 
 QUICK = Profile(
@@ -95,15 +96,22 @@ FULL = Profile(
     first_time_viewers=True,
     component_viewers=50,
     model_size=True,
+    ingest_repeats=3,
 )
 # The site-day model at other audiences: mean first-day views per upload (the default is SiteDayParams's).
 SITE_DAY_VIEWS_PER_UPLOAD = (8.0, 80.0, 800.0)
 CLIP = {"width": 1280, "height": 720}
+# bench.ingest: each viewer sends this many samples; paced, each computes a frame in this many ms
+# (100 viewers x 100 frames/s: the issue's 10,000 frames per second, offered as browsers would offer it).
+INGEST_SAMPLES = 600
+INGEST_PACE_MS_PER_FRAME = 10.0
 # The last line of `make bench-quick` carries at least these; scripts and the issue read them by name.
 HEADLINE_KEYS = (
     "offload_ratio",
     "ingest_fps_100_clients",
     "ack_p99_ms_100_clients",
+    "ingest_frames_per_second",
+    "ingest_ack_p99_ms",
     "browser_wasm_ms_per_frame",
     "browser_ms_per_frame",
     "server_fast_ms_per_frame",
@@ -198,6 +206,16 @@ def measure(profile: Profile) -> dict[str, Any]:
         first_time_viewers=profile.first_time_viewers,
         component_viewers=profile.component_viewers,
     )
+    for name, pace in (("ingest", 0.0), ("ingest_paced", INGEST_PACE_MS_PER_FRAME)):
+        results[name] = _section(
+            f"ingest writer, 100 viewers, {'paced' if pace else 'unpaced'} (issue 15, item 3)",
+            "bench.ingest:measure",
+            timeout=1800,
+            clients=100,
+            samples=INGEST_SAMPLES,
+            repeats=profile.ingest_repeats,
+            pace_ms_per_frame=pace,
+        )
     results["machine"]["load_average_at_end"] = machine.load_average()
     results["site_day"] = site_day_section(results)
     results["summary"] = summarise(results)
@@ -353,6 +371,14 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
         "ack_p99_ms_100_clients": lookup(ingest_100, "ack_ms", "p99"),
         "ingest_fps_100_clients_2_daphne": lookup(_ingest(results, 100, daphnes=2), "frames_per_s"),
         "ingest_knee_clients": {str(count): ingest_knee(runs) for count, runs in sorted(by_daphnes.items())},
+        # bench.ingest (issue 15, item 3): the message path alone, 100 viewers, one daphne process.
+        "ingest_frames_per_second": lookup(results, "ingest", "ingest_frames_per_second"),
+        "ingest_ack_p50_ms": lookup(results, "ingest", "ingest_ack_p50_ms"),
+        "ingest_ack_p99_ms": lookup(results, "ingest", "ingest_ack_p99_ms"),
+        "ingest_server_cpu_ms_per_frame": lookup(results, "ingest", "ingest_server_cpu_ms_per_frame"),
+        "ingest_frames_per_server_cpu_second": lookup(results, "ingest", "ingest_frames_per_server_cpu_second"),
+        "ingest_paced_frames_per_second": lookup(results, "ingest_paced", "ingest_frames_per_second"),
+        "ingest_paced_ack_p99_ms": lookup(results, "ingest_paced", "ingest_ack_p99_ms"),
         "browser_wasm_ms_per_frame": lookup(browser, "ms_per_frame"),
         # Issue 17: the browser runtime that ships against the server's fastest single-thread path, same run.
         "browser_ms_per_frame": lookup(chosen, "ms_per_frame"),

@@ -1,7 +1,7 @@
 """(4) Bytes per frame on the websocket, against shipping the frame itself.
 
 Features: the actual binary batch (``inference.protocol.encode_feature_batch``, docs/protocol.md)
-of the client's usual batch (16 samples), plus the websocket frame header a browser adds to each message
+of the client's usual batch (64 samples), plus the websocket frame header a browser adds to each message
 (client frames are masked: 2 + 2 length + 4 mask bytes for 126..65535 bytes), per frame; the
 server's JSON ack is counted separately. The alternatives are the same frame at the CNN's input
 size, 224x224: as JPEG at quality 85 (PIL, ``bench.browser_cnn.jpeg_224_bytes``) and as raw RGB.
@@ -17,7 +17,7 @@ import numpy as np
 
 from bench.measure import median
 
-CLIENT_BATCH = 16  # static/js/src/client.js BATCH_TARGET
+CLIENT_BATCH = 64  # static/js/src/client.js BATCH_TARGET
 JPEG_QUALITY = 85
 INPUT_SIZE = 224  # the CNN input the JPEG and raw alternatives are sized to
 

@@ -415,8 +415,10 @@ if HYDRA_SEEKER_BYTES_PER_VISIT < 0:
     raise ImproperlyConfigured("HYDRA_SEEKER_BYTES_PER_VISIT must be a number of bytes, 0 or more.")
 
 # Analysis websocket (inference.consumers): limits on what one client session may send.
-HYDRA_WS_MAX_MESSAGE_BYTES = env_int("HYDRA_WS_MAX_MESSAGE_BYTES", 64 * 1024)
-HYDRA_WS_MAX_BATCH = env_int("HYDRA_WS_MAX_BATCH", 16)
+HYDRA_WS_MAX_MESSAGE_BYTES = env_int("HYDRA_WS_MAX_MESSAGE_BYTES", 128 * 1024)
+HYDRA_WS_MAX_BATCH = env_int("HYDRA_WS_MAX_BATCH", 64)
 HYDRA_WS_RATE_PER_SECOND = env_float("HYDRA_WS_RATE_PER_SECOND", 4.0)
 HYDRA_WS_RATE_BURST = env_int("HYDRA_WS_RATE_BURST", 16)
 HYDRA_WS_MAX_ERRORS = env_int("HYDRA_WS_MAX_ERRORS", 20)
+# The ingest writer (inference.ingest) waits this long before a flush, so that batches arriving together share it.
+HYDRA_INGEST_LINGER_MS = env_float("HYDRA_INGEST_LINGER_MS", 2.0)

@@ -1,9 +1,10 @@
 """Streaming: a viewer's page opens an analysis session, is assigned sample times and stores features.
 
 This is the websocket path, paid for every batch of every viewer: it only checks, stores (one
-statement per batch on PostgreSQL) and says that features were stored (``signals.features_stored``,
-on which ``inference.scheduling`` queues a settlement pass). Judging and analysing happen later,
-in a worker (``inference.services.settlement``).
+statement on PostgreSQL for all the batches a daphne process's ingest writer flushes together,
+``record_viewer_batches``) and says that features were stored (``signals.features_stored``, on
+which ``inference.scheduling`` queues a settlement pass). Judging and analysing happen later, in a
+worker (``inference.services.settlement``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 import psycopg
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 from django.utils import timezone
 
@@ -135,31 +136,112 @@ class RecordedFeatures:
     duplicates: tuple[int, ...]
 
 
+@dataclass(frozen=True)
+class ViewerBatch:
+    """One connection's validated feature batch, with who sent it: what the ingest writer hands over."""
+
+    session: ClientSession
+    viewer: AbstractBaseUser | AnonymousUser  # the connection's user, for the visibility re-check
+    samples: Sequence[FrameSample]
+
+
+def record_viewer_batches(
+    batches: Sequence[ViewerBatch], *, announce: bool = True
+) -> list[RecordedFeatures | Exception]:
+    """Store the validated batches of many connections together; each gets what it would have got alone.
+
+    Every batch goes through what a lone batch goes through, in the same order: its viewer's shared
+    message limits (``ws_message``, per address and per account: ``AnalysisRefused(RATE_LIMITED)``),
+    then whether its viewer may still watch its video (``VIDEO_UNAVAILABLE``: removed, hidden or
+    deleted while the page was open), then storage, where a quarantined session stores nothing
+    (``QUARANTINED``). The checks cost one Redis round trip and one read for all the batches, and the
+    batches that pass are stored by one statement (``_store_pending``), so a flush of many connections
+    costs little more than one batch. One outcome per batch, in order: its ``RecordedFeatures`` or the
+    exception a lone batch would have raised. If the statement fails, nothing of it is stored and each
+    batch is tried again alone, so that one batch cannot make the others fail.
+
+    With ``announce=False`` the caller sends ``signals.features_stored`` itself with
+    ``announce_stored_features`` (the ingest writer does, once its connections are answered: asking
+    for a settlement pass costs Redis and broker round trips that no ack should wait for).
+    """
+    outcomes: list[RecordedFeatures | Exception | None] = [None] * len(batches)
+    limits = ratelimit.check_clients("ws_message", [(b.session.ip_address, b.session.user_id) for b in batches])
+    for index, refusal in enumerate(limits):
+        if refusal is not None:
+            outcomes[index] = AnalysisRefused(RefusalReason.RATE_LIMITED, str(refusal))
+    passed = [index for index, outcome in enumerate(outcomes) if outcome is None]
+    videos = (
+        Video.objects.only("status", "visibility", "rendition", "deleted_at", "owner_id", "audience").in_bulk(
+            {batches[index].session.video_id for index in passed}
+        )
+        if passed
+        else {}
+    )
+    for index in passed:
+        video = videos.get(batches[index].session.video_id)
+        if video is None or not video.is_playable or not can_view(batches[index].viewer, video):
+            outcomes[index] = AnalysisRefused(RefusalReason.VIDEO_UNAVAILABLE, "the video is no longer available")
+    for group in _one_batch_per_session([index for index in passed if outcomes[index] is None], batches):
+        for index, outcome in zip(group, _record_together([batches[index] for index in group], announce), strict=True):
+            outcomes[index] = outcome
+    return outcomes
+
+
+def _one_batch_per_session(indexes: list[int], batches: Sequence[ViewerBatch]) -> list[list[int]]:
+    """Groups of batches, in order, no session twice in a group: two connections resuming one session
+    store one after the other, so the first copy of a sample is the one kept and acked as accepted."""
+    groups: list[tuple[set, list[int]]] = []
+    for index in indexes:
+        session_id = batches[index].session.pk
+        group = next((group for group in groups if session_id not in group[0]), None)
+        if group is None:
+            group = (set(), [])
+            groups.append(group)
+        group[0].add(session_id)
+        group[1].append(index)
+    return [members for _, members in groups]
+
+
+def _record_together(batches: Sequence[ViewerBatch], announce: bool) -> list[RecordedFeatures | Exception]:
+    try:
+        stored = _store_pending(batches, announce)
+    except (DatabaseError, ValueError) as error:
+        if len(batches) == 1:
+            return [error]
+        return [_record_alone(batch, announce) for batch in batches]
+    return [_recorded(b.session, b.samples, times) for b, times in zip(batches, stored, strict=True)]
+
+
+def _record_alone(batch: ViewerBatch, announce: bool) -> RecordedFeatures | Exception:
+    try:
+        stored = _store_pending([batch], announce)[0]
+    except (DatabaseError, ValueError) as error:
+        return error
+    return _recorded(batch.session, batch.samples, stored)
+
+
 def record_frame_features(session: ClientSession, samples: Sequence[FrameSample]) -> RecordedFeatures:
-    """Store a validated batch as pending; a sample the session already sent is reported as duplicate.
+    """Store one validated batch as pending; a sample the session already sent is reported as duplicate.
 
     One row per (session, sample_ms): the unique constraint makes a replay a no-op even when two
     copies of a batch race. Once new rows are committed, ``signals.features_stored`` asks for a
-    settlement pass. A quarantined session stores nothing and is refused (QUARANTINED).
+    settlement pass. A quarantined session stores nothing and is refused (QUARANTINED). The
+    websocket stores through ``record_viewer_batches``, which also applies the message limits and
+    the visibility re-check and stores many connections' batches at once.
     """
-    feature_size = session.model_version.feature_size
-    wrong = [s.sample_ms for s in samples if len(s.vector) != feature_size]
-    if wrong:
-        raise ValueError(f"vectors of samples {wrong} are not {feature_size} bytes long")
-    store = _insert_pending_postgresql if connection.vendor == "postgresql" else _insert_pending_portable
-    stored = store(session, samples)
+    stored = _store_pending([ViewerBatch(session, AnonymousUser(), samples)], announce=True)[0]
+    recorded = _recorded(session, samples, stored)
+    if isinstance(recorded, Exception):
+        raise recorded
+    return recorded
+
+
+def _recorded(
+    session: ClientSession, samples: Sequence[FrameSample], stored: list[int] | None
+) -> RecordedFeatures | AnalysisRefused:
     if stored is None:
-        raise AnalysisRefused(
+        return AnalysisRefused(
             RefusalReason.QUARANTINED, contributors.refusal_reason(_refreshed(session)) or contributors.CAUGHT_SESSION
-        )
-    if stored:
-        transaction.on_commit(
-            functools.partial(
-                signals.features_stored.send,
-                sender=FrameFeature,
-                video_id=session.video_id,
-                model_version_id=session.model_version_id,
-            )
         )
     new = set(stored)
     return RecordedFeatures(
@@ -173,50 +255,110 @@ def _refreshed(session: ClientSession) -> ClientSession:
     return session
 
 
+def _store_pending(batches: Sequence[ViewerBatch], announce: bool) -> list[list[int] | None]:
+    """Insert the batches (one per session) as pending rows; for each, the sample times inserted, None if quarantined.
+
+    Raises ValueError, storing nothing, if a vector is not the model's size. With ``announce``, once
+    new rows are committed, ``signals.features_stored`` asks for one settlement pass per video and
+    model version.
+    """
+    for batch in batches:
+        feature_size = batch.session.model_version.feature_size
+        wrong = [s.sample_ms for s in batch.samples if len(s.vector) != feature_size]
+        if wrong:
+            raise ValueError(f"vectors of samples {wrong} are not {feature_size} bytes long")
+    store = _insert_pending_postgresql if connection.vendor == "postgresql" else _insert_pending_portable
+    stored = store(batches)
+    if announce:
+        stored_in = [b for b, times in zip(batches, stored, strict=True) if times]
+        transaction.on_commit(functools.partial(_send_features_stored, stored_in))
+    return stored
+
+
+def announce_stored_features(batches: Sequence[ViewerBatch], outcomes: Sequence[RecordedFeatures | Exception]) -> None:
+    """``signals.features_stored`` for what ``record_viewer_batches(..., announce=False)`` committed."""
+    _send_features_stored(
+        [
+            b
+            for b, outcome in zip(batches, outcomes, strict=True)
+            if isinstance(outcome, RecordedFeatures) and outcome.accepted
+        ]
+    )
+
+
+def _send_features_stored(batches: Sequence[ViewerBatch]) -> None:
+    """One ``features_stored`` per video and model version with new rows: each asks for a settlement pass."""
+    for video_id, model_version_id in sorted({(b.session.video_id, b.session.model_version_id) for b in batches}):
+        signals.features_stored.send(sender=FrameFeature, video_id=video_id, model_version_id=model_version_id)
+
+
 _INSERT_PENDING_SQL = """
-WITH live AS (
-    UPDATE {session_table} SET last_seen_at = %s WHERE id = %s AND state <> %s RETURNING id
+WITH batch AS (
+    SELECT id, number FROM unnest(%s::uuid[]) WITH ORDINALITY AS batch (id, number)
+), live AS (
+    UPDATE {session_table} AS touched SET last_seen_at = %s
+    FROM (
+        SELECT id FROM {session_table} WHERE id IN (SELECT id FROM batch) AND state <> %s ORDER BY id FOR UPDATE
+    ) AS locked
+    WHERE touched.id = locked.id
+    RETURNING touched.id, touched.video_id, touched.model_version_id, touched.backend
+), inserted AS (
+    INSERT INTO {feature_table}
+        (video_id, model_version_id, session_id, sample_ms, vector, backend, inference_ms, status, received_at)
+    SELECT live.video_id, live.model_version_id, live.id, row.sample_ms, row.vector, live.backend,
+        row.inference_ms, %s, %s
+    FROM unnest(%s::integer[], %s::integer[], %b::bytea[], %s::double precision[])
+        AS row (batch_number, sample_ms, vector, inference_ms)
+    JOIN batch ON batch.number = row.batch_number
+    JOIN live ON live.id = batch.id
+    ON CONFLICT (session_id, sample_ms) DO NOTHING
+    RETURNING session_id, sample_ms
 )
-INSERT INTO {feature_table}
-    (video_id, model_version_id, session_id, sample_ms, vector, backend, inference_ms, status, received_at)
-SELECT %s, %s, live.id, batch.sample_ms, batch.vector, %s, batch.inference_ms, %s, %s
-FROM live CROSS JOIN unnest(%s::integer[], %b::bytea[], %s::double precision[])
-    AS batch (sample_ms, vector, inference_ms)
-ON CONFLICT (session_id, sample_ms) DO NOTHING
-RETURNING sample_ms
+SELECT batch.number, NULL FROM live JOIN batch USING (id)
+UNION ALL
+SELECT batch.number, inserted.sample_ms FROM inserted JOIN batch ON batch.id = inserted.session_id
 """
 
 
-def _insert_pending_postgresql(session: ClientSession, samples: Sequence[FrameSample]) -> list[int] | None:
-    """One statement: touch the session unless it is quarantined, insert the batch, return the times inserted.
+def _insert_pending_postgresql(batches: Sequence[ViewerBatch]) -> list[list[int] | None]:
+    """One statement for every batch: touch each session unless it is quarantined, insert, return the times inserted.
 
-    None when the session is quarantined. The ORM equivalent (``_insert_pending_portable``) costs
-    three statements and a transaction, about 2.5 times the CPU per batch (measured).
+    The sessions are locked in id order, so two writers (or a writer and a trust pass locking
+    several sessions in that order) cannot deadlock on them. A session the statement did not touch
+    is quarantined (None) or gone (nothing inserted). Rows name their batch by number and the answer
+    comes back by number (plain integers: loading a UUID per returned row cost more than the rest of
+    the answer). The ORM equivalent (``_insert_pending_portable``) costs three statements and a
+    transaction per batch, about 2.5 times the CPU of one batch alone (measured).
     """
     now = timezone.now()
     sql = _INSERT_PENDING_SQL.format(
         session_table=connection.ops.quote_name(ClientSession._meta.db_table),
         feature_table=connection.ops.quote_name(FrameFeature._meta.db_table),
     )
+    rows = [(number, s) for number, b in enumerate(batches, start=1) for s in b.samples]
     params = [
+        [b.session.pk for b in batches],
         now,
-        session.pk,
         ClientSession.State.QUARANTINED,
-        session.video_id,
-        session.model_version_id,
-        session.backend,
         FrameFeature.Status.PENDING,
         now,
-        [s.sample_ms for s in samples],
-        [bytes(s.vector) for s in samples],
-        [s.inference_ms for s in samples],
+        [number for number, _ in rows],
+        [s.sample_ms for _, s in rows],
+        [bytes(s.vector) for _, s in rows],
+        [s.inference_ms for _, s in rows],
     ]
     with _server_bound_cursor() as cursor:
         cursor.execute(sql, params)
-        inserted = [row[0] for row in cursor.fetchall()]
-    if len(inserted) < len(samples) and _is_quarantined(session):
-        return None
-    return inserted
+        answer = cursor.fetchall()
+    live = {number for number, sample_ms in answer if sample_ms is None}
+    inserted: dict[int, list[int]] = {}
+    for number, sample_ms in answer:
+        if sample_ms is not None:
+            inserted.setdefault(number, []).append(sample_ms)
+    return [
+        inserted.get(number, []) if number in live or not _is_quarantined(b.session) else None
+        for number, b in enumerate(batches, start=1)
+    ]
 
 
 def _server_bound_cursor() -> CursorWrapper:
@@ -232,11 +374,15 @@ def _server_bound_cursor() -> CursorWrapper:
 
 
 @transaction.atomic
-def _insert_pending_portable(session: ClientSession, samples: Sequence[FrameSample]) -> list[int] | None:
+def _insert_pending_portable(batches: Sequence[ViewerBatch]) -> list[list[int] | None]:
     """``_insert_pending_postgresql`` with the ORM, for other databases (the embedded SQLite default)."""
+    return [_insert_one_portable(b.session, b.samples) for b in batches]
+
+
+def _insert_one_portable(session: ClientSession, samples: Sequence[FrameSample]) -> list[int] | None:
     live = ClientSession.objects.filter(pk=session.pk).exclude(state=ClientSession.State.QUARANTINED)
     if not live.update(last_seen_at=timezone.now()):
-        return None
+        return None if _is_quarantined(session) else []
     times = [s.sample_ms for s in samples]
     stored = set(FrameFeature.objects.filter(session=session, sample_ms__in=times).values_list("sample_ms", flat=True))
     new = [s for s in samples if s.sample_ms not in stored]

@@ -289,7 +289,10 @@ def test_a_foreign_origin_is_refused_before_anything_happens(video):
         (bytes(70_000), ErrorCode.MESSAGE_TOO_LARGE),
     ],
 )
-def test_a_bad_batch_stores_nothing_and_the_connection_survives(video, data, code):
+def test_a_bad_batch_stores_nothing_and_the_connection_survives(video, data, code, settings):
+    settings.HYDRA_WS_MAX_BATCH = 16  # the limits the cases above are built against
+    settings.HYDRA_WS_MAX_MESSAGE_BYTES = 64 * 1024
+
     async def scenario():
         client = await connect(video.slug)
         error = await client.send_batch(data)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth.models import AnonymousUser
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -45,14 +46,48 @@ def test_a_batch_is_stored_pending_in_one_statement(session):
     "store", [streaming._insert_pending_postgresql, streaming._insert_pending_portable], ids=["postgresql", "portable"]
 )
 def test_both_ways_of_storing_agree_on_new_duplicate_and_quarantined(session, store):
+    def alone(*samples: FrameSample) -> list[int] | None:
+        return store([streaming.ViewerBatch(session, AnonymousUser(), samples)])[0]
+
     before = ClientSession.objects.get(pk=session.pk).last_seen_at
-    assert store(session, [FrameSample(0, None, vector(1)), FrameSample(1000, 2.5, vector(2))]) == [0, 1000]
+    assert alone(FrameSample(0, None, vector(1)), FrameSample(1000, 2.5, vector(2))) == [0, 1000]
     assert ClientSession.objects.get(pk=session.pk).last_seen_at > before
-    assert store(session, [FrameSample(1000, 2.5, vector(9)), FrameSample(2000, 2.5, vector(3))]) == [2000]
+    assert alone(FrameSample(1000, 2.5, vector(9)), FrameSample(2000, 2.5, vector(3))) == [2000]
     assert bytes(FrameFeature.objects.get(session=session, sample_ms=1000).vector) == vector(2)  # first copy kept
     ClientSession.objects.filter(pk=session.pk).update(state=ClientSession.State.QUARANTINED)
-    assert store(session, [FrameSample(3000, 2.5, vector(4))]) is None
+    assert alone(FrameSample(3000, 2.5, vector(4))) is None
     assert FrameFeature.objects.filter(session=session).count() == 3
+
+
+@pytest.mark.parametrize(
+    "store", [streaming._insert_pending_postgresql, streaming._insert_pending_portable], ids=["postgresql", "portable"]
+)
+def test_both_ways_of_storing_agree_on_several_sessions_at_once(session, store):
+    other = streaming.start_client_session(video=make_ready_video("other"), model_version=session.model_version)
+    caught = streaming.start_client_session(video=session.video, model_version=session.model_version)
+    ClientSession.objects.filter(pk=caught.pk).update(state=ClientSession.State.QUARANTINED)
+    store([streaming.ViewerBatch(session, AnonymousUser(), [FrameSample(0, 1.0, vector(1))])])
+    answer = store(
+        [
+            streaming.ViewerBatch(
+                session, AnonymousUser(), [FrameSample(0, 1.0, vector(7)), FrameSample(1000, 1.0, vector(2))]
+            ),
+            streaming.ViewerBatch(caught, AnonymousUser(), [FrameSample(0, 1.0, vector(3))]),
+            streaming.ViewerBatch(
+                other, AnonymousUser(), [FrameSample(0, 1.0, vector(4)), FrameSample(2000, 1.0, vector(5))]
+            ),
+        ]
+    )
+    assert [sorted(times) if times is not None else None for times in answer] == [[1000], None, [0, 2000]]
+    assert sorted(FrameFeature.objects.values_list("session_id", "sample_ms", "video_id")) == sorted(
+        [
+            (session.pk, 0, session.video_id),
+            (session.pk, 1000, session.video_id),
+            (other.pk, 0, other.video_id),
+            (other.pk, 2000, other.video_id),
+        ]
+    )
+    assert bytes(FrameFeature.objects.get(session=session, sample_ms=0).vector) == vector(1)
 
 
 def test_a_quarantined_session_is_refused_and_stores_nothing(session):

@@ -7,7 +7,7 @@ import { PROTOCOL_VERSION, encodeFeatureBatch } from './wire.js';
 
 const CLOSE_SESSION_MISMATCH = 4409;
 const FATAL_CLOSES = new Set([4404, 4429, 4503]);
-const BATCH_TARGET = 16;
+const BATCH_TARGET = 64;
 const FLUSH_AFTER_MS = 2000;
 const LOOKAHEAD_SECONDS = 5;
 // Frames waiting for the engine: captured while the model loads or while the engine rests (bitmaps, so bounded).
