@@ -31,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from channels.db import database_sync_to_async
 from django.conf import settings
+from django.db import connections
 
 from inference.services import streaming
 from inference.services.streaming import RecordedFeatures, ViewerBatch
@@ -43,6 +44,12 @@ logger = logging.getLogger(__name__)
 
 # One thread for every writer of the process: flushes run one at a time, on one database connection.
 _FLUSH_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hydra-ingest")
+
+
+def close_flush_connection() -> None:
+    """Close the flush thread's database connection: it outlives every writer, so a process (or a test
+    session, whose database is dropped at the end) that is done with ingest closes it here."""
+    _FLUSH_THREAD.submit(connections.close_all).result()
 
 
 def _store_unannounced(batches: list[ViewerBatch]) -> list:

@@ -8,8 +8,17 @@ from pathlib import Path
 
 import pytest
 
+from inference.ingest import close_flush_connection
 from tests.browser import launch_chromium, watch_console_errors
 from videos.synthetic import write_video
+
+
+@pytest.fixture(scope="session", autouse=True)
+def flush_connection_closed_at_the_end(django_db_setup):
+    """The ingest writer's thread keeps its database connection, which would stop the test database
+    from being dropped after the session."""
+    yield
+    close_flush_connection()
 
 
 @pytest.fixture(autouse=True)
