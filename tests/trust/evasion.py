@@ -59,6 +59,10 @@ class Policy:
     min_audience: int = 5
     arrival_window: float = 60.0
     borderline_guard: bool = True  # in-tolerance lies decide only near a threshold, where the server computes
+    # The alternative issue 16 allows (measured, not adopted): a borderline sample is not computed by the server
+    # when at least this many established independent holders drawn by the server agree on it tightly (0: off).
+    # Colluders agree tightly among themselves; an honest holder never agrees tightly with a lie.
+    tight_exemption: int = 0
 
 
 def farmed_record(sessions: int, distinct_videos: int, days: float, per_day: float = 10.0) -> int:
@@ -131,10 +135,18 @@ def evaded(attack: Attack, policy: Policy, rng: random.Random) -> bool:
             return True
         return rng.random() < colluder_rate  # only colluders hold it: their rate is the sample's
 
+    def exempt(t: int) -> bool:
+        """Whether the tight-agreement exemption spares a borderline sample the server (only colluders hold it)."""
+        if not policy.tight_exemption or len(holders[t]) < policy.tight_exemption:
+            return False
+        if audience_when_agreed[t] < policy.min_audience:
+            return False  # a small audience: the server computes every agreed sample
+        return rng.random() >= colluder_rate  # a spot check computes it
+
     for t in flagged:
         if not holders[t] or not all(is_colluder for _, is_colluder in holders[t]):
             return False  # an honest replica holds it: its truth decides (disputed, or agreed by the server)
-        if attack.lies is Lies.IN_TOLERANCE and policy.borderline_guard:
+        if attack.lies is Lies.IN_TOLERANCE and policy.borderline_guard and not exempt(t):
             return False  # a decision an in-tolerance lie can move is borderline: the server computes it
     exposed = {t for t in lied if any(c for _, c in holders[t]) and caught(t)}
     liars_of_flagged = {identity.session_id for t in flagged for identity, _ in holders[t]}

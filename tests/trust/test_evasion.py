@@ -69,3 +69,21 @@ def test_controls_each_attack_succeeds_without_its_defence(scenario, unguarded_p
     unguarded = evasion_probability(attack, Policy(**unguarded_policy), RUNS)
     print(f"\nTRUST-FIGURES evasion without the defence ({scenario}): {unguarded:.3f}")
     assert unguarded > at_least
+
+
+@pytest.mark.parametrize("arrival", ["first", "random", "together"])
+def test_tight_agreement_exemption_measured_not_adopted(arrival):
+    """Issue 16's alternative to a smoother violence head: spare the server a borderline window whose samples k
+    established independent holders agreed on tightly. Hiding a flag stays at 0 in these scenarios (for k = 2, the
+    weakest), but only because the small-audience rule and the draw stand behind it: without the audience rule the
+    same pair evades. It is not adopted (docs/trust.md, window heads: honest backends rarely agree tightly, and a
+    false flag raised by one colluder-held sample is not modelled here)."""
+    figures = {}
+    for name, audience in AUDIENCES:
+        attack = Attack(colluding_share=0.3, lies=Lies.IN_TOLERANCE, arrival=arrival, **audience)
+        figures[name] = evasion_probability(attack, Policy(tight_exemption=2), RUNS)
+    print("\nTRUST-FIGURES evasion with the tight exemption", json.dumps({"arrival": arrival, **figures}))
+    assert all(p == 0.0 for p in figures.values()), figures
+    if arrival == "first":
+        attack = Attack(viewers=20, colluding_share=0.3, samples=120, flagged=(117, 118, 119), lies=Lies.IN_TOLERANCE)
+        assert evasion_probability(attack, Policy(tight_exemption=2, min_audience=0), RUNS) > 0.05
