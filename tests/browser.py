@@ -29,6 +29,24 @@ NO_WEBSOCKETS_ON_LIVE_SERVER = r"WebSocket connection to '.*/ws/analysis/.*' fai
 # For pages that play video without a click (the analysis runs while the player plays).
 AUTOPLAY_ARGS = ("--autoplay-policy=no-user-gesture-required",)
 
+# Play until half a second has played, pause, then seek to ``seekTo`` seconds (from the end when negative).
+PLAY_THEN_SEEK = """async (seekTo) => {
+  const video = document.querySelector('video#player');
+  video.muted = true;
+  await video.play();
+  await new Promise((resolve) => {
+    const check = () => (video.currentTime > 0.5 ? resolve() : requestAnimationFrame(check));
+    check();
+  });
+  const playedTo = video.currentTime;
+  video.pause();
+  const seeked = new Promise((resolve) => video.addEventListener('seeked', resolve, {once: true}));
+  video.currentTime = seekTo < 0 ? video.duration + seekTo : seekTo;
+  await seeked;
+  return {playedTo, seekedTo: video.currentTime, duration: video.duration,
+          width: video.videoWidth, height: video.videoHeight, isolated: window.crossOriginIsolated};
+}"""
+
 
 def watch_console_errors(browser: Browser) -> list[str]:
     """Collect every console error and uncaught exception of the pages of contexts opened from now on."""

@@ -12,7 +12,7 @@ import pytest
 from django.contrib.auth.models import User
 from playwright.sync_api import Page
 
-from tests.browser import NO_WEBSOCKETS_ON_LIVE_SERVER, SCREENSHOTS
+from tests.browser import NO_WEBSOCKETS_ON_LIVE_SERVER, PLAY_THEN_SEEK, SCREENSHOTS
 from videos.models import Video
 from videos.synthetic import write_audio_only
 
@@ -26,23 +26,6 @@ WATCH_PROGRESS = """() => {
   const track = document.querySelector('#upload-progress [role="progressbar"]');
   new MutationObserver(() => window.reportProgress(Number(track.getAttribute('aria-valuenow'))))
     .observe(track, {attributes: true, attributeFilter: ['aria-valuenow']});
-}"""
-
-PLAY_AND_SEEK = """async () => {
-  const video = document.querySelector('video#player');
-  video.muted = true;
-  await video.play();
-  await new Promise((resolve) => {
-    const check = () => (video.currentTime > 0.5 ? resolve() : requestAnimationFrame(check));
-    check();
-  });
-  const playedTo = video.currentTime;
-  video.pause();
-  const seeked = new Promise((resolve) => video.addEventListener('seeked', resolve, {once: true}));
-  video.currentTime = 1.5;
-  await seeked;
-  return {playedTo, seekedTo: video.currentTime, duration: video.duration,
-          width: video.videoWidth, height: video.videoHeight, isolated: window.crossOriginIsolated};
 }"""
 
 
@@ -136,7 +119,7 @@ def test_log_in_upload_watch_and_seek(
     page.click(f'.card a[href="/v/{video.slug}/"] >> nth=0')
     page.wait_for_url(f"**/v/{video.slug}/")
     page.wait_for_function("() => document.querySelector('video#player').readyState >= 1")
-    result = page.evaluate(PLAY_AND_SEEK)
+    result = page.evaluate(PLAY_THEN_SEEK, 1.5)
     assert result["playedTo"] > 0.5
     assert result["seekedTo"] == pytest.approx(1.5, abs=0.05)
     assert result["duration"] == pytest.approx(3.0, abs=0.1)

@@ -24,7 +24,7 @@ from django.test import Client, override_settings
 
 from inference.ml.artefacts import ensure_artefacts
 from inference.services.registry import ensure_model_version
-from tests.browser import AUTOPLAY_ARGS, SCREENSHOTS, launch_chromium, watch_console_errors
+from tests.browser import AUTOPLAY_ARGS, PLAY_THEN_SEEK, SCREENSHOTS, launch_chromium, watch_console_errors
 from tests.inference.live_site import analysis_state_is, ready_video, running_site
 from tests.videos.live_nginx import NginxSite, running_nginx
 from videos import services
@@ -33,23 +33,6 @@ from videos.models import Video
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 REFUSED = REFUSED_MESSAGE.encode() + b"\n"
-
-# Play a little, then seek near the end: past what the first response brought, so the player asks for a range.
-PLAY_AND_SEEK_NEAR_THE_END = """async () => {
-  const video = document.querySelector('video#player');
-  video.muted = true;
-  await video.play();
-  await new Promise((resolve) => {
-    const check = () => (video.currentTime > 0.5 ? resolve() : requestAnimationFrame(check));
-    check();
-  });
-  const playedTo = video.currentTime;
-  video.pause();
-  const seeked = new Promise((resolve) => video.addEventListener('seeked', resolve, {once: true}));
-  video.currentTime = video.duration - 1;
-  await seeked;
-  return {playedTo, seekedTo: video.currentTime, duration: video.duration, isolated: window.crossOriginIsolated};
-}"""
 
 
 @pytest.fixture(scope="session")
@@ -209,7 +192,7 @@ def test_the_player_plays_seeks_and_analyses_through_nginx_and_no_range_request_
     size = Path(video.rendition.path).stat().st_size
 
     page.goto(f"{site.nginx.url}/v/{video.slug}/?hydra_backend=wasm")
-    played = page.evaluate(PLAY_AND_SEEK_NEAR_THE_END)
+    played = page.evaluate(PLAY_THEN_SEEK, -1)
     assert played["playedTo"] > 0.5 and played["isolated"], played
     assert abs(played["seekedTo"] - (played["duration"] - 1)) < 0.1, played
     page.wait_for_function(analysis_state_is("done", "error"), timeout=180_000)
