@@ -237,6 +237,15 @@ def untrained_heads() -> list[Head]:
     return list(Head.objects.filter(enabled=True).exclude(versions__in=ready).order_by("category"))
 
 
+def flagged_verdicts(video: Video, head_versions: list[HeadVersion]) -> list[Verdict]:
+    """The video's flagged verdicts of these head versions, with what confirming them reads."""
+    return list(
+        Verdict.objects.filter(video=video, head_version__in=head_versions, flagged=True).select_related(
+            "video", "model_version", "head_version"
+        )
+    )
+
+
 def stage_summary(verdict: Verdict) -> str:
     """One line a moderator reads: what the screen found and what the confirmer said about it (``Verdict.stages``)."""
     screen = verdict.stages.get("screen")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -41,7 +42,12 @@ FeatureRuntime = Callable[[np.ndarray], np.ndarray]
 
 
 class TfliteFeatures:
-    """float32[N, 224, 224, 3] inputs -> float32[N, 1280] features, one ``invoke`` per frame (batch fixed at 1)."""
+    """float32[N, 224, 224, 3] inputs -> float32[N, 1280] features, one ``invoke`` per frame (batch fixed at 1).
+
+    One interpreter per process, and an interpreter is not thread-safe: concurrent calls (settlement
+    passes on a thread pool, where tasks run in-process) raised or silently returned another call's
+    features. Calls take turns.
+    """
 
     def __init__(self, flatbuffer: bytes) -> None:
         import tensorflow as tf
@@ -54,13 +60,15 @@ class TfliteFeatures:
                 f"the .tflite takes {source['dtype'].__name__}{list(source['shape'])}, not one float32 frame"
             )
         self._input, self._output = source["index"], target["index"]
+        self._turn = threading.Lock()
 
     def __call__(self, inputs: np.ndarray) -> np.ndarray:
         features = np.empty((len(inputs), cnn.FEATURE_SIZE), dtype=np.float32)
-        for index, frame in enumerate(inputs):
-            self._interpreter.set_tensor(self._input, np.ascontiguousarray(frame[None], dtype=np.float32))
-            self._interpreter.invoke()
-            features[index] = self._interpreter.get_tensor(self._output)[0]
+        with self._turn:
+            for index, frame in enumerate(inputs):
+                self._interpreter.set_tensor(self._input, np.ascontiguousarray(frame[None], dtype=np.float32))
+                self._interpreter.invoke()
+                features[index] = self._interpreter.get_tensor(self._output)[0]
         return features
 
 

@@ -33,6 +33,9 @@ from videos.models import Video
 
 CONFIRMED, NOT_CONFIRMED, PENDING = "confirmed", "not confirmed", "pending"
 
+# Frames decoded and scored at a time (a 720p frame is about 2.8 MB decoded).
+SCORING_CHUNK = 32
+
 
 def _nsfwjs_inception_v3(path: str, sample_ms: list[int]) -> tuple[np.ndarray, list[dict[str, float]]]:
     probabilities = nsfw_confirm.confirm_frames_at(settings.HYDRA_NSFWJS_DIR, path, sample_ms)
@@ -92,6 +95,17 @@ def _stored_scores(video_id: int, confirmer: str, times: Sequence[int]) -> dict[
     )
 
 
+def awaiting_confirmation(verdicts: Sequence[Verdict]) -> list[Verdict]:
+    """The flagged verdicts whose confirmation has not concluded (no confirm stage yet, or pending)."""
+    return [
+        verdict
+        for verdict in verdicts
+        if verdict.flagged
+        and confirmation_rule(verdict.head_version) is not None
+        and verdict.stages.get("confirm", {}).get("status", PENDING) == PENDING
+    ]
+
+
 def confirm_flag(verdict: Verdict) -> bool:
     """True when the flag of this verdict (already backed by the server's features) stands and a case may open.
 
@@ -105,7 +119,8 @@ def confirm_flag(verdict: Verdict) -> bool:
     if rule is None:
         return True
     with transaction.atomic():
-        Video.objects.select_for_update(nowait=True).filter(pk=verdict.video_id).first()
+        # Waits for the lock: a refusal here would leave the flag pending with no pass to retry it.
+        Video.objects.select_for_update().filter(pk=verdict.video_id).first()
         current = Verdict.objects.select_related("head_version").get(pk=verdict.pk)
         if not current.stages.get("screen", {}).get("flagged", current.flagged):
             return False
@@ -161,18 +176,22 @@ def score_flagged_frames(video: Video, head_version: HeadVersion) -> list[int]:
         return []
     if not video.rendition:
         raise ValueError(f"video {video.pk} has no rendition to confirm its flag on")
-    scores, classes = CONFIRMERS[rule["confirmer"]](video.rendition.path, missing)
-    ConfirmationScore.objects.bulk_create(
-        [
-            ConfirmationScore(
-                video=video,
-                confirmer=rule["confirmer"],
-                sample_ms=ms,
-                score=float(np.clip(scores[index], 0.0, 1.0)),
-                class_scores=classes[index],
-            )
-            for index, ms in enumerate(missing)
-        ],
-        ignore_conflicts=True,
-    )
+    # In chunks: a long video flagged throughout would otherwise hold every decoded frame at once, and
+    # what a chunk stored survives a worker that dies on the next.
+    for start in range(0, len(missing), SCORING_CHUNK):
+        chunk = missing[start : start + SCORING_CHUNK]
+        scores, classes = CONFIRMERS[rule["confirmer"]](video.rendition.path, chunk)
+        ConfirmationScore.objects.bulk_create(
+            [
+                ConfirmationScore(
+                    video=video,
+                    confirmer=rule["confirmer"],
+                    sample_ms=ms,
+                    score=float(np.clip(scores[index], 0.0, 1.0)),
+                    class_scores=classes[index],
+                )
+                for index, ms in enumerate(chunk)
+            ],
+            ignore_conflicts=True,
+        )
     return missing

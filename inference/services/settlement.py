@@ -41,6 +41,10 @@ def settle_video(video: Video, model_version: ModelVersion) -> list[Verdict]:
     queue_follow_ups(trust.verify_pending(video, model_version))
     head_versions = selectors.active_head_versions(model_version)
     if not analysis.analysis_due(video, model_version, head_versions, sample_times):
+        # No new analysis, but a flag whose confirmation has not concluded (its scoring task failed or
+        # was lost, or the video's lock was busy) is tried again: it must not wait for a later step.
+        flagged = selectors.flagged_verdicts(video, head_versions)
+        _confirm_and_announce(flag_confirmation.awaiting_confirmation(flagged), sample_times)
         return []
     return _analyse_confirm_announce(video, model_version, head_versions, sample_times)
 
@@ -63,9 +67,7 @@ def _analyse_confirm_announce(
 ) -> list[Verdict]:
     verdicts = analysis.analyse_video(video, model_version, head_versions, sample_times)
     queue_follow_ups(trust.confirm_borderline_windows(video, model_version, verdicts))
-    for verdict in verdicts:
-        if verdict.flagged and _confirmed_by_server(verdict, sample_times) and flag_confirmation.confirm_flag(verdict):
-            signals.verdict_flagged.send(sender=Verdict, verdict=verdict)
+    _confirm_and_announce(verdicts, sample_times)
     if (
         verdicts
         and not any(v.flagged for v in verdicts)
@@ -76,6 +78,13 @@ def _analyse_confirm_announce(
         # follows them clears the video.
         signals.video_cleared.send(sender=Video, video=video, verdicts=verdicts)
     return verdicts
+
+
+def _confirm_and_announce(verdicts: Sequence[Verdict], sample_times: Sequence[int]) -> None:
+    """Step 3 and the flagged half of step 4: a flag goes to moderation once the server and any confirmer back it."""
+    for verdict in verdicts:
+        if verdict.flagged and _confirmed_by_server(verdict, sample_times) and flag_confirmation.confirm_flag(verdict):
+            signals.verdict_flagged.send(sender=Verdict, verdict=verdict)
 
 
 def _confirmed_by_server(verdict: Verdict, sample_times: Sequence[int]) -> bool:

@@ -14,7 +14,7 @@ from django.db import transaction
 from inference import selectors
 from inference.ml import nsfw_confirm
 from inference.models import ClientSession, ConfirmationScore, FrameFeature, HeadVersion, Recomputation, Verdict
-from inference.services import flag_confirmation, server_features, settlement
+from inference.services import analysis, flag_confirmation, server_features, settlement
 from inference.trust import services as trust
 from moderation.models import Case
 from tests.trust import conftest as trust_fixtures
@@ -193,6 +193,40 @@ def test_a_pending_confirmation_keeps_the_flag_open_and_a_failed_one_leaves_it_w
     )
     settlement.analyse_and_announce(video, model_version)
     assert nudity_verdict(video).stages["confirm"]["status"] == flag_confirmation.CONFIRMED
+    assert Case.objects.filter(video=video, category="nudity").count() == 1
+
+
+def test_a_settlement_pass_with_nothing_new_to_analyse_retries_a_pending_confirmation(
+    default_heads,
+    model_version,
+    ready_video,
+    monkeypatch,
+):
+    """A confirmation left pending (its task failed, or the video's lock was busy) must not wait for a
+    coverage step that may never come: the next settlement pass tries it again."""
+
+    def broken(path, times):
+        raise nsfw_confirm.NsfwjsError("the confirmer could not load")
+
+    monkeypatch.setitem(flag_confirmation.CONFIRMERS, "nsfwjs_inception_v3", broken)
+    video = ready_video("warm", pattern="warm", seconds=4)
+    server_computes_every_sample(video, model_version)
+    with pytest.raises(nsfw_confirm.NsfwjsError):
+        settlement.analyse_and_announce(video, model_version)
+    assert nudity_verdict(video).stages["confirm"]["status"] == flag_confirmation.PENDING
+
+    monkeypatch.setitem(
+        flag_confirmation.CONFIRMERS,
+        "nsfwjs_inception_v3",
+        lambda path, times: (np.full(len(times), 0.99), [{"porn": 0.99}] * len(times)),
+    )
+    head_versions = selectors.active_head_versions(model_version)
+    assert not analysis.analysis_due(video, model_version, head_versions, selectors.expected_sample_times(video))
+    assert settlement.settle_video(video, model_version) == []
+    assert nudity_verdict(video).stages["confirm"]["status"] == flag_confirmation.CONFIRMED
+    assert Case.objects.filter(video=video, category="nudity").count() == 1
+
+    settlement.settle_video(video, model_version)  # concluded: nothing more is queued or opened
     assert Case.objects.filter(video=video, category="nudity").count() == 1
 
 
