@@ -98,7 +98,16 @@ class ContributorRecords:
     the credits already given in this verification.
     """
 
-    def __init__(self, sessions: Iterable[ClientSession], video_id: int, *, per_day: float, now: datetime) -> None:
+    def __init__(
+        self,
+        sessions: Iterable[ClientSession],
+        video_id: int,
+        *,
+        per_day: float,
+        now: datetime,
+        uploader_id: int | None = None,
+    ) -> None:
+        self._uploader_id = uploader_id
         keys = {record_key(session) for session in sessions}
         rows = Contributor.objects.filter(key__in=keys).values_list("key", "consecutive_valid", "created_at")
         self._consecutive_valid = {key: valid for key, valid, _ in rows}
@@ -124,8 +133,13 @@ class ContributorRecords:
         return min(earned, int(self._per_day * self._age_days.get(key, 0.0)))
 
     def record_valid(self, sessions: Iterable[ClientSession]) -> None:
-        """Blind results the server verified: each record not yet credited for this video is, once."""
+        """Blind results the server verified: each record not yet credited for this video is, once.
+
+        The uploader's own account earns nothing on its own videos: uploading is not independent work.
+        """
         for session in sessions:
+            if self._uploader_id is not None and session.user_id == self._uploader_id:
+                continue
             key = record_key(session)
             if key not in self._credited:
                 self._credited.add(key)

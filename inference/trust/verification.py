@@ -264,7 +264,13 @@ def verify_samples(
         .exclude(state=ClientSession.State.QUARANTINED)
         .only("pk", "created_at", *JUDGED_SESSION_FIELDS)
     )
-    records = ContributorRecords(viewers, video.pk, per_day=settings.HYDRA_TRUST_RECORD_PER_DAY, now=timezone.now())
+    records = ContributorRecords(
+        viewers,
+        video.pk,
+        per_day=settings.HYDRA_TRUST_RECORD_PER_DAY,
+        now=timezone.now(),
+        uploader_id=video.owner_id,
+    )
     small_audience = audience_is_small(video, viewers, records)
     tolerance = configured_tolerance(model_version)
     changes = StatusChanges()

@@ -139,6 +139,23 @@ def test_a_farm_earns_one_result_per_record_and_video(ready_video, model_version
     assert records == {f"user:{farmer.pk}": 1, "net:10.9.0.0/24": 1}
 
 
+def test_an_uploader_earns_no_record_on_their_own_video(ready_video, model_version, nudity_head, seeded_spot_checks):
+    """Watching one's own upload is not independent work: the same blind, server-verified results credit a
+    stranger's record and not the uploader's."""
+    video = ready_video("own", pattern="calm", seed=9)
+    times = selectors.expected_sample_times(video)
+    truth = compute_server_features(video, times, model_version)
+    stranger = get_user_model().objects.create_user("stranger", password="pw-stranger-1")
+    own = session_for(video, model_version, "own", ip="10.12.0.1", user=video.owner)
+    other = session_for(video, model_version, "other", ip="10.13.0.1", user=stranger)
+    for session in (own, other):
+        record(session, times, truth)
+    cover_video.delay(video.pk)
+    assert statuses(own) == statuses(other) == {"accepted"}
+    records = dict(Contributor.objects.filter(consecutive_valid__gt=0).values_list("key", "consecutive_valid"))
+    assert records == {f"user:{stranger.pk}": 1}
+
+
 def test_a_record_grows_no_faster_than_its_age():
     def record_of(age: timedelta, earned: int) -> int:
         session = ClientSession(device_id=f"dev-{age}-{earned}")
