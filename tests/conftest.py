@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from django.core.cache import caches
 
 from inference.ingest import close_flush_connection
 from tests.browser import launch_chromium, watch_console_errors
@@ -27,6 +28,12 @@ def full_rate_limit_buckets() -> None:
     from hydra_site.ratelimit import reset_all
 
     reset_all()
+
+
+@pytest.fixture(autouse=True)
+def forgotten_process_memos() -> None:
+    """Per-process memos (the active model version, covered videos) would carry one test's database into the next."""
+    caches["process"].clear()
 
 
 @pytest.fixture

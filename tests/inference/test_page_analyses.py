@@ -22,11 +22,8 @@ ANALYSIS_MARKUP = re.compile(r'<aside id="hydra-analysis".*?</script>', re.S)
 
 
 @pytest.fixture(autouse=True)
-def fresh_cache(settings):
+def one_sample_a_second(settings):
     settings.HYDRA_SAMPLE_INTERVAL_MS = 1000
-    caches["process"].clear()
-    yield
-    caches["process"].clear()
 
 
 def accept(video, model_version, times, *, is_server=True):
