@@ -70,9 +70,16 @@ class IngestWriter:
         max_rows: int = MAX_FLUSH_ROWS,
         linger_s: float | None = None,
     ) -> None:
-        self.store = database_sync_to_async(store, thread_sensitive=False, executor=_FLUSH_THREAD)
-        # Off the flush thread: the next flush need not wait for the settlement requests of the last.
-        self.announce = database_sync_to_async(announce, thread_sensitive=False)
+        if connections["default"].vendor == "sqlite":
+            # SQLite takes one writer at a time, and on the embedded default the settlement passes run
+            # in-process inside ``announce``: threads of their own would meet "database is locked".
+            # There, like every other database call of the process, both take turns on Channels' thread.
+            self.store = database_sync_to_async(store)
+            self.announce = database_sync_to_async(announce)
+        else:
+            self.store = database_sync_to_async(store, thread_sensitive=False, executor=_FLUSH_THREAD)
+            # Off the flush thread: the next flush need not wait for the settlement requests of the last.
+            self.announce = database_sync_to_async(announce, thread_sensitive=False)
         self.announcing: set[asyncio.Task] = set()
         self.max_rows = max_rows
         self.linger_s = settings.HYDRA_INGEST_LINGER_MS / 1000 if linger_s is None else linger_s

@@ -51,8 +51,11 @@ def test_wire_sizes_of_the_real_batch_format_against_jpeg_and_raw() -> None:
     flat = np.full((2, 48, 64, 3), 128, dtype=np.uint8)
     sizes = wire.measure({"noisy": noisy, "flat": flat}, feature_size=1280)
     batch = wire.CLIENT_BATCH
-    assert sizes["features"]["payload_bytes_per_frame"] == (12 + batch * (8 + 1280)) / batch  # docs/protocol.md
-    assert sizes["bytes_per_frame"] == sizes["features"]["payload_bytes_per_frame"] + 8 / batch
+    payload = 12 + batch * (8 + 1280)  # docs/protocol.md
+    assert sizes["features"]["payload_bytes_per_frame"] == payload / batch
+    # A browser masks what it sends; a batch of 64 (82 kB) takes the 8-byte length, so 14 bytes a message.
+    header = 2 + (0 if payload < 126 else 2 if payload < 65536 else 8) + 4
+    assert sizes["bytes_per_frame"] == (payload + header) / batch
     assert sizes["raw_rgb_224_bytes"] == 224 * 224 * 3
     assert sizes["jpeg_q85_224_bytes"]["noisy"] > sizes["jpeg_q85_224_bytes"]["flat"] > 0
     assert sizes["features"]["ack_bytes_per_frame"] > 0
