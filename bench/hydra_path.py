@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.load import LoadConfig
-from bench.measure import REPO_ROOT, BenchError, median, run_isolated, tree_cpu_s
+from bench.measure import REPO_ROOT, BenchError, last_words, median, run_isolated, tree_cpu_s
 from bench.private_servers import private_stack
 from bench.report import lookup
 from bench.stack import ORIGIN, ServerProcess, Stack
@@ -247,7 +247,7 @@ def run_load(config: LoadConfig, timeout_s: float) -> dict[str, Any]:
         check=False,
     )
     if completed.returncode != 0:
-        raise BenchError(f"load generator failed:\n{completed.stderr[-2000:]}")
+        raise BenchError(f"load generator failed: {last_words(completed.stderr)}\n{completed.stderr[-2000:]}")
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
