@@ -25,11 +25,12 @@ import time
 import urllib.request
 import uuid
 from dataclasses import asdict
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from bench.load import LoadConfig
-from bench.measure import REPO_ROOT, BenchError, median, run_isolated, tree_cpu_s
+from bench.measure import REPO_ROOT, BenchError, last_words, median, run_isolated, tree_cpu_s
 from bench.private_servers import private_stack
 from bench.report import lookup
 from bench.stack import ORIGIN, ServerProcess, Stack
@@ -39,7 +40,9 @@ SETTLE_QUIET_S = 1.0
 GIVE_UP_QUIET_S = 5.0
 UNDER_REPLICATED_GRACE_S = 10.0
 SMALL_BATCH = 4  # the message-cost run: 15 messages for 60 samples, within the socket's burst of 16
-RETURNING_RECORD = 1_000_000  # server-verified results: far past the point where spot checks reach their floor
+# Server-verified results: far past the point where spot checks reach their floor (about 70 at the defaults).
+# A record grows by at most HYDRA_TRUST_RECORD_PER_DAY a day, so a seeded record is back-dated to have earned it.
+RETURNING_RECORD = 1_000
 # Each run's viewers come from fresh networks, so per-address rate limits never carry over between runs.
 NETWORKS = itertools.cycle(range(11, 224))
 
@@ -157,15 +160,57 @@ def seed_returning_devices(prefix: str, count: int, network_octet: int) -> None:
     This is the steady state of viewers who come back; a first-time device is checked on
     every result of its probation instead.
     """
+    from django.conf import settings
+    from django.utils import timezone
+
     from bench.load import device_id, viewer_address
     from inference.models import Contributor
     from inference.trust.contributors import record_key_of
 
-    for index in range(count):
+    keys = [
+        record_key_of(ip=viewer_address(network_octet, index), device_id=device_id(prefix, index))
+        for index in range(count)
+    ]
+    for key in keys:
         Contributor.objects.update_or_create(
-            key=record_key_of(ip=viewer_address(network_octet, index), device_id=device_id(prefix, index)),
-            defaults={"consecutive_valid": RETURNING_RECORD, "valid_total": RETURNING_RECORD},
+            key=key, defaults={"consecutive_valid": RETURNING_RECORD, "valid_total": RETURNING_RECORD}
         )
+    earned_since = timezone.now() - timedelta(days=RETURNING_RECORD / settings.HYDRA_TRUST_RECORD_PER_DAY + 1)
+    Contributor.objects.filter(key__in=keys).update(created_at=earned_since)
+    _close_db()
+
+
+def seed_established_audience(slugs: list[str], prefix: str, network_octet: int, first_index: int) -> None:
+    """Give each video a past audience of ``HYDRA_TRUST_MIN_AUDIENCE`` returning viewers who arrived apart.
+
+    On a video with a smaller audience the server computes every sample peers agree on
+    (``audience_is_small``); a returning viewer of a watched video is the steady state these runs
+    price. The past viewers are devices ``first_index`` onwards of ``prefix`` (seeded with
+    ``seed_returning_devices``), one session each, ``HYDRA_TRUST_ARRIVAL_WINDOW_SECONDS`` apart.
+    """
+    from django.conf import settings
+    from django.utils import timezone
+
+    from bench.load import device_id, viewer_address
+    from inference.models import ClientSession
+    from inference.selectors import active_model_version
+    from videos.models import Video
+
+    model_version = active_model_version()
+    audience = settings.HYDRA_TRUST_MIN_AUDIENCE
+    apart = timedelta(seconds=settings.HYDRA_TRUST_ARRIVAL_WINDOW_SECONDS + 1)
+    now = timezone.now()
+    for video in Video.objects.filter(slug__in=slugs):
+        for offset in range(audience):
+            index = first_index + offset
+            session = ClientSession.objects.create(
+                video=video,
+                model_version=model_version,
+                device_id=device_id(prefix, index),
+                ip_address=viewer_address(network_octet, index),
+            )
+            arrived = now - apart * (audience - offset)
+            ClientSession.objects.filter(pk=session.pk).update(created_at=arrived, last_seen_at=arrived)
     _close_db()
 
 
@@ -247,7 +292,7 @@ def run_load(config: LoadConfig, timeout_s: float) -> dict[str, Any]:
         check=False,
     )
     if completed.returncode != 0:
-        raise BenchError(f"load generator failed:\n{completed.stderr[-2000:]}")
+        raise BenchError(f"load generator failed: {last_words(completed.stderr)}\n{completed.stderr[-2000:]}")
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
@@ -274,9 +319,14 @@ def measured_run(
     """
     device_prefix = uuid.uuid4().hex[:8]
     network_octet = next(NETWORKS)
+    from django.conf import settings
+
+    audience = settings.HYDRA_TRUST_MIN_AUDIENCE if returning and not slugs else 0
     if returning:
-        seed_returning_devices(device_prefix, clients, network_octet)
+        seed_returning_devices(device_prefix, clients + audience, network_octet)
     slugs = slugs or make_videos(videos, clip, stack.media_root)
+    if audience:
+        seed_established_audience(slugs, device_prefix, network_octet, first_index=clients)
     clock = ServerClock(stack, [d for d, _ in daphnes], worker)
     clock.begin()
     config = LoadConfig(
@@ -470,7 +520,10 @@ def composition_check(
     configs = []
     for slugs, clients in ((fresh, len(fresh) * replicas), (covered, viewers)):
         prefix, network_octet = uuid.uuid4().hex[:8], next(NETWORKS)
-        seed_returning_devices(prefix, clients, network_octet)
+        audience = settings.HYDRA_TRUST_MIN_AUDIENCE if slugs is fresh else 0  # covered videos have theirs
+        seed_returning_devices(prefix, clients + audience, network_octet)
+        if audience:
+            seed_established_audience(slugs, prefix, network_octet, first_index=clients)
         configs.append(
             LoadConfig(
                 urls=[url],

@@ -28,6 +28,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from dataclasses import asdict
@@ -39,7 +40,7 @@ import numpy as np
 from bench.hydra_path import NETWORKS, ServerClock, _setup_site, make_videos
 from bench.load import LoadConfig
 from bench.machine import load_average
-from bench.measure import REPO_ROOT, BenchError, median
+from bench.measure import REPO_ROOT, BenchError, last_words, median
 from bench.private_servers import private_stack
 from bench.stack import ORIGIN, Stack
 from bench.wire import CLIENT_BATCH
@@ -120,36 +121,45 @@ def ingest_run(
         pace_ms_per_frame=pace_ms_per_frame,
         barrier=True,
     )
-    load = subprocess.Popen(
-        [sys.executable, "-m", "bench.load", json.dumps(asdict(config))],
-        cwd=REPO_ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    ready = load.stdout.readline().split()
-    if not ready or ready[0] != "ready":
-        load.kill()
-        raise BenchError(f"the load generator did not get its viewers ready: {ready}")
-    time.sleep(STATISTICS_DELAY_S)  # the handshakes' commits reach the statistics before the count
-    clock = ServerClock(stack, [daphne], NoWorker())
-    load_before = load_average()
-    commits_before = commits(stack)
-    clock.begin()
-    load.stdin.write("go\n")
-    load.stdin.flush()
-    if load.stdout.readline().strip() != "sent":
-        load.kill()
-        raise BenchError("the load generator stopped before every batch was answered")
-    cpu = clock.elapsed()
-    load_after = load_average()
-    time.sleep(STATISTICS_DELAY_S)
-    committed = commits(stack) - commits_before
-    load.stdin.write("close\n")
-    load.stdin.flush()
-    output, _ = load.communicate(timeout=deadline_s + 120)
-    result = json.loads(output.strip().splitlines()[-1])
-    return _summary(result, cpu, committed, int(ready[1]), load_before, load_after)
+    # The load generator's stderr goes to a file (a pipe nobody reads could fill): a failure quotes its tail.
+    with tempfile.TemporaryFile("w+") as errors:
+        load = subprocess.Popen(
+            [sys.executable, "-m", "bench.load", json.dumps(asdict(config))],
+            cwd=REPO_ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+        )
+        ready = load.stdout.readline().split()
+        if not ready or ready[0] != "ready":
+            raise BenchError(f"the load generator did not get its viewers ready: {_stopped(load, errors)}")
+        time.sleep(STATISTICS_DELAY_S)  # the handshakes' commits reach the statistics before the count
+        clock = ServerClock(stack, [daphne], NoWorker())
+        load_before = load_average()
+        commits_before = commits(stack)
+        clock.begin()
+        load.stdin.write("go\n")
+        load.stdin.flush()
+        if load.stdout.readline().strip() != "sent":
+            raise BenchError(f"the load generator stopped before every batch was answered: {_stopped(load, errors)}")
+        cpu = clock.elapsed()
+        load_after = load_average()
+        time.sleep(STATISTICS_DELAY_S)
+        committed = commits(stack) - commits_before
+        load.stdin.write("close\n")
+        load.stdin.flush()
+        output, _ = load.communicate(timeout=deadline_s + 120)
+        result = json.loads(output.strip().splitlines()[-1])
+        return _summary(result, cpu, committed, int(ready[1]), load_before, load_after)
+
+
+def _stopped(load: subprocess.Popen, errors) -> str:
+    """Ends a load generator that failed and returns the last lines it wrote to stderr."""
+    load.kill()
+    load.wait()
+    errors.seek(0)
+    return last_words(errors.read())
 
 
 def _summary(load: dict, cpu: dict, committed: int, ready: int, load_before: list, load_after: list) -> dict:

@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import django
 import numpy as np
 
 from bench.measure import percentile
@@ -294,4 +295,6 @@ def run(config: LoadConfig) -> dict[str, Any]:
 
 if __name__ == "__main__":
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hydra_site.settings")
+    # The trust harness reads the verification tolerance from the settings and imports the models.
+    django.setup()
     print(json.dumps(run(LoadConfig(**json.loads(sys.argv[1])))), flush=True)

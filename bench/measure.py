@@ -142,9 +142,19 @@ def run_isolated(target: str, *, timeout: float, env: dict[str, str] | None = No
     )
     lines = [line for line in completed.stdout.splitlines() if line.startswith(RESULT_MARK)]
     if completed.returncode != 0 or not lines:
-        tail = (completed.stderr or completed.stdout)[-2000:]
-        raise BenchError(f"{target} failed (exit {completed.returncode}):\n{tail}")
+        output = completed.stderr or completed.stdout
+        raise BenchError(f"{target} failed (exit {completed.returncode}): {last_words(output)}\n{output[-2000:]}")
     return json.loads(lines[-1][len(RESULT_MARK) :])
+
+
+def last_words(output: str, lines: int = 3) -> str:
+    """A failed process's last non-empty output lines on one line: the exception, and what it was raised from.
+
+    The first line of a failure's message is what the report's notes show; a bare "failed (exit 1):"
+    says nothing, and a traceback's last lines say why.
+    """
+    kept = [line.strip() for line in output.splitlines() if line.strip()][-lines:]
+    return " | ".join(kept) if kept else "(no output)"
 
 
 def _child_main(target: str, arguments: str) -> None:

@@ -105,6 +105,8 @@ CLIP = {"width": 1280, "height": 720}
 # (100 viewers x 100 frames/s: the issue's 10,000 frames per second, offered as browsers would offer it).
 INGEST_SAMPLES = 600
 INGEST_PACE_MS_PER_FRAME = 10.0
+# A failed section's note: its error's first line (for a subprocess, the last lines of its stderr).
+NOTE_CHARS = 600
 # The last line of `make bench-quick` carries at least these; scripts and the issue read them by name.
 HEADLINE_KEYS = (
     "offload_ratio",
@@ -139,9 +141,9 @@ def _section(name: str, target: str, timeout: float, **kwargs) -> dict[str, Any]
     try:
         result = run_isolated(target, timeout=timeout, **kwargs)
     except (BenchError, OSError, TimeoutError) as exc:
-        result = {"error": str(exc).splitlines()[0][:300], "error_detail": str(exc)[-2000:]}
+        result = {"error": str(exc).splitlines()[0][:NOTE_CHARS], "error_detail": str(exc)[-2000:]}
     except Exception as exc:  # a subprocess timeout, a bad result: the other sections still run
-        result = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+        result = {"error": f"{type(exc).__name__}: {exc}"[:NOTE_CHARS]}
     result["section_wall_s"] = time.perf_counter() - started
     print(f"[bench] {name} done in {result['section_wall_s']:.0f} s", file=sys.stderr, flush=True)
     return result

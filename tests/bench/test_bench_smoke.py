@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
+import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -35,8 +38,36 @@ def test_run_isolated_returns_result_and_process_figures() -> None:
     result = measure.run_isolated("bench.machine:describe", timeout=60, database_url=None)
     assert result["cores"] >= 1
     assert set(result["process"]) == {"cpu_s", "peak_rss_mb"}
-    with pytest.raises(measure.BenchError, match="failed"):
+    with pytest.raises(measure.BenchError) as failure:
         measure.run_isolated("bench.machine:no_such_function", timeout=60)
+    first_line = str(failure.value).splitlines()[0]
+    assert "failed (exit 1)" in first_line and "AttributeError" in first_line and "no_such_function" in first_line
+
+
+def test_a_failed_section_says_why_in_its_note() -> None:
+    section = run._section("missing", "bench.machine:no_such_function", timeout=60)
+    assert "AttributeError" in section["error"] and "no_such_function" in section["error"]
+    assert "Traceback" in section["error_detail"]
+
+
+def test_load_generator_runs_as_its_own_process(tmp_path: Path) -> None:
+    """bench.load imports the trust harness, which reads Django settings and models: a fresh process sets them up."""
+    codes = tmp_path / "codes.npy"
+    np.save(codes, np.zeros((1, 1280), dtype=np.uint8))
+    config = load.LoadConfig(
+        urls=["ws://127.0.0.1:1/"], slugs=["nothing"], times=[0], codes_path=str(codes), clients=1, deadline_s=5.0
+    )
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench.load", json.dumps(asdict(config))],
+        cwd=measure.REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert result["clients"] == 1 and result["connected_clients"] == 0 and result["frames_accepted"] == 0
 
 
 def test_websocket_frame_overhead_follows_rfc6455() -> None:
@@ -53,8 +84,8 @@ def test_wire_sizes_of_the_real_batch_format_against_jpeg_and_raw() -> None:
     batch = wire.CLIENT_BATCH
     payload = 12 + batch * (8 + 1280)  # docs/protocol.md
     assert sizes["features"]["payload_bytes_per_frame"] == payload / batch
-    # A browser masks what it sends; a batch of 64 (82 kB) takes the 8-byte length, so 14 bytes a message.
-    header = 2 + (0 if payload < 126 else 2 if payload < 65536 else 8) + 4
+    # RFC 6455, client to server: 2 bytes, the 16- or 64-bit length, the 4-byte mask
+    header = 2 + (2 if payload < 65536 else 8) + 4
     assert sizes["bytes_per_frame"] == (payload + header) / batch
     assert sizes["raw_rgb_224_bytes"] == 224 * 224 * 3
     assert sizes["jpeg_q85_224_bytes"]["noisy"] > sizes["jpeg_q85_224_bytes"]["flat"] > 0
