@@ -385,7 +385,12 @@ def revoke_media_urls(video: Video) -> None:
     unlinked. Called when a video becomes less visible (moderation), so a URL copied while it could be seen stops
     working then, not when it expires. Runs after the caller's commit, so a rolled-back change renames nothing.
     """
-    transaction.on_commit(partial(_rotate_media_key, video.pk), robust=True)
+    video_id = video.pk
+
+    def rotate_media_key() -> None:  # not a partial: robust on_commit logs failures by the callback's __qualname__
+        _rotate_media_key(video_id)
+
+    transaction.on_commit(rotate_media_key, robust=True)
 
 
 def _rotate_media_key(video_id: int) -> None:
@@ -415,7 +420,12 @@ def _rotate_media_key(video_id: int) -> None:
         except Exception:
             _delete_files(linked)
             raise
-        transaction.on_commit(partial(_delete_files, [old for old, _new in renames]), robust=True)
+        old_names = [old for old, _new in renames]
+
+        def unlink_old_names() -> None:
+            _delete_files(old_names)
+
+        transaction.on_commit(unlink_old_names, robust=True)
     logger.info("Media URLs of video %s revoked (media key %s)", video.slug, new_key)
 
 

@@ -226,8 +226,8 @@ def test_the_player_plays_seeks_and_analyses_through_nginx_and_no_range_request_
     assert [row for row in ranged if not row[4].startswith("bytes=0-")], f"no seek's Range request: {media}"
     assert sum(row[3] for row in ranged) >= size / 2, "nginx sent the video's bytes"
     assert {row[1] for row in media} == {
-        f"/media/renditions/{video.storage_key}.mp4",
-        f"/media/posters/{video.storage_key}.jpg",
+        f"/media/renditions/{video.media_key}.mp4",
+        f"/media/posters/{video.media_key}.jpg",
     }
     assert all(row[2] in (200, 206, 304) for row in media), media
     proxied = site.daphne_access_log.read_text()
