@@ -13,8 +13,9 @@ on every URL. MD5 is the only digest ``secure_link`` offers; the secret comes la
 (expiry and path) is chosen by the server, so a forgery needs a preimage, not a collision.
 
 Revocation is by renaming, so it too needs no database read per request: a URL names the file by the video's
-``media_key``. Deleting a video deletes its files; holding, restricting or removing it (moderation's one
-``_set_visibility``) gives it a new ``media_key`` and renames its files to match (``services.revoke_media_urls``).
+``media_key``. Deleting a video deletes its files; restricting or removing it (any change moderation's
+``_set_visibility`` makes to a visibility other than published) gives it a new ``media_key`` and renames its
+files to match (``services.revoke_media_urls``).
 Either way every URL issued before answers 404 at once on both servers, and viewers who may still watch get new
 URLs from the page. Otherwise a URL lasts ``HYDRA_MEDIA_URL_SECONDS`` plus the video's own length (so a viewer who
 watches straight through is not cut off mid-video).
