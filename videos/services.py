@@ -466,16 +466,20 @@ def _replace_poster(video: Video, at_seconds: float) -> None:
     duration = (video.rendition_duration_ms or 0) / 1000
     if not 0 <= at_seconds < duration:
         raise EditRejected(f"Choose a moment between 0 and {duration:.1f} seconds.")
-    final_poster = poster_path(video, "")
-    poster_tmp = _temporary_path(final_poster)
-    try:
-        media.write_poster(video.rendition.path, poster_tmp, at_seconds=at_seconds)
-        os.replace(poster_tmp, default_storage.path(final_poster))
-    except (OSError, ValueError) as exc:
-        logger.warning("Poster of %s at %.2f s failed: %s", video.slug, at_seconds, exc)
-        raise EditRejected("We could not take a poster from that moment; try another one.") from None
-    finally:
-        poster_tmp.unlink(missing_ok=True)
-    if video.poster.name != final_poster:
-        video.poster.name = final_poster
-        video.save(update_fields=["poster"])
+    with transaction.atomic():
+        # Named from the locked row: a revocation may have renamed the files since ``video`` was read, and must not
+        # rename them while this writes (a poster under the old name would answer the revoked URLs again).
+        locked = Video.objects.select_for_update().get(pk=video.pk)
+        final_poster = poster_path(locked, "")
+        poster_tmp = _temporary_path(final_poster)
+        try:
+            media.write_poster(locked.rendition.path, poster_tmp, at_seconds=at_seconds)
+            os.replace(poster_tmp, default_storage.path(final_poster))
+        except (OSError, ValueError) as exc:
+            logger.warning("Poster of %s at %.2f s failed: %s", video.slug, at_seconds, exc)
+            raise EditRejected("We could not take a poster from that moment; try another one.") from None
+        finally:
+            poster_tmp.unlink(missing_ok=True)
+        if locked.poster.name != final_poster:
+            Video.objects.filter(pk=video.pk).update(poster=final_poster)
+        video.media_key, video.rendition.name, video.poster.name = locked.media_key, locked.rendition.name, final_poster

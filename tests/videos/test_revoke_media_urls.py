@@ -116,3 +116,19 @@ def test_a_video_without_files_gets_a_new_key_and_names_nothing(owner, django_ca
         services.revoke_media_urls(video)
     video.refresh_from_db()
     assert video.media_key != old_key and not video.rendition and not video.poster
+
+
+def test_a_poster_chosen_on_a_page_loaded_before_a_revocation_does_not_bring_the_old_name_back(
+    video, django_capture_on_commit_callbacks
+):
+    loaded = Video.objects.get(pk=video.pk)  # the edit page's copy, read before the moderator acts
+    old_poster, old_bytes = loaded.poster.name, stored(video)[video.poster.name]
+    with django_capture_on_commit_callbacks(execute=True):
+        services.revoke_media_urls(video)
+
+    services.edit_video(loaded, title="Retitled", description="", poster_at_seconds=1.5)
+
+    assert not Path(default_storage.path(old_poster)).exists()
+    files = stored(video)
+    assert video.poster.name == poster_name(video.media_key) == loaded.poster.name
+    assert files[video.poster.name] != old_bytes  # the new frame, under the new name
