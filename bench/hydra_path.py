@@ -109,7 +109,7 @@ def make_videos(count: int, clip: dict[str, Any], media_root: Path, visibility: 
             rendition_fps=clip["fps"],
             rendition_duration_ms=clip["duration_ms"],
         )
-        name = f"renditions/{video.storage_key}.mp4"
+        name = f"renditions/{video.media_key}.mp4"
         (media_root / "renditions").mkdir(parents=True, exist_ok=True)
         os.link(clip["rendition"], media_root / name)
         video.rendition.name = name

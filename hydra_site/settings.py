@@ -230,8 +230,9 @@ MEDIA_URL = None
 HYDRA_MEDIA_SERVER = env_str("HYDRA_MEDIA_SERVER", "nginx" if PRODUCTION else "django")
 if HYDRA_MEDIA_SERVER not in ("django", "nginx"):
     raise ImproperlyConfigured(f"HYDRA_MEDIA_SERVER must be django or nginx, not {HYDRA_MEDIA_SERVER!r}.")
-# How long a signed media URL stays valid beyond the video's own length: the most an unpublished video's
-# media can still be fetched by someone who loaded its page before.
+# How long a signed media URL stays valid beyond the video's own length: how long a copied URL works while the
+# video stays visible. Restricting or removing a video revokes its URLs at once (videos.services.revoke_media_urls
+# renames the files); this bounds them only if that rename is interrupted.
 HYDRA_MEDIA_URL_SECONDS = env_int("HYDRA_MEDIA_URL_SECONDS", 900)
 if HYDRA_MEDIA_URL_SECONDS < 60:
     raise ImproperlyConfigured("HYDRA_MEDIA_URL_SECONDS must be at least 60.")

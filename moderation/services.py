@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from hydra_site import ratelimit
 from inference.models import Head, Verdict
+from videos import services as video_services
 from videos.models import Video
 
 from .models import (
@@ -110,13 +111,20 @@ def record_video_deletion(video: Video, *, actor: User | None) -> bool:
 
 
 def _set_visibility(video: Video, visibility: str, visibility_reason: str, *, actor: User | None, case=None) -> None:
-    """Enforce a visibility on the video at once, and audit it if anything changed."""
+    """Enforce a visibility on the video at once, and audit it if anything changed.
+
+    Every change to a visibility other than published revokes the media URLs already issued (they name the files
+    and need no database read), so a held, restricted or removed video's rendition stops being served at once to
+    whoever copied its URL; viewers still allowed get new URLs from the page.
+    """
     before = video.visibility
     if before == visibility and video.visibility_reason == visibility_reason:
         return
     video.visibility = visibility
     video.visibility_reason = visibility_reason
     video.save(update_fields=["visibility", "visibility_reason", "updated_at"])
+    if visibility != before and visibility != Video.Visibility.PUBLISHED:
+        video_services.revoke_media_urls(video)
     record_event(
         actor=actor,
         action="video_visibility",

@@ -1,7 +1,7 @@
 """Signed, expiring media URLs: who may fetch a rendition or poster is decided once, when the URL is issued.
 
 The page (or API response) that shows a video checks ``selectors.can_view`` and issues URLs of the form
-``/media/renditions/<storage key>.mp4?token=…&expires=…``. Each Range request for those bytes then checks only
+``/media/renditions/<media key>.mp4?token=…&expires=…``. Each Range request for those bytes then checks only
 the signature and the expiry, with no database read: nginx does it with its ``secure_link`` module in
 production (``HYDRA_MEDIA_SERVER = "nginx"``, hydra_site/deploy/nginx-site.conf), Django does it on the
 embedded default (``videos.views.media_file``). Both apply the one rule written here:
@@ -12,9 +12,13 @@ which is exactly what ``secure_link_md5 "$secure_link_expires$uri <secret>"`` co
 on every URL. MD5 is the only digest ``secure_link`` offers; the secret comes last and every signed message
 (expiry and path) is chosen by the server, so a forgery needs a preimage, not a collision.
 
-Revocation: deleting a video deletes its files (refused at once, 404); unpublishing or removing it leaves
-URLs already issued valid until they expire, at most ``HYDRA_MEDIA_URL_SECONDS`` plus the video's own length
-(so a viewer who watches straight through is not cut off mid-video).
+Revocation is by renaming, so it too needs no database read per request: a URL names the file by the video's
+``media_key``. Deleting a video deletes its files; restricting or removing it (any change moderation's
+``_set_visibility`` makes to a visibility other than published) gives it a new ``media_key`` and renames its
+files to match (``services.revoke_media_urls``).
+Either way every URL issued before answers 404 at once on both servers, and viewers who may still watch get new
+URLs from the page. Otherwise a URL lasts ``HYDRA_MEDIA_URL_SECONDS`` plus the video's own length (so a viewer who
+watches straight through is not cut off mid-video).
 """
 
 from __future__ import annotations
@@ -47,9 +51,9 @@ class MediaFile(enum.Enum):
         self.url_name = url_name
         self.content_type = content_type
 
-    def stored_name(self, storage_key: uuid.UUID) -> str:
+    def stored_name(self, media_key: uuid.UUID) -> str:
         """The file's name under MEDIA_ROOT; its URL is /media/ and this name."""
-        return rendition_name(storage_key) if self is MediaFile.RENDITION else poster_name(storage_key)
+        return rendition_name(media_key) if self is MediaFile.RENDITION else poster_name(media_key)
 
 
 # What both servers answer (403) to a URL whose token is missing, forged, for another file, or expired.
@@ -87,7 +91,7 @@ def signed_path(path: str, expires: int) -> str:
 
 def issue(video: Video, media: MediaFile, *, now: float | None = None) -> str:
     """The signed URL (path and query) of ``video``'s ``media`` file. Call only after ``can_view``."""
-    path = reverse(media.url_name, kwargs={"key": video.storage_key})
+    path = reverse(media.url_name, kwargs={"key": video.media_key})
     return signed_path(path, expiry_for(video, time.time() if now is None else now))
 
 

@@ -26,21 +26,21 @@ def original_path(instance: Video, filename: str) -> str:
     return f"originals/{instance.storage_key}.{instance.container_extension or 'bin'}"
 
 
-def rendition_name(storage_key: uuid.UUID) -> str:
+def rendition_name(media_key: uuid.UUID) -> str:
     """A rendition's name under MEDIA_ROOT, which is also its media URL's path under /media/ (videos.media_urls)."""
-    return f"renditions/{storage_key}.mp4"
+    return f"renditions/{media_key}.mp4"
 
 
-def poster_name(storage_key: uuid.UUID) -> str:
-    return f"posters/{storage_key}.jpg"
+def poster_name(media_key: uuid.UUID) -> str:
+    return f"posters/{media_key}.jpg"
 
 
 def rendition_path(instance: Video, filename: str) -> str:
-    return rendition_name(instance.storage_key)
+    return rendition_name(instance.media_key)
 
 
 def poster_path(instance: Video, filename: str) -> str:
-    return poster_name(instance.storage_key)
+    return poster_name(instance.media_key)
 
 
 class Video(models.Model):
@@ -62,7 +62,11 @@ class Video(models.Model):
         PRIVATE = "private", "Private: only you"
 
     slug = models.CharField(max_length=16, unique=True, default=generate_slug, editable=False)
+    # Names the original, the moderation thumbnails and the view-count key; never changes.
     storage_key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    # Names the rendition and poster, and so their signed URLs: replaced (services.revoke_media_urls) when the
+    # video becomes less visible, which makes every URL issued before answer 404 at once.
+    media_key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="videos")
     title = models.CharField(max_length=200)
     description = models.TextField(blank=True)

@@ -26,7 +26,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from videos import media
-from videos.models import Video, poster_path, rendition_path
+from videos.models import Video, poster_name, poster_path, rendition_name, rendition_path
 from videos.signals import transcoding_requested, video_deleting, video_ready
 from videos.uploads import format_limit, too_large_message
 
@@ -229,8 +229,7 @@ def produce_rendition(video_id: int) -> Video | None:
         # Redelivered after killing its worker this many times (reject_on_worker_lost): stop the loop.
         _mark_failed(video, STUCK_FAILURE.format(attempts=video.transcode_attempts))
         return video
-    rendition_name, poster_name = rendition_path(video, ""), poster_path(video, "")
-    rendition_tmp, poster_tmp = _temporary_path(rendition_name), _temporary_path(poster_name)
+    rendition_tmp, poster_tmp = _temporary_path(rendition_path(video, "")), _temporary_path(poster_path(video, ""))
     Video.objects.filter(pk=video.pk).update(
         transcode_attempts=F("transcode_attempts") + 1, transcode_heartbeat_at=timezone.now()
     )
@@ -255,7 +254,7 @@ def produce_rendition(video_id: int) -> Video | None:
         poster_tmp.unlink(missing_ok=True)
         _mark_failed(video, CONVERSION_FAILED)
         return video
-    return _store_rendition(video.pk, info, rendition_tmp, rendition_name, poster_tmp, poster_name)
+    return _store_rendition(video.pk, info, rendition_tmp, poster_tmp)
 
 
 def _heartbeat(video_id: int, frames_written: int) -> None:
@@ -326,24 +325,19 @@ def _remove_stale_parts(cutoff) -> int:
     return removed
 
 
-def _store_rendition(
-    video_id: int,
-    info: media.RenditionInfo,
-    rendition_tmp: Path,
-    rendition_name: str,
-    poster_tmp: Path,
-    poster_name: str,
-) -> Video | None:
+def _store_rendition(video_id: int, info: media.RenditionInfo, rendition_tmp: Path, poster_tmp: Path) -> Video | None:
     with transaction.atomic():
         video = Video.objects.select_for_update().filter(pk=video_id).first()
         if video is None:  # deleted while it was being transcoded
             rendition_tmp.unlink(missing_ok=True)
             poster_tmp.unlink(missing_ok=True)
             return None
-        os.replace(rendition_tmp, default_storage.path(rendition_name))
-        os.replace(poster_tmp, default_storage.path(poster_name))
-        video.rendition.name = rendition_name
-        video.poster.name = poster_name
+        # Named from the locked row: its media key may have been rotated while this transcoded.
+        final_rendition, final_poster = rendition_path(video, ""), poster_path(video, "")
+        os.replace(rendition_tmp, default_storage.path(final_rendition))
+        os.replace(poster_tmp, default_storage.path(final_poster))
+        video.rendition.name = final_rendition
+        video.poster.name = final_poster
         video.rendition_width, video.rendition_height = info.width, info.height
         video.rendition_fps, video.rendition_duration_ms = info.fps, info.duration_ms
         video.status = Video.Status.READY
@@ -362,11 +356,11 @@ def delete_video(video: Video, *, actor: AbstractBaseUser | None = None) -> None
     cases, reports, decisions, appeals and audit) stays as a row without media, hidden from
     everyone; the others are deleted outright.
     """
-    names = [field.name for field in (video.original, video.rendition, video.poster) if field]
     with transaction.atomic():
         locked = Video.objects.select_for_update().filter(pk=video.pk, deleted_at__isnull=True).first()
         if locked is None:
             return
+        names = [field.name for field in (locked.original, locked.rendition, locked.poster) if field]
         responses = video_deleting.send(sender=Video, video=locked, actor=actor)
         if any(keep for _receiver, keep in responses):
             now = timezone.now()
@@ -381,6 +375,58 @@ def delete_video(video: Video, *, actor: AbstractBaseUser | None = None) -> None
 def _delete_files(names: list[str]) -> None:
     for name in names:
         default_storage.delete(name)
+
+
+def revoke_media_urls(video: Video) -> None:
+    """Make every rendition and poster URL issued for ``video`` so far answer 404, once the caller commits.
+
+    A signed URL names its file by ``media_key`` and is checked with no database read, so revoking is renaming:
+    a new ``media_key``, the files hard-linked under the new names, the row pointed at them, the old names
+    unlinked. Called when a video becomes less visible (moderation), so a URL copied while it could be seen stops
+    working then, not when it expires. Runs after the caller's commit, so a rolled-back change renames nothing.
+    """
+    video_id = video.pk
+
+    def rotate_media_key() -> None:  # not a partial: robust on_commit logs failures by the callback's __qualname__
+        _rotate_media_key(video_id)
+
+    transaction.on_commit(rotate_media_key, robust=True)
+
+
+def _rotate_media_key(video_id: int) -> None:
+    """Rename the video's rendition and poster to a new ``media_key``; the row never names a missing file.
+
+    Each step leaves a playable video: a crash after linking leaves orphan links (the old URLs still work until
+    they expire, as before revocation existed); after the commit, the old names linger until they are unlinked.
+    """
+    new_key = uuid.uuid4()
+    with transaction.atomic():
+        video = Video.objects.select_for_update().filter(pk=video_id, deleted_at__isnull=True).first()
+        if video is None:
+            return
+        new_rendition = rendition_name(new_key) if video.rendition else ""
+        new_poster = poster_name(new_key) if video.poster else ""
+        renames = [
+            (old, new) for old, new in ((video.rendition.name, new_rendition), (video.poster.name, new_poster)) if old
+        ]
+        linked: list[str] = []
+        try:
+            for old, new in renames:
+                os.link(default_storage.path(old), default_storage.path(new))
+                linked.append(new)
+            Video.objects.filter(pk=video_id).update(
+                media_key=new_key, rendition=new_rendition, poster=new_poster, updated_at=timezone.now()
+            )
+        except Exception:
+            _delete_files(linked)
+            raise
+        old_names = [old for old, _new in renames]
+
+        def unlink_old_names() -> None:
+            _delete_files(old_names)
+
+        transaction.on_commit(unlink_old_names, robust=True)
+    logger.info("Media URLs of video %s revoked (media key %s)", video.slug, new_key)
 
 
 def record_view(video: Video) -> None:
@@ -420,16 +466,20 @@ def _replace_poster(video: Video, at_seconds: float) -> None:
     duration = (video.rendition_duration_ms or 0) / 1000
     if not 0 <= at_seconds < duration:
         raise EditRejected(f"Choose a moment between 0 and {duration:.1f} seconds.")
-    poster_name = poster_path(video, "")
-    poster_tmp = _temporary_path(poster_name)
-    try:
-        media.write_poster(video.rendition.path, poster_tmp, at_seconds=at_seconds)
-        os.replace(poster_tmp, default_storage.path(poster_name))
-    except (OSError, ValueError) as exc:
-        logger.warning("Poster of %s at %.2f s failed: %s", video.slug, at_seconds, exc)
-        raise EditRejected("We could not take a poster from that moment; try another one.") from None
-    finally:
-        poster_tmp.unlink(missing_ok=True)
-    if video.poster.name != poster_name:
-        video.poster.name = poster_name
-        video.save(update_fields=["poster"])
+    with transaction.atomic():
+        # Named from the locked row: a revocation may have renamed the files since ``video`` was read, and must not
+        # rename them while this writes (a poster under the old name would answer the revoked URLs again).
+        locked = Video.objects.select_for_update().get(pk=video.pk)
+        final_poster = poster_path(locked, "")
+        poster_tmp = _temporary_path(final_poster)
+        try:
+            media.write_poster(locked.rendition.path, poster_tmp, at_seconds=at_seconds)
+            os.replace(poster_tmp, default_storage.path(final_poster))
+        except (OSError, ValueError) as exc:
+            logger.warning("Poster of %s at %.2f s failed: %s", video.slug, at_seconds, exc)
+            raise EditRejected("We could not take a poster from that moment; try another one.") from None
+        finally:
+            poster_tmp.unlink(missing_ok=True)
+        if locked.poster.name != final_poster:
+            Video.objects.filter(pk=video.pk).update(poster=final_poster)
+        video.media_key, video.rendition.name, video.poster.name = locked.media_key, locked.rendition.name, final_poster

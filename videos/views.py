@@ -189,7 +189,7 @@ def media_file(request: HttpRequest, key: UUID, media: MediaFile) -> HttpRespons
         return HttpResponseForbidden(media_urls.REFUSED_MESSAGE + "\n", content_type="text/plain")
     path = Path(settings.MEDIA_ROOT) / media.stored_name(key)
     if not path.is_file():
-        raise Http404  # deleted with its video
+        raise Http404  # deleted with its video, or renamed when its URLs were revoked (services.revoke_media_urls)
     response = file_response(request, path, media.content_type)
     response["Cross-Origin-Resource-Policy"] = "same-origin"
     response["Cache-Control"] = "private, no-cache"

@@ -235,10 +235,10 @@ def test_compute_server_features_decodes_and_runs_the_cnn(
     clip = make_video("rendition.mp4", seconds=3, fps=24, width=160, height=120, pattern="erratic")
     owner = django_user_model.objects.create_user("uploader")
     video = Video.objects.create(owner=owner, title="clip", fps=24, duration_ms=3000)
-    rendition = media_root / "renditions" / f"{video.storage_key}.mp4"
+    rendition = media_root / "renditions" / f"{video.media_key}.mp4"
     rendition.parent.mkdir(parents=True)
     shutil.copy(clip, rendition)
-    video.rendition.name = f"renditions/{video.storage_key}.mp4"
+    video.rendition.name = f"renditions/{video.media_key}.mp4"
     video.save()
 
     samples = [0, 1000, 2000, 2958]

@@ -162,16 +162,16 @@ def make_playable_video(media_root, make_video, make_ready_video) -> Callable[..
 
     def _make(title: str = "Playable", *, seconds: int = 10, pattern: str = "bars", **fields) -> Video:
         video = make_ready_video(title, duration_ms=seconds * 1000, fps=25.0, **fields)
-        clip = make_video(f"{video.storage_key}.mp4", seconds=seconds, fps=25, width=320, height=180, pattern=pattern)
-        rendition = media_root / "renditions" / f"{video.storage_key}.mp4"
+        clip = make_video(f"{video.media_key}.mp4", seconds=seconds, fps=25, width=320, height=180, pattern=pattern)
+        rendition = media_root / "renditions" / f"{video.media_key}.mp4"
         rendition.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(clip, rendition)
-        poster = media_root / "posters" / f"{video.storage_key}.jpg"
+        poster = media_root / "posters" / f"{video.media_key}.jpg"
         poster.parent.mkdir(parents=True, exist_ok=True)
         with av.open(str(rendition)) as container:
             next(container.decode(video=0)).to_image().save(poster, format="JPEG")
-        video.rendition.name = f"renditions/{video.storage_key}.mp4"
-        video.poster.name = f"posters/{video.storage_key}.jpg"
+        video.rendition.name = f"renditions/{video.media_key}.mp4"
+        video.poster.name = f"posters/{video.media_key}.jpg"
         video.rendition_width, video.rendition_height = 320, 180
         video.save()
         return video

@@ -119,7 +119,7 @@ def test_moderator_removes_a_flagged_video_and_the_public_sees_it_gone(live_serv
     text = viewer.locator("body").inner_text()
     assert "removed" in text.lower() and "Sexual content" in text
     viewer.screenshot(path=str(SCREENSHOTS / "moderation-removed-public.png"), full_page=True)
-    assert str(video.storage_key) not in viewer.content(), "the removed page issues no media URL"
+    assert str(video.media_key) not in viewer.content(), "the removed page issues no media URL"
     for name in (video.rendition.name, video.poster.name):  # nor can the files be fetched without one
         assert public.request.get(f"{live_server.url}/media/{name}").status == 403
     home = viewer.goto(live_server.url + reverse("videos:home"))

@@ -48,7 +48,7 @@ def test_case_page_has_everything_to_decide(client, busy_case, moderator):
     response = client.get(reverse("admin:moderation_case_change", args=[busy_case.pk]))
     assert response.status_code == 200
     page = response.content.decode()
-    assert f'src="/media/renditions/{busy_case.video.storage_key}.mp4?token=' in page
+    assert f'src="/media/renditions/{busy_case.video.media_key}.mp4?token=' in page
     # jump buttons for the flagged segment, seeking to the middle of the 3000 ms frame at 25 fps
     assert 'data-seek="3.02"' in page and "0:03\u20130:06" in page
     # one timeline per scored category, threshold drawn

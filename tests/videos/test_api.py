@@ -51,8 +51,8 @@ def test_retrieve_a_ready_video_with_its_urls(api, owner, ready_video):
     video = ready_video(owner)
     body = api.get(f"/api/videos/{video.slug}/").json()
     assert body["status"] == "ready" and body["status_label"] == "Published"
-    assert body["stream_url"].startswith(f"http://testserver/media/renditions/{video.storage_key}.mp4?token=")
-    assert body["poster_url"].startswith(f"http://testserver/media/posters/{video.storage_key}.jpg?token=")
+    assert body["stream_url"].startswith(f"http://testserver/media/renditions/{video.media_key}.mp4?token=")
+    assert body["poster_url"].startswith(f"http://testserver/media/posters/{video.media_key}.jpg?token=")
     assert api.get(body["stream_url"], headers={"range": "bytes=0-9"}).status_code == 206
     assert (body["rendition_width"], body["rendition_height"], body["rendition_fps"]) == (160, 120, 12.0)
 

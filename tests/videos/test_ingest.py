@@ -175,8 +175,8 @@ def test_a_good_upload_is_stored_under_a_server_name_and_transcoded(
     assert (video.rendition_width, video.rendition_height, video.rendition_fps) == (320, 240, 12.0)
     assert video.rendition_duration_ms == 2000
     stored = {path.relative_to(media_root).as_posix() for path in files_under(media_root)}
-    key = video.storage_key
-    assert stored == {f"originals/{key}.mp4", f"renditions/{key}.mp4", f"posters/{key}.jpg"}
+    key, media_key = video.storage_key, video.media_key
+    assert stored == {f"originals/{key}.mp4", f"renditions/{media_key}.mp4", f"posters/{media_key}.jpg"}
 
 
 def test_the_api_upload_answers_with_the_video(uploader_client, make_video):

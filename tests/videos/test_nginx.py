@@ -18,17 +18,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 from django.db import connections
 from django.test import Client, override_settings
 
 from inference.ml.artefacts import ensure_artefacts
 from inference.services.registry import ensure_model_version
+from moderation import services as moderation_services
+from moderation.models import Decision, PolicyReason, ReportReason
 from tests.browser import AUTOPLAY_ARGS, PLAY_THEN_SEEK, SCREENSHOTS, launch_chromium, watch_console_errors
 from tests.inference.live_site import analysis_state_is, ready_video, running_site
 from tests.videos.live_nginx import NginxSite, running_nginx
 from videos import services
-from videos.media_urls import REFUSED_MESSAGE, MediaFile, issue, signed_path
+from videos.media_urls import REFUSED_MESSAGE, MediaFile, issue, signed_path, url_for_viewer
 from videos.models import Video
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -141,11 +144,8 @@ def test_signed_urls_serve_ranges_and_every_attack_is_refused_without_bytes(serv
         assert status == 404 and data[:100] not in body, (served.server, not_served)
 
 
-def test_a_deleted_video_stops_being_served_at_once_and_an_unpublished_one_when_its_urls_expire(
-    served, ready_video, owner, settings
-):
-    """Revocation: deletion removes the files (404 on URLs already issued); unpublishing leaves URLs issued
-    before valid only until they expire, and no page issues new ones."""
+def test_a_deleted_video_stops_being_served_at_once(served, ready_video, owner):
+    """Deletion removes the files: URLs already issued answer 404."""
     deleted = ready_video(owner, title="deleted")
     deleted_url = issue(deleted, MediaFile.RENDITION)
     status, first_bytes = served.get(deleted_url, "bytes=0-9")
@@ -154,15 +154,35 @@ def test_a_deleted_video_stops_being_served_at_once_and_an_unpublished_one_when_
     status, body = served.get(deleted_url, "bytes=0-9")
     assert status == 404 and first_bytes not in body
 
-    unpublished = ready_video(owner, title="unpublished")
-    issued_at = time.time()
-    issued = issue(unpublished, MediaFile.RENDITION, now=issued_at)
-    Video.objects.filter(pk=unpublished.pk).update(visibility=Video.Visibility.REMOVED)
-    assert served.get(issued, "bytes=0-9")[0] == 206  # still within its lifetime
-    lifetime = settings.HYDRA_MEDIA_URL_SECONDS + unpublished.rendition_duration_ms / 1000
-    assert int(issued.split("expires=")[1]) - issued_at <= lifetime
-    stale = issue(unpublished, MediaFile.RENDITION, now=issued_at - 2 * lifetime)  # as it is one lifetime later
-    assert served.get(stale, "bytes=0-9") == (403, REFUSED)
+
+@pytest.mark.parametrize("action", [Decision.Action.REMOVE, Decision.Action.RESTRICT])
+def test_urls_copied_before_a_moderator_removes_or_restricts_a_video_stop_working_at_once(
+    served, ready_video, owner, stranger, action
+):
+    """The attack: the uploader copies the signed URLs of their own video and posts them elsewhere. Once a
+    moderator acts on a report (the real flow, through moderation.services), those URLs answer 404 at once, long
+    before they expire; a moderator, who may still watch the video, gets new URLs that work."""
+    video = ready_video(owner, title="reported")
+    data = Path(video.rendition.path).read_bytes()
+    copied = {media: url_for_viewer(owner, video, media) for media in MediaFile}
+    assert served.get(copied[MediaFile.RENDITION], "bytes=0-9") == (206, data[:10])
+    moderator = User.objects.create_user("mod", password="pw-mod-1", is_staff=True)
+    moderator.groups.add(Group.objects.get(name="Moderators"))
+
+    report = moderation_services.report_video(video, stranger, ReportReason.SEXUAL)
+    moderation_services.decide_case(report.case, moderator, action, PolicyReason.objects.get(code="sexual-content"))
+
+    for media, url in copied.items():
+        status, body = served.get(url, "bytes=0-9")
+        assert status == 404 and body[:3] != b"\xff\xd8\xff" and data[:10] not in body, (served.server, media)
+    video.refresh_from_db()
+    assert video.visibility != Video.Visibility.PUBLISHED
+    moderator = User.objects.get(pk=moderator.pk)  # drop the permission cache
+    fresh = url_for_viewer(moderator, video, MediaFile.RENDITION)
+    assert fresh is not None and fresh != copied[MediaFile.RENDITION]
+    assert served.get(fresh, "bytes=0-9") == (206, data[:10])
+    status, poster = served.get(url_for_viewer(moderator, video, MediaFile.POSTER))
+    assert status == 200 and poster[:3] == b"\xff\xd8\xff"
 
 
 @pytest.fixture
@@ -206,8 +226,8 @@ def test_the_player_plays_seeks_and_analyses_through_nginx_and_no_range_request_
     assert [row for row in ranged if not row[4].startswith("bytes=0-")], f"no seek's Range request: {media}"
     assert sum(row[3] for row in ranged) >= size / 2, "nginx sent the video's bytes"
     assert {row[1] for row in media} == {
-        f"/media/renditions/{video.storage_key}.mp4",
-        f"/media/posters/{video.storage_key}.jpg",
+        f"/media/renditions/{video.media_key}.mp4",
+        f"/media/posters/{video.media_key}.jpg",
     }
     assert all(row[2] in (200, 206, 304) for row in media), media
     proxied = site.daphne_access_log.read_text()

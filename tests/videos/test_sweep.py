@@ -30,7 +30,7 @@ def stuck_video(owner, media_root, make_video) -> Video:
     assert video.status == Video.Status.PROCESSING
     an_hour_ago = timezone.now() - timedelta(hours=1)
     Video.objects.filter(pk=video.pk).update(transcode_attempts=1, transcode_heartbeat_at=an_hour_ago)
-    part = media_root / "renditions" / f".{video.storage_key}.deadbeef.part"
+    part = media_root / "renditions" / f".{video.media_key}.deadbeef.part"
     part.parent.mkdir(parents=True, exist_ok=True)
     part.write_bytes(b"half a rendition")
     os.utime(part, (time.time() - 3600, time.time() - 3600))
@@ -58,7 +58,7 @@ def test_a_video_that_keeps_dying_is_failed_with_a_reason(stuck_video, settings)
 
 def test_a_transcode_in_progress_and_its_part_file_are_left_alone(stuck_video, media_root):
     Video.objects.filter(pk=stuck_video.pk).update(transcode_heartbeat_at=timezone.now())
-    fresh = media_root / "renditions" / f".{stuck_video.storage_key}.cafe.part"
+    fresh = media_root / "renditions" / f".{stuck_video.media_key}.cafe.part"
     fresh.write_bytes(b"being written")
     result = services.sweep_stuck_videos()
     assert result.requeued == result.failed == ()

@@ -44,7 +44,7 @@ def test_player_stream_and_poster_follow_can_view(visibility, ready_video, owner
             assert client.get(url, headers={"range": "bytes=0-9"}).status_code == 206, (viewer, url)
         if page_status == 200:
             assert f'src="{issued[0]}"' in page.content.decode().replace("&amp;", "&")
-        assert f"/media/renditions/{video.storage_key}" not in page.content.decode() or media_served
+        assert f"/media/renditions/{video.media_key}" not in page.content.decode() or media_served
 
 
 def test_removed_notice_says_why_and_serves_nothing(ready_video, owner, client):
@@ -53,7 +53,7 @@ def test_removed_notice_says_why_and_serves_nothing(ready_video, owner, client):
     page = client.get(reverse("videos:player", args=[video.slug]))
     text = page.content.decode()
     assert "This video was removed" in text and "Graphic violence (policy 4.2)." in text
-    assert str(video.storage_key) not in text
+    assert str(video.media_key) not in text
 
 
 def test_a_video_still_processing_is_only_shown_to_its_owner(owner, stranger, client_for, media_root):
@@ -71,7 +71,7 @@ def test_home_lists_only_published_ready_videos(ready_video, owner, client):
     Video.objects.create(owner=owner, title="Unfinished", status=Video.Status.PROCESSING)
     assert list(published_videos()) == [shown]
     page = client.get(reverse("videos:home")).content.decode()
-    assert "Shown" in page and f"/media/posters/{shown.storage_key}.jpg?token=" in page
+    assert "Shown" in page and f"/media/posters/{shown.media_key}.jpg?token=" in page
     assert not any(reverse("videos:player", args=[video.slug]) in page for video in hidden)
 
 
