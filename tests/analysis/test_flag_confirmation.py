@@ -163,71 +163,57 @@ def test_a_liars_flag_never_reaches_the_confirmer(
     assert liar.state == ClientSession.State.QUARANTINED
 
 
-def test_a_pending_confirmation_keeps_the_flag_open_and_a_failed_one_leaves_it_waiting(
-    default_heads,
-    model_version,
-    ready_video,
-    monkeypatch,
-):
-    """Replaced at the ML boundary: while the confirmer has not answered, no case opens and the video is not
-    cleared; the task's failure (a rendition that cannot be decoded) leaves the flag pending, never confirmed."""
+def broken_confirmer(path, times):
+    raise nsfw_confirm.NsfwjsError("the confirmer could not load")
 
-    def broken(path, times):
-        raise nsfw_confirm.NsfwjsError("the confirmer could not load")
 
-    monkeypatch.setitem(flag_confirmation.CONFIRMERS, "nsfwjs_inception_v3", broken)
+def confident_confirmer(path, times):
+    return np.full(len(times), 0.99), [{"porn": 0.99}] * len(times)
+
+
+@pytest.fixture
+def pending_flag(default_heads, model_version, ready_video, monkeypatch) -> Video:
+    """A video the server's own features flag, whose confirmation task failed (replaced at the ML boundary)."""
+    monkeypatch.setitem(flag_confirmation.CONFIRMERS, "nsfwjs_inception_v3", broken_confirmer)
     video = ready_video("warm", pattern="warm", seconds=4)
     server_computes_every_sample(video, model_version)
     with pytest.raises(nsfw_confirm.NsfwjsError):
         settlement.analyse_and_announce(video, model_version)
-    verdict = nudity_verdict(video)
+    return video
+
+
+def test_a_pending_confirmation_keeps_the_flag_open_and_a_failed_one_leaves_it_waiting(
+    pending_flag, model_version, monkeypatch
+):
+    """While the confirmer has not answered, no case opens and the video is not cleared; the task's failure
+    (a rendition that cannot be decoded) leaves the flag pending, never confirmed."""
+    verdict = nudity_verdict(pending_flag)
     assert verdict.flagged and verdict.stages["confirm"]["status"] == flag_confirmation.PENDING
     assert all(c is None for _, _, c in verdict.stages["confirm"]["frames"])
-    assert not Case.objects.filter(video=video).exists()
-    assert not ConfirmationScore.objects.filter(video=video).exists()
+    assert not Case.objects.filter(video=pending_flag).exists()
+    assert not ConfirmationScore.objects.filter(video=pending_flag).exists()
 
-    monkeypatch.setitem(
-        flag_confirmation.CONFIRMERS,
-        "nsfwjs_inception_v3",
-        lambda path, times: (np.full(len(times), 0.99), [{"porn": 0.99}] * len(times)),
-    )
-    settlement.analyse_and_announce(video, model_version)
-    assert nudity_verdict(video).stages["confirm"]["status"] == flag_confirmation.CONFIRMED
-    assert Case.objects.filter(video=video, category="nudity").count() == 1
+    monkeypatch.setitem(flag_confirmation.CONFIRMERS, "nsfwjs_inception_v3", confident_confirmer)
+    settlement.analyse_and_announce(pending_flag, model_version)
+    assert nudity_verdict(pending_flag).stages["confirm"]["status"] == flag_confirmation.CONFIRMED
+    assert Case.objects.filter(video=pending_flag, category="nudity").count() == 1
 
 
 def test_a_settlement_pass_with_nothing_new_to_analyse_retries_a_pending_confirmation(
-    default_heads,
-    model_version,
-    ready_video,
-    monkeypatch,
+    pending_flag, model_version, monkeypatch
 ):
     """A confirmation left pending (its task failed, or the video's lock was busy) must not wait for a
     coverage step that may never come: the next settlement pass tries it again."""
-
-    def broken(path, times):
-        raise nsfw_confirm.NsfwjsError("the confirmer could not load")
-
-    monkeypatch.setitem(flag_confirmation.CONFIRMERS, "nsfwjs_inception_v3", broken)
-    video = ready_video("warm", pattern="warm", seconds=4)
-    server_computes_every_sample(video, model_version)
-    with pytest.raises(nsfw_confirm.NsfwjsError):
-        settlement.analyse_and_announce(video, model_version)
-    assert nudity_verdict(video).stages["confirm"]["status"] == flag_confirmation.PENDING
-
-    monkeypatch.setitem(
-        flag_confirmation.CONFIRMERS,
-        "nsfwjs_inception_v3",
-        lambda path, times: (np.full(len(times), 0.99), [{"porn": 0.99}] * len(times)),
-    )
+    monkeypatch.setitem(flag_confirmation.CONFIRMERS, "nsfwjs_inception_v3", confident_confirmer)
     head_versions = selectors.active_head_versions(model_version)
-    assert not analysis.analysis_due(video, model_version, head_versions, selectors.expected_sample_times(video))
-    assert settlement.settle_video(video, model_version) == []
-    assert nudity_verdict(video).stages["confirm"]["status"] == flag_confirmation.CONFIRMED
-    assert Case.objects.filter(video=video, category="nudity").count() == 1
+    sample_times = selectors.expected_sample_times(pending_flag)
+    assert not analysis.analysis_due(pending_flag, model_version, head_versions, sample_times)
+    assert settlement.settle_video(pending_flag, model_version) == []
+    assert nudity_verdict(pending_flag).stages["confirm"]["status"] == flag_confirmation.CONFIRMED
+    assert Case.objects.filter(video=pending_flag, category="nudity").count() == 1
 
-    settlement.settle_video(video, model_version)  # concluded: nothing more is queued or opened
-    assert Case.objects.filter(video=video, category="nudity").count() == 1
+    settlement.settle_video(pending_flag, model_version)  # concluded: nothing more is queued or opened
+    assert Case.objects.filter(video=pending_flag, category="nudity").count() == 1
 
 
 def test_a_head_without_a_confirmer_needs_none_and_an_unknown_confirmer_is_refused(default_heads):
