@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
+from urllib.parse import urlsplit
+
 import pytest
 from django.contrib.auth.models import Group, User
 from django.urls import reverse
@@ -96,6 +99,7 @@ def test_moderator_removes_a_flagged_video_and_the_public_sees_it_gone(live_serv
     page.wait_for_selector("#mq-player")
     page.wait_for_function("document.getElementById('mq-player').readyState >= 1")
     stream = page.evaluate("document.getElementById('mq-player').src")  # the signed URL the case page issued
+    case_url = page.url
     page.wait_for_function("[...document.querySelectorAll('.mq-frame img')].every(i => i.complete && i.naturalWidth)")
     assert page.evaluate("document.getElementById('mq-player').currentTime") == 0
     page.locator(".mq-seg").first.click()
@@ -110,7 +114,12 @@ def test_moderator_removes_a_flagged_video_and_the_public_sees_it_gone(live_serv
     page.wait_for_selector(".messagelist .success")
     assert "remove under “Sexual content”" in page.locator(".messagelist").inner_text()
 
-    assert mod.request.get(stream).status == 200  # moderators still see the evidence, until the URL expires
+    assert mod.request.get(stream).status == 404  # every URL issued before the removal is revoked at once
+    page.goto(case_url)
+    page.wait_for_selector("#mq-player")
+    fresh = page.evaluate("document.getElementById('mq-player').src")
+    assert fresh != stream and mod.request.get(fresh).status == 200  # moderators still see the evidence
+    media_key = PurePosixPath(urlsplit(fresh).path).stem  # renamed by the removal
 
     public = chromium.new_context(viewport={"width": 1280, "height": 800})
     viewer = public.new_page()
@@ -119,8 +128,8 @@ def test_moderator_removes_a_flagged_video_and_the_public_sees_it_gone(live_serv
     text = viewer.locator("body").inner_text()
     assert "removed" in text.lower() and "Sexual content" in text
     viewer.screenshot(path=str(SCREENSHOTS / "moderation-removed-public.png"), full_page=True)
-    assert str(video.media_key) not in viewer.content(), "the removed page issues no media URL"
-    for name in (video.rendition.name, video.poster.name):  # nor can the files be fetched without one
+    assert media_key not in viewer.content(), "the removed page issues no media URL"
+    for name in (f"renditions/{media_key}.mp4", f"posters/{media_key}.jpg"):  # nor can the files be fetched without one
         assert public.request.get(f"{live_server.url}/media/{name}").status == 403
     home = viewer.goto(live_server.url + reverse("videos:home"))
     assert home.ok and "Night market walk" not in viewer.locator("body").inner_text()
