@@ -164,6 +164,8 @@ CELERY_TASK_DEFAULT_QUEUE = env_str("HYDRA_CELERY_QUEUE", "hydra")
 # Run by the Procfile's `beat` process (exactly one per deployment).
 CELERY_BEAT_SCHEDULE = {
     "sweep-stuck-videos": {"task": "videos.sweep_stuck_videos", "schedule": 300.0},
+    # Videos drawing an audience that browsers do not cover go back to the base coverage deadline.
+    "sweep-coverage-deadlines": {"task": "moderation.sweep_coverage_deadlines", "schedule": 60.0},
 }
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -369,7 +371,16 @@ HYDRA_TRUST_ARRIVAL_WINDOW_SECONDS = env_float("HYDRA_TRUST_ARRIVAL_WINDOW_SECON
 # A browser session silent this long (no hello, no batch) is closed and its unsent samples go back to
 # the pool; it may still resume. Watching pages send a batch within seconds of each sample.
 HYDRA_TRUST_SESSION_STALE_SECONDS = env_int("HYDRA_TRUST_SESSION_STALE_SECONDS", 300)
+# Coverage deadline of an unwatched video (docs/trust.md defence 7, moderation.services.start_coverage_deadline):
+# the base, for a new uploader, an uploader under review and any video a case touched. Each clean upload of the
+# uploader's record adds a step, up to the maximum; the record counts at most RECORD_PER_DAY uploads a calendar
+# day (so the maximum takes at least 8 days of uploading to reach at the defaults). A video that drew
+# AUDIENCE_VIEWS counted views without being fully covered goes back to the base (moderation.tasks sweep).
 HYDRA_TRUST_COVERAGE_DEADLINE_SECONDS = env_int("HYDRA_TRUST_COVERAGE_DEADLINE_SECONDS", 900)
+HYDRA_TRUST_COVERAGE_MAX_DEADLINE_SECONDS = env_int("HYDRA_TRUST_COVERAGE_MAX_DEADLINE_SECONDS", 6 * 3600)
+HYDRA_TRUST_COVERAGE_SECONDS_PER_CLEAN_UPLOAD = env_int("HYDRA_TRUST_COVERAGE_SECONDS_PER_CLEAN_UPLOAD", 900)
+HYDRA_TRUST_UPLOADER_RECORD_PER_DAY = env_int("HYDRA_TRUST_UPLOADER_RECORD_PER_DAY", 3)
+HYDRA_TRUST_COVERAGE_AUDIENCE_VIEWS = env_int("HYDRA_TRUST_COVERAGE_AUDIENCE_VIEWS", 10)
 HYDRA_TRUST_COVERAGE_SLACK_SECONDS = env_int("HYDRA_TRUST_COVERAGE_SLACK_SECONDS", 60)
 HYDRA_TRUST_SERVER_SECONDS_PER_SAMPLE = env_float("HYDRA_TRUST_SERVER_SECONDS_PER_SAMPLE", 0.25)
 HYDRA_RATE_LIMITS = {

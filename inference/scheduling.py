@@ -8,24 +8,26 @@ here decide when the matching task runs:
 - ``recomputation_requested``: the server computes the queued samples (``recompute_samples``);
 - ``accepted_features_changed``: the video's verdicts are computed again (``analyse_video_task``);
 - ``flag_confirmation_requested``: the confirmer scores a flag's frames (``confirm_flag_task``);
-- ``videos.signals.video_ready``: the coverage deadline starts (``schedule_coverage``).
+- ``coverage_deadline_set`` (sent by moderation, which sets the deadline when a video is ready and
+  brings it forward): the server covers the video's gaps by then (``schedule_coverage``).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from datetime import datetime
 
 from django.conf import settings
 from django.core.cache import cache
 from django.dispatch import receiver
+from django.utils import timezone
 
 from inference import selectors, signals
 from inference.tasks import analyse_video_task, confirm_flag_task, settle_video_task
 from inference.trust import tasks as trust_tasks
 from inference.trust.services import coverage_countdown_seconds
 from videos.models import Video
-from videos.signals import video_ready
 
 logger = logging.getLogger(__name__)
 
@@ -66,13 +68,16 @@ def request_settlement(video_id: int, model_version_id: int) -> None:
         settle_video_task.apply_async((video_id, model_version_id), countdown=countdown)
 
 
-def schedule_coverage(video: Video) -> None:
-    """Start the coverage deadline of a video that just became ready.
+def schedule_coverage(video: Video, due_at: datetime) -> None:
+    """Make sure the server has covered the video's gaps by ``due_at`` (its coverage deadline).
 
-    Tasks that run in-process (the embedded default) cannot wait: there a video is covered at
-    once only when no viewer can reach it (held), otherwise its viewers' browsers analyse it.
+    A deadline is only ever brought forward, so a task queued for an earlier deadline runs first
+    and a later one finds nothing left to do. Tasks that run in-process (the embedded default)
+    cannot wait: there a video is covered at once only when it is due now (held, or touched by a
+    case), otherwise its viewers' browsers analyse it.
     """
-    countdown = coverage_countdown_seconds(video, len(selectors.expected_sample_times(video)))
+    seconds_left = (due_at - timezone.now()).total_seconds()
+    countdown = coverage_countdown_seconds(len(selectors.expected_sample_times(video)), seconds_left)
     if countdown and trust_tasks.cover_video.app.conf.task_always_eager:
         logger.info("tasks run in-process: no coverage deadline for video %s", video.pk)
         return
@@ -99,7 +104,7 @@ def confirm_flag(sender, video_id: int, head_version_id: int, **kwargs) -> None:
     confirm_flag_task.delay(video_id, head_version_id)
 
 
-@receiver(video_ready, dispatch_uid="inference.start_coverage_deadline")
-def start_coverage_deadline(sender, video: Video, **kwargs) -> None:
-    """A ready video gets its deadline: after it the server covers whatever no viewer did."""
-    schedule_coverage(video)
+@receiver(signals.coverage_deadline_set, dispatch_uid="inference.schedule_coverage")
+def start_coverage_deadline(sender, video: Video, due_at: datetime, **kwargs) -> None:
+    """After the deadline the server covers whatever no viewer did."""
+    schedule_coverage(video, due_at)

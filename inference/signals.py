@@ -31,3 +31,8 @@ accepted_features_changed = Signal()
 # A flag backed by the server's features needs its confirmer's scores (``services.flag_confirmation``).
 # kwargs: video_id, head_version_id. The confirmer scores the flagged frames, then the video is analysed again.
 flag_confirmation_requested = Signal()
+
+# A video's coverage deadline was set or brought forward (moderation owns the policy: it reads the uploader's
+# record and the video's cases). kwargs: video, due_at. Full coverage is due then; inference.scheduling starts
+# the server early enough to finish by then.
+coverage_deadline_set = Signal()

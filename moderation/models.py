@@ -236,6 +236,25 @@ class Appeal(models.Model):
         return f"Appeal of decision {self.decision_id}"
 
 
+class CoverageDeadline(models.Model):
+    """When a ready video must be fully analysed (by viewers' browsers, else by the server), and why then.
+
+    Set once when the video is ready (``services.start_coverage_deadline``: the base for a new uploader, longer
+    for an uploader with a record of clean uploads) and afterwards only ever brought forward (a case, an
+    audience the browsers do not cover, a violation by the uploader); every change is audited.
+    """
+
+    video = models.OneToOneField(Video, on_delete=models.CASCADE, related_name="coverage_deadline")
+    ready_at = models.DateTimeField()
+    due_at = models.DateTimeField(db_index=True)
+    uploader_record = models.PositiveIntegerField(help_text="Clean uploads the uploader's record counted when set.")
+    reason = models.CharField(max_length=200)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"coverage of {self.video_id} due {self.due_at:%Y-%m-%d %H:%M} ({self.reason})"
+
+
 class AuditEventQuerySet(models.QuerySet):
     """Bulk paths that would bypass ``save``/``delete`` are refused too."""
 

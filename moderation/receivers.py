@@ -39,3 +39,9 @@ def delete_frame_thumbnails(sender, instance: Video, **kwargs) -> None:
 def keep_record_of_deleted_video(sender, video: Video, actor, **kwargs) -> bool:
     """An uploader's deletion never erases the moderation record: audited, and kept when there is one."""
     return services.record_video_deletion(video, actor=actor)
+
+
+@receiver(video_signals.video_ready, dispatch_uid="moderation.start_coverage_deadline")
+def start_coverage_deadline(sender, video: Video, **kwargs) -> None:
+    """A ready video gets its coverage deadline (how long viewers' browsers have before the server analyses it)."""
+    services.start_coverage_deadline(video)

@@ -14,10 +14,25 @@ the flag about 35; two days of waiting 24. A case without a verdict (nothing ana
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Count, F, FloatField, Func, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
-from django.db.models.functions import Cast, Coalesce, Greatest, Least, Ln
+from django.conf import settings
+from django.db.models import (
+    Count,
+    Exists,
+    F,
+    FloatField,
+    Func,
+    IntegerField,
+    Max,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+)
+from django.db.models.functions import Cast, Coalesce, Greatest, Least, Ln, TruncDate
 from django.utils import timezone
 
 from inference.models import FrameScore, Verdict
@@ -174,3 +189,52 @@ def audit_trail(*, video: Video | None = None, case: Case | None = None) -> Quer
     if case is not None:
         condition |= Q(case=case)
     return events.filter(condition).order_by("-created_at", "-id")
+
+
+@dataclass(frozen=True)
+class UploaderRecord:
+    """What an uploader's past says about how long their next upload may wait for analysis."""
+
+    clean_uploads: int  # counted as below, at most HYDRA_TRUST_UPLOADER_RECORD_PER_DAY a calendar day
+    under_review: bool  # a case (flag, report, appeal) is active on one of their videos
+
+
+def uploader_record(owner_id: int) -> UploaderRecord:
+    """The uploader's record of clean, analysed uploads since their last violation.
+
+    An upload counts when it is published and playable, every verdict it has is at full coverage
+    and below its threshold (so viewers' browsers or the server analysed all of it, and it stayed
+    so: a quarantine that drops its coverage uncounts it), and no case was ever opened on it (a
+    report counts against it even if a moderator later approved it). Only uploads after the
+    uploader's last violation decision count (a removal or restriction restarts the record, even if
+    later reversed), and while any case is active on one of their videos the record is not used.
+
+    Not cheaply farmable: each counted upload was fully analysed at the deadline the uploader had
+    then, and a calendar day counts at most HYDRA_TRUST_UPLOADER_RECORD_PER_DAY of them, so a
+    record of n takes at least n / that many days of uploading, whatever the number of uploads
+    (upload dates are set by the server). No record is stored: it is read from the videos,
+    verdicts and cases as they stand, so it can only ever be what they say now.
+    """
+    if Case.objects.filter(video__owner_id=owner_id, status__in=Case.ACTIVE_STATUSES).exists():
+        return UploaderRecord(clean_uploads=0, under_review=True)
+    last_violation = Decision.objects.filter(case__video__owner_id=owner_id, violation=True).aggregate(
+        last=Max("created_at")
+    )["last"]
+    verdicts = Verdict.objects.filter(video=OuterRef("pk"))
+    clean = (
+        Video.objects.filter(
+            owner_id=owner_id,
+            status=Video.Status.READY,
+            visibility=Video.Visibility.PUBLISHED,
+            deleted_at__isnull=True,
+        )
+        .filter(Exists(verdicts))
+        .exclude(Exists(verdicts.filter(Q(coverage__lt=1.0) | Q(flagged=True))))
+        .exclude(Exists(Case.objects.filter(video=OuterRef("pk"))))
+    )
+    if last_violation is not None:
+        clean = clean.filter(created_at__gt=last_violation)
+    days = clean.order_by().annotate(day=TruncDate("created_at")).values("day")
+    per_day = days.annotate(n=Count("id")).values_list("n", flat=True)
+    cap = settings.HYDRA_TRUST_UPLOADER_RECORD_PER_DAY
+    return UploaderRecord(clean_uploads=sum(min(n, cap) for n in per_day), under_review=False)

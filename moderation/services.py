@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from datetime import datetime, timedelta
+from functools import partial
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -18,16 +20,20 @@ from django.db.models import F
 from django.utils import timezone
 
 from hydra_site import ratelimit
+from inference import selectors as inference_selectors
+from inference import signals as inference_signals
 from inference.models import Head, Verdict
 from videos import services as video_services
 from videos.models import Video
 
+from . import selectors
 from .models import (
     REPORT_REASON_CATEGORY,
     REPORT_REASON_SEVERITY,
     Appeal,
     AuditEvent,
     Case,
+    CoverageDeadline,
     Decision,
     PolicyReason,
     Report,
@@ -176,8 +182,11 @@ def _lock_case(case: Case) -> Case:
 
 
 def _open_case(video: Video, source: str, category: str, *, severity: int, score: float, verdict=None) -> Case:
-    """Create an active case (the caller holds the video's row lock, so no second one can race in)."""
-    return Case.objects.create(
+    """Create an active case (the caller holds the video's row lock, so no second one can race in).
+
+    Whatever a case is about, the video is then due for full coverage within the base deadline.
+    """
+    case = Case.objects.create(
         video=video,
         source=source,
         category=category,
@@ -186,6 +195,8 @@ def _open_case(video: Video, source: str, category: str, *, severity: int, score
         verdict=verdict,
         views_at_open=video.view_count,
     )
+    _bring_coverage_forward(video, f"A case opened ({case.get_source_display().lower()}, {category}).", case=case)
+    return case
 
 
 def _active_case(video: Video, source: str, category: str) -> Case | None:
@@ -248,6 +259,137 @@ def clear_held_video(video: Video) -> bool:
         return False
     _set_visibility(video, Video.Visibility.PUBLISHED, "", actor=None)
     return True
+
+
+# --- the coverage deadline of videos nobody watches -------------------------------------------
+
+
+def coverage_deadline_seconds(record: selectors.UploaderRecord) -> int:
+    """How long after it is ready a published video may wait for full coverage, by its uploader's record.
+
+    ``HYDRA_TRUST_COVERAGE_DEADLINE_SECONDS`` (the base: a new uploader, or one under review) plus
+    ``HYDRA_TRUST_COVERAGE_SECONDS_PER_CLEAN_UPLOAD`` for each clean upload of the record, at most
+    ``HYDRA_TRUST_COVERAGE_MAX_DEADLINE_SECONDS``. Viewers' browsers analyse what they watch in the
+    meantime; the longer wait is what lets them cover a video that draws its audience after the first
+    minutes instead of the server (docs/trust.md, defence 7).
+    """
+    base = settings.HYDRA_TRUST_COVERAGE_DEADLINE_SECONDS
+    if record.under_review:
+        return base
+    grown = base + record.clean_uploads * settings.HYDRA_TRUST_COVERAGE_SECONDS_PER_CLEAN_UPLOAD
+    return max(base, min(grown, settings.HYDRA_TRUST_COVERAGE_MAX_DEADLINE_SECONDS))
+
+
+def _announce_coverage_deadline(video: Video, due_at: datetime) -> None:
+    """Once committed, the inference app makes sure the server has covered the video by ``due_at``."""
+    transaction.on_commit(
+        partial(inference_signals.coverage_deadline_set.send, sender=Video, video=video, due_at=due_at)
+    )
+
+
+@transaction.atomic
+def start_coverage_deadline(video: Video) -> CoverageDeadline:
+    """A video just became ready: set when it must be fully analysed, from its uploader's record.
+
+    A video no viewer can reach (held, or published under HYDRA_PUBLICATION_POLICY=hold) is due at
+    once: no browser will analyse it. Idempotent (a receiver of ``video_ready``): a deadline once set
+    is only ever brought forward, never set again.
+    """
+    video = _lock_video(video)
+    existing = CoverageDeadline.objects.filter(video=video).first()
+    if existing is not None:
+        return existing
+    now = timezone.now()
+    if settings.HYDRA_PUBLICATION_POLICY == "hold" or video.visibility != Video.Visibility.PUBLISHED:
+        seconds, clean_uploads = 0, 0
+        reason = "Not published: no viewer can reach it, so the server analyses it at once."
+    else:
+        record = selectors.uploader_record(video.owner_id)
+        seconds, clean_uploads = coverage_deadline_seconds(record), record.clean_uploads
+        if record.under_review:
+            reason = "Base deadline: a case is active on one of the uploader's videos."
+        else:
+            reason = f"Uploader's record: {clean_uploads} clean uploads counted."
+    deadline = CoverageDeadline.objects.create(
+        video=video,
+        ready_at=now,
+        due_at=now + timedelta(seconds=seconds),
+        uploader_record=clean_uploads,
+        reason=reason,
+    )
+    record_event(
+        actor=None, action="coverage_deadline", video=video, to_state=deadline.due_at.isoformat(), reason=reason
+    )
+    _announce_coverage_deadline(video, deadline.due_at)
+    return deadline
+
+
+def _bring_coverage_forward(video: Video, reason: str, *, actor: User | None = None, case: Case | None = None) -> bool:
+    """Due no later than the base deadline after the video became ready (now, if that has passed); True if moved.
+
+    The caller holds the video's row lock. A deadline never moves later, and a video not ready yet
+    has none (``start_coverage_deadline`` reads its cases and its uploader's record when it is).
+    """
+    deadline = CoverageDeadline.objects.select_for_update().filter(video=video).first()
+    if deadline is None:
+        return False
+    base = deadline.ready_at + timedelta(seconds=settings.HYDRA_TRUST_COVERAGE_DEADLINE_SECONDS)
+    due = max(timezone.now(), base)
+    if due >= deadline.due_at:
+        return False
+    before = deadline.due_at
+    deadline.due_at, deadline.reason = due, reason[:200]
+    deadline.save(update_fields=["due_at", "reason", "updated_at"])
+    record_event(
+        actor=actor,
+        action="coverage_deadline",
+        video=video,
+        case=case,
+        from_state=before.isoformat(),
+        to_state=due.isoformat(),
+        reason=reason,
+    )
+    _announce_coverage_deadline(video, due)
+    return True
+
+
+def _bring_uploads_forward(owner_id: int, reason: str, *, actor: User | None) -> int:
+    """A violation ends the uploader's longer deadlines: every video of theirs still waiting is due at the base."""
+    moved = 0
+    waiting = CoverageDeadline.objects.filter(video__owner_id=owner_id, due_at__gt=timezone.now())
+    for video_id in waiting.order_by("video_id").values_list("video_id", flat=True):
+        moved += _bring_coverage_forward(Video.objects.select_for_update().get(pk=video_id), reason, actor=actor)
+    return moved
+
+
+def bring_forward_uncovered_audiences() -> list[int]:
+    """Videos that drew HYDRA_TRUST_COVERAGE_AUDIENCE_VIEWS counted views and are still not fully covered: due now.
+
+    Two independent viewers who stay for a video cover it (a browser computes a sample in about
+    54 ms: 10 s for a 3-minute video), so that many viewers without full coverage means the
+    audience is not analysing it (clients that never open the socket, or a colluding audience):
+    the server does. Periodic (``moderation.tasks.sweep_coverage_deadlines``); returns the videos moved.
+    """
+    model_version = inference_selectors.active_model_version()
+    if model_version is None:
+        return []
+    candidates = (
+        CoverageDeadline.objects.filter(
+            due_at__gt=timezone.now(), video__view_count__gte=settings.HYDRA_TRUST_COVERAGE_AUDIENCE_VIEWS
+        )
+        .filter(due_at__gt=F("ready_at") + timedelta(seconds=settings.HYDRA_TRUST_COVERAGE_DEADLINE_SECONDS))
+        .select_related("video")
+    )
+    moved: list[int] = []
+    for deadline in candidates:
+        if inference_selectors.coverage(deadline.video, model_version).fraction >= 1.0:
+            continue
+        with transaction.atomic():
+            video = _lock_video(deadline.video)
+            reason = f"{video.view_count} views and the viewers' browsers have not covered it."
+            if _bring_coverage_forward(video, reason):
+                moved.append(video.pk)
+    return moved
 
 
 # --- viewers' reports ------------------------------------------------------------------------
@@ -460,6 +602,8 @@ def decide_case(case: Case, moderator: User, action: str, policy_reason: PolicyR
         _resolve_appeal(case.appeal, decision, moderator)
     if after == Video.Visibility.REMOVED:
         _close_moot_cases(video, decision, moderator)
+    if violation:
+        _bring_uploads_forward(video.owner_id, f"Violation found on {video.slug} (case #{case.pk}).", actor=moderator)
     return decision
 
 

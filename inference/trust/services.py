@@ -357,15 +357,13 @@ def confirm_borderline_windows(video: Video, model_version: ModelVersion, verdic
         return request_recomputation(video, model_version, missing, Reason.BORDERLINE)
 
 
-def coverage_countdown_seconds(video: Video, sample_count: int) -> int:
-    """Seconds until the server starts covering a ready video's gaps.
+def coverage_countdown_seconds(sample_count: int, seconds_left: float) -> int:
+    """Seconds until the server starts covering a video whose full coverage is due in ``seconds_left``.
 
-    Full coverage is due ``HYDRA_TRUST_COVERAGE_DEADLINE_SECONDS`` after the video became ready,
-    so the server starts early enough to compute every sample itself by then (a fixed slack for
-    queueing and loading the model, plus a per-sample estimate). A video no viewer can reach
-    (held before publication) is started at once.
+    The server starts early enough to compute every sample itself by then (a fixed slack for
+    queueing and loading the model, plus a per-sample estimate); a deadline that is due now, or
+    too close for that, starts at once. How long a video may wait is moderation's policy
+    (``moderation.services.start_coverage_deadline``).
     """
-    if settings.HYDRA_PUBLICATION_POLICY == "hold" or video.visibility != Video.Visibility.PUBLISHED:
-        return 0
     budget = settings.HYDRA_TRUST_COVERAGE_SLACK_SECONDS + sample_count * settings.HYDRA_TRUST_SERVER_SECONDS_PER_SAMPLE
-    return max(0, int(settings.HYDRA_TRUST_COVERAGE_DEADLINE_SECONDS - budget))
+    return max(0, int(seconds_left - budget))

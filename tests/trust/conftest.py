@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,8 @@ def seeded_spot_checks(monkeypatch) -> random.Random:
 @dataclass
 class Deadlines:
     started: list[int]
-    schedule: Callable[[Video], None]  # the real inference.scheduling.schedule_coverage
+    due: dict[int, datetime]  # the latest due time announced per video
+    schedule: Callable[[Video, datetime], None]  # the real inference.scheduling.schedule_coverage
 
 
 @pytest.fixture
@@ -38,8 +40,13 @@ def deadlines(monkeypatch) -> Deadlines:
     """Coverage deadlines are recorded instead of started (eager Celery would cover every video at once)."""
     from inference import scheduling
 
-    recorded = Deadlines(started=[], schedule=scheduling.schedule_coverage)
-    monkeypatch.setattr(scheduling, "schedule_coverage", lambda video: recorded.started.append(video.pk))
+    recorded = Deadlines(started=[], due={}, schedule=scheduling.schedule_coverage)
+
+    def record(video: Video, due_at: datetime) -> None:
+        recorded.started.append(video.pk)
+        recorded.due[video.pk] = due_at
+
+    monkeypatch.setattr(scheduling, "schedule_coverage", record)
     return recorded
 
 

@@ -122,7 +122,9 @@ def settled(videos) -> bool:
 
 def start_deadline(video) -> None:
     """What video_ready does (schedule_coverage), through the broker whatever this process's eager setting."""
-    countdown = trust_services.coverage_countdown_seconds(video, len(selectors.expected_sample_times(video)))
+    countdown = trust_services.coverage_countdown_seconds(
+        len(selectors.expected_sample_times(video)), settings.HYDRA_TRUST_COVERAGE_DEADLINE_SECONDS
+    )
     celery_app.send_task(trust_tasks.cover_video.name, args=[video.pk], countdown=countdown)
 
 

@@ -173,19 +173,14 @@ def test_unwatched_video_is_covered_by_the_server(video, model_version):
     assert set(Recomputation.objects.filter(video=video).values_list("reason", flat=True)) == {"coverage"}
 
 
-def test_held_videos_are_covered_at_once_published_ones_after_the_deadline(video, settings):
-    settings.HYDRA_PUBLICATION_POLICY = "immediate"
-    settings.HYDRA_TRUST_COVERAGE_DEADLINE_SECONDS = 600
+def test_the_server_starts_early_enough_to_cover_every_sample_by_the_deadline(settings):
     settings.HYDRA_TRUST_COVERAGE_SLACK_SECONDS = 60
     settings.HYDRA_TRUST_SERVER_SECONDS_PER_SAMPLE = 0.5
     # Started early enough for the server to compute all 100 samples itself by the deadline.
-    assert trust.coverage_countdown_seconds(video, 100) == 600 - 60 - 50
-    assert trust.coverage_countdown_seconds(video, 10_000) == 0
-    video.visibility = Video.Visibility.HELD
-    assert trust.coverage_countdown_seconds(video, 100) == 0
-    video.visibility = Video.Visibility.PUBLISHED
-    settings.HYDRA_PUBLICATION_POLICY = "hold"
-    assert trust.coverage_countdown_seconds(video, 100) == 0
+    assert trust.coverage_countdown_seconds(100, 600) == 600 - 60 - 50
+    assert trust.coverage_countdown_seconds(10_000, 600) == 0
+    assert trust.coverage_countdown_seconds(100, 0) == 0  # due now (a held video)
+    assert trust.coverage_countdown_seconds(100, -30) == 0  # overdue
 
 
 def test_new_video_starts_its_deadline(ready_video, deadlines):
@@ -228,13 +223,10 @@ def test_an_honest_gpu_browser_is_never_quarantined_even_where_it_strays_beyond_
     assert "dispute" in set(Recomputation.objects.values_list("reason", flat=True))
 
 
-def test_in_process_tasks_cover_only_held_videos_at_once(video, settings, deadlines):
-    """The embedded default runs tasks eagerly: a countdown cannot be waited for, held videos cannot wait."""
-    settings.HYDRA_PUBLICATION_POLICY = "immediate"
+def test_in_process_tasks_cover_only_videos_due_now(video, deadlines):
+    """The embedded default runs tasks eagerly: a countdown cannot be waited for, a video due now cannot wait."""
     model_version = selectors.active_model_version()
-    deadlines.schedule(video)
+    deadlines.schedule(video, timezone.now() + timedelta(seconds=900))
     assert len(selectors.coverage(video, model_version).covered_ms) == 0
-    Video.objects.filter(pk=video.pk).update(visibility=Video.Visibility.HELD)
-    video.refresh_from_db()
-    deadlines.schedule(video)
+    deadlines.schedule(video, timezone.now())
     assert len(selectors.coverage(video, model_version).covered_ms) == len(selectors.expected_sample_times(video))

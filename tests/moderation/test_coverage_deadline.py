@@ -1,0 +1,235 @@
+"""The coverage deadline of videos nobody watches, attacked from outside (docs/trust.md, defence 7).
+
+An uploader controls what they upload, when, how often, and who watches; viewers can report. The
+server sets how long a ready video may wait for full analysis (its viewers' browsers, else the
+server itself). These tests play the uploader who wants harmful content to stay unanalysed as long
+as possible, and check what the deadline is, what shortens it, and that every change is audited.
+Videos become ready the way the transcoder announces it (``video_ready``); what inference is told to
+do is what it receives (``inference.signals.coverage_deadline_set``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+from django.contrib.auth.models import User
+from django.utils import timezone
+
+from inference import signals as inference_signals
+from inference.trust.services import coverage_countdown_seconds
+from moderation import selectors, services
+from moderation.models import AuditEvent, CoverageDeadline
+from moderation.tasks import sweep_coverage_deadlines
+from tests.moderation.conftest import hold_for_review
+from videos.models import Video
+from videos.signals import video_ready
+
+pytestmark = pytest.mark.django_db(transaction=True)  # announcements are sent on commit
+
+BASE = 900
+STEP = 900
+MAXIMUM = 6 * 3600
+PER_DAY = 3
+
+
+@pytest.fixture(autouse=True)
+def policy(settings):
+    settings.HYDRA_PUBLICATION_POLICY = "immediate"
+    settings.HYDRA_TRUST_COVERAGE_DEADLINE_SECONDS = BASE
+    settings.HYDRA_TRUST_COVERAGE_SECONDS_PER_CLEAN_UPLOAD = STEP
+    settings.HYDRA_TRUST_COVERAGE_MAX_DEADLINE_SECONDS = MAXIMUM
+    settings.HYDRA_TRUST_UPLOADER_RECORD_PER_DAY = PER_DAY
+    settings.HYDRA_TRUST_COVERAGE_AUDIENCE_VIEWS = 10
+
+
+@pytest.fixture
+def announced() -> dict[int, datetime]:
+    """The latest due time inference was told per video."""
+    due: dict[int, datetime] = {}
+
+    def receive(sender, video, due_at, **kwargs):
+        due[video.pk] = due_at
+
+    inference_signals.coverage_deadline_set.connect(receive, dispatch_uid="test.coverage_deadline_set")
+    yield due
+    inference_signals.coverage_deadline_set.disconnect(dispatch_uid="test.coverage_deadline_set")
+
+
+@pytest.fixture
+def ready(make_ready_video):
+    """``ready(owner, title)``: a video the transcoder just finished, announced as it announces it."""
+
+    def _ready(owner: User, title: str = "Upload", **fields) -> Video:
+        video = make_ready_video(title, owner=owner, **fields)
+        video_ready.send(sender=Video, video=video)
+        return video
+
+    return _ready
+
+
+@pytest.fixture
+def clean_uploads(make_ready_video, make_verdict):
+    """``clean_uploads(owner, days_ago, count)``: uploads made that day, fully analysed and below every threshold."""
+
+    def _make(owner: User, days_ago: int, count: int) -> list[Video]:
+        videos = []
+        for i in range(count):
+            video = make_ready_video(f"clean {days_ago}-{i}", owner=owner)
+            make_verdict(video, "nudity", score=0.1, coverage=1.0)
+            Video.objects.filter(pk=video.pk).update(created_at=timezone.now() - timedelta(days=days_ago))
+            videos.append(video)
+        return videos
+
+    return _make
+
+
+def seconds_allowed(video: Video) -> float:
+    deadline = CoverageDeadline.objects.get(video=video)
+    return (deadline.due_at - deadline.ready_at).total_seconds()
+
+
+def deadline_events(video: Video) -> list[str]:
+    return list(
+        AuditEvent.objects.filter(video=video, action="coverage_deadline")
+        .order_by("id")
+        .values_list("reason", flat=True)
+    )
+
+
+def test_a_new_account_gets_the_base_deadline(ready, uploader, announced):
+    video = ready(uploader)
+    assert seconds_allowed(video) == BASE
+    assert announced[video.pk] == CoverageDeadline.objects.get(video=video).due_at
+    assert deadline_events(video) == ["Uploader's record: 0 clean uploads counted."]
+
+
+def test_a_new_account_cannot_farm_a_long_deadline_in_one_day(ready, uploader, clean_uploads):
+    """Fifty clean, fully analysed uploads today count as three: the record grows with days, not uploads."""
+    clean_uploads(uploader, days_ago=0, count=50)
+    assert selectors.uploader_record(uploader.pk).clean_uploads == PER_DAY
+    assert seconds_allowed(ready(uploader, "harm")) == BASE + PER_DAY * STEP  # one hour, not six
+
+
+def test_only_fully_analysed_uploads_no_one_complained_about_count(
+    ready, uploader, viewer, make_ready_video, make_verdict, moderator, reason, clean_uploads
+):
+    """Unanalysed, partly analysed, flagged, reported (even if approved), hidden or deleted uploads earn nothing."""
+    never_analysed = make_ready_video("never analysed", owner=uploader)
+    partly = make_ready_video("partly", owner=uploader)
+    make_verdict(partly, "nudity", score=0.1, coverage=0.6)
+    flagged = make_ready_video("flagged", owner=uploader)
+    make_verdict(flagged, "nudity", score=0.9, coverage=1.0)
+    reported = make_ready_video("reported", owner=uploader)
+    make_verdict(reported, "nudity", score=0.1, coverage=1.0)
+    report = services.report_video(reported, viewer, "violence")
+    services.decide_case(report.case, moderator, "approve", reason("no-violation"))
+    held = hold_for_review(make_ready_video("held", owner=uploader))
+    make_verdict(held, "nudity", score=0.1, coverage=1.0)
+    deleted = make_ready_video("deleted", owner=uploader, deleted_at=timezone.now())
+    make_verdict(deleted, "nudity", score=0.1, coverage=1.0)
+    for video in (never_analysed, partly, flagged, reported, held, deleted):
+        Video.objects.filter(pk=video.pk).update(created_at=timezone.now() - timedelta(days=3))
+    assert selectors.uploader_record(uploader.pk).clean_uploads == 0
+    clean_uploads(uploader, days_ago=3, count=1)
+    assert selectors.uploader_record(uploader.pk).clean_uploads == 1
+
+
+def test_a_farmed_record_buys_at_most_the_maximum_and_a_report_takes_it_away(
+    ready, uploader, viewer, clean_uploads, announced
+):
+    """Weeks of clean uploads, then harm: unanalysed for at most the maximum if nobody looks, the base once reported."""
+    for day in range(1, 15):
+        clean_uploads(uploader, days_ago=day, count=5)
+    assert selectors.uploader_record(uploader.pk).clean_uploads == 14 * PER_DAY
+    harm = ready(uploader, "harm")
+    assert seconds_allowed(harm) == MAXIMUM
+    announced_at_ready = announced[harm.pk]
+
+    with pytest.raises(Exception, match="cannot report your own"):
+        services.report_video(harm, uploader, "violence")  # the uploader cannot lengthen or shorten it himself
+    services.report_video(harm, viewer, "violence")
+
+    assert seconds_allowed(harm) == BASE  # reported in its first minutes: due at the base, as for a new account
+    assert announced[harm.pk] < announced_at_ready
+    assert deadline_events(harm)[-1] == "A case opened (viewer reports, violence)."
+
+
+def test_a_report_after_the_base_has_passed_makes_the_video_due_at_once(ready, uploader, viewer, clean_uploads):
+    for day in range(1, 15):
+        clean_uploads(uploader, days_ago=day, count=3)
+    harm = ready(uploader, "harm")
+    CoverageDeadline.objects.filter(video=harm).update(
+        ready_at=timezone.now() - timedelta(hours=2), due_at=timezone.now() + timedelta(hours=4)
+    )
+    services.report_video(harm, viewer, "sexual")
+    deadline = CoverageDeadline.objects.get(video=harm)
+    left = (deadline.due_at - timezone.now()).total_seconds()
+    assert left <= 1
+    assert coverage_countdown_seconds(180, left) == 0  # the server starts at once
+
+
+def test_an_audience_the_browsers_do_not_cover_brings_the_deadline_forward(
+    ready, uploader, clean_uploads, model_version, announced
+):
+    """Harm shared with viewers whose clients never analyse: ten views without coverage, and the server does it."""
+    for day in range(1, 15):
+        clean_uploads(uploader, days_ago=day, count=3)
+    harm = ready(uploader, "harm")
+    Video.objects.filter(pk=harm.pk).update(view_count=9)
+    assert sweep_coverage_deadlines() == []  # nine views: the browsers may still cover it
+    Video.objects.filter(pk=harm.pk).update(view_count=10)
+    assert sweep_coverage_deadlines() == [harm.pk]
+    assert seconds_allowed(harm) == BASE
+    assert announced[harm.pk] == CoverageDeadline.objects.get(video=harm).due_at
+    assert deadline_events(harm)[-1] == "10 views and the viewers' browsers have not covered it."
+    assert sweep_coverage_deadlines() == []  # never moved twice, never later
+
+
+def test_a_flag_brings_the_deadline_forward(ready, uploader, clean_uploads, make_verdict):
+    for day in range(1, 15):
+        clean_uploads(uploader, days_ago=day, count=3)
+    harm = ready(uploader, "harm")
+    services.open_case_for_verdict(make_verdict(harm, "nudity", score=0.9, coverage=0.2))
+    assert seconds_allowed(harm) == BASE
+
+
+def test_a_violation_ends_every_long_deadline_of_the_uploader_and_restarts_the_record(
+    ready, uploader, viewer, moderator, reason, clean_uploads, make_verdict
+):
+    for day in range(1, 15):
+        clean_uploads(uploader, days_ago=day, count=3)
+    waiting = [ready(uploader, f"waiting {i}") for i in range(3)]
+    assert all(seconds_allowed(video) == MAXIMUM for video in waiting)
+    caught = ready(uploader, "caught")
+    report = services.report_video(caught, viewer, "violence")
+    # While the case is open the uploader is under review: the next upload gets the base.
+    assert seconds_allowed(ready(uploader, "during review")) == BASE
+    services.decide_case(report.case, moderator, "remove", reason("graphic-violence"))
+    assert all(seconds_allowed(video) == BASE for video in waiting)
+    assert all(deadline_events(video)[-1].startswith("Violation found on") for video in waiting)
+    # The fourteen days of clean uploads before the violation no longer count.
+    assert selectors.uploader_record(uploader.pk).clean_uploads == 0
+    assert seconds_allowed(ready(uploader, "after")) == BASE
+
+
+def test_a_held_upload_is_due_at_once(ready, uploader, clean_uploads, make_ready_video, settings, announced):
+    for day in range(1, 15):
+        clean_uploads(uploader, days_ago=day, count=3)
+    held = ready(uploader, "held", visibility=Video.Visibility.HELD)
+    assert seconds_allowed(held) == 0
+    settings.HYDRA_PUBLICATION_POLICY = "hold"
+    published_under_hold = ready(uploader, "hold policy")
+    assert seconds_allowed(published_under_hold) == 0
+    assert announced[held.pk] <= timezone.now()
+
+
+def test_the_deadline_is_set_once_and_never_moves_later(ready, uploader, viewer, clean_uploads):
+    video = ready(uploader)
+    first = CoverageDeadline.objects.get(video=video)
+    clean_uploads(uploader, days_ago=2, count=3)  # the record grows afterwards
+    video_ready.send(sender=Video, video=video)  # announced again (a transcode that ran twice)
+    assert CoverageDeadline.objects.get(video=video).due_at == first.due_at
+    services.report_video(video, viewer, "spam")  # already at the base: nothing to bring forward
+    assert CoverageDeadline.objects.get(video=video).due_at == first.due_at
+    assert len(deadline_events(video)) == 1
