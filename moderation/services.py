@@ -353,12 +353,17 @@ def _bring_coverage_forward(video: Video, reason: str, *, actor: User | None = N
     return True
 
 
-def _bring_uploads_forward(owner_id: int, reason: str, *, actor: User | None) -> int:
-    """A violation ends the uploader's longer deadlines: every video of theirs still waiting is due at the base."""
+def bring_uploads_forward(owner_id: int, reason: str, *, actor: User | None) -> int:
+    """A violation ends the uploader's longer deadlines: every video of theirs still waiting is due at the base.
+
+    Each video is locked, checked and changed in its own transaction; returns how many moved.
+    """
     moved = 0
     waiting = CoverageDeadline.objects.filter(video__owner_id=owner_id, due_at__gt=timezone.now())
     for video_id in waiting.order_by("video_id").values_list("video_id", flat=True):
-        moved += _bring_coverage_forward(Video.objects.select_for_update().get(pk=video_id), reason, actor=actor)
+        with transaction.atomic():
+            video = Video.objects.select_for_update().get(pk=video_id)
+            moved += _bring_coverage_forward(video, reason, actor=actor)
     return moved
 
 
@@ -603,7 +608,14 @@ def decide_case(case: Case, moderator: User, action: str, policy_reason: PolicyR
     if after == Video.Visibility.REMOVED:
         _close_moot_cases(video, decision, moderator)
     if violation:
-        _bring_uploads_forward(video.owner_id, f"Violation found on {video.slug} (case #{case.pk}).", actor=moderator)
+        # After commit, one video per transaction: locking the uploader's other videos while this one is
+        # locked could deadlock with a second decision about the same uploader.
+        owner_id, found = video.owner_id, f"Violation found on {video.slug} (case #{case.pk})."
+
+        def bring_uploaders_videos_forward() -> None:  # not a partial: robust on_commit logs failures by __qualname__
+            bring_uploads_forward(owner_id, found, actor=moderator)
+
+        transaction.on_commit(bring_uploaders_videos_forward, robust=True)
     return decision
 
 

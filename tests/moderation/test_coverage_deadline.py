@@ -16,7 +16,9 @@ import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
 
+from inference import selectors as inference_selectors
 from inference import signals as inference_signals
+from inference.models import ClientSession, FrameFeature
 from inference.trust.services import coverage_countdown_seconds
 from moderation import selectors, services
 from moderation.models import AuditEvent, CoverageDeadline
@@ -184,6 +186,28 @@ def test_an_audience_the_browsers_do_not_cover_brings_the_deadline_forward(
     assert announced[harm.pk] == CoverageDeadline.objects.get(video=harm).due_at
     assert deadline_events(harm)[-1] == "10 views and the viewers' browsers have not covered it."
     assert sweep_coverage_deadlines() == []  # never moved twice, never later
+
+
+def test_a_popular_video_its_browsers_covered_keeps_its_deadline(ready, uploader, clean_uploads, model_version):
+    """The saving the policy is for: an audience that analyses what it watches leaves the server nothing to do."""
+    for day in range(1, 15):
+        clean_uploads(uploader, days_ago=day, count=3)
+    popular = ready(uploader, "popular")
+    session = ClientSession.objects.create(video=popular, model_version=model_version, is_server=True)
+    FrameFeature.objects.bulk_create(
+        FrameFeature(
+            video=popular,
+            model_version=model_version,
+            session=session,
+            sample_ms=ms,
+            vector=bytes(model_version.feature_size),
+            status=FrameFeature.Status.ACCEPTED,
+        )
+        for ms in inference_selectors.expected_sample_times(popular)
+    )
+    Video.objects.filter(pk=popular.pk).update(view_count=500)
+    assert sweep_coverage_deadlines() == []
+    assert seconds_allowed(popular) == MAXIMUM
 
 
 def test_a_flag_brings_the_deadline_forward(ready, uploader, clean_uploads, make_verdict):
