@@ -446,11 +446,11 @@ def time_to_verdict(
                 "so nothing is accepted before the coverage deadline (then as with 0 viewers, published)"
             )
         return result | {"how": how}
-    countdown = coverage_countdown_seconds(Video(visibility=Video.Visibility.PUBLISHED), len(clip["times"]))
+    countdown = coverage_countdown_seconds(len(clip["times"]), settings.HYDRA_TRUST_COVERAGE_DEADLINE_SECONDS)
     return result | {
         "published_s": seconds + countdown if seconds is not None else None,
         "how": f"{len(clip['times'])} samples, server only (held video); published and unwatched: "
-        f"+{countdown} s countdown at the default deadline",
+        f"+{countdown} s countdown at the base deadline (a new uploader's)",
     }
 
 
