@@ -189,6 +189,16 @@ def test_new_video_starts_its_deadline(ready_video, deadlines):
     assert get_user_model().objects.filter(pk=clip.owner_id).exists()
 
 
+def test_a_held_upload_is_covered_by_the_server_at_once(ready_video, deadlines, model_version, settings):
+    """Uploaded under the hold policy: no browser can reach it, so it is due when ready and the server covers it."""
+    settings.HYDRA_PUBLICATION_POLICY = "hold"
+    clip = ready_video("held", pattern="bars")
+    assert clip.visibility == Video.Visibility.HELD
+    assert deadlines.due[clip.pk] <= timezone.now()
+    deadlines.schedule(clip, deadlines.due[clip.pk])  # what the receiver does, here with in-process tasks
+    assert len(selectors.coverage(clip, model_version).covered_ms) == len(selectors.expected_sample_times(clip))
+
+
 def test_an_honest_gpu_browser_is_never_quarantined_even_where_it_strays_beyond_tolerance(
     ready_video, model_version, feature_extractor, nudity_head, seeded_spot_checks
 ):
