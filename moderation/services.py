@@ -16,7 +16,7 @@ from functools import partial
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
 from hydra_site import ratelimit
@@ -378,11 +378,14 @@ def bring_forward_uncovered_audiences() -> list[int]:
     model_version = inference_selectors.active_model_version()
     if model_version is None:
         return []
+    # An analysis at full coverage settles a video without reading its features (a quarantine re-runs the analysis).
+    analysed_in_full = Verdict.objects.filter(video=OuterRef("video"), model_version=model_version, coverage__gte=1.0)
     candidates = (
         CoverageDeadline.objects.filter(
             due_at__gt=timezone.now(), video__view_count__gte=settings.HYDRA_TRUST_COVERAGE_AUDIENCE_VIEWS
         )
         .filter(due_at__gt=F("ready_at") + timedelta(seconds=settings.HYDRA_TRUST_COVERAGE_DEADLINE_SECONDS))
+        .exclude(Exists(analysed_in_full))
         .select_related("video")
     )
     moved: list[int] = []

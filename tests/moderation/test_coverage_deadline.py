@@ -188,11 +188,16 @@ def test_an_audience_the_browsers_do_not_cover_brings_the_deadline_forward(
     assert sweep_coverage_deadlines() == []  # never moved twice, never later
 
 
-def test_a_popular_video_its_browsers_covered_keeps_its_deadline(ready, uploader, clean_uploads, model_version):
+def test_a_popular_video_its_browsers_covered_keeps_its_deadline(
+    ready, uploader, clean_uploads, model_version, make_verdict
+):
     """The saving the policy is for: an audience that analyses what it watches leaves the server nothing to do."""
     for day in range(1, 15):
         clean_uploads(uploader, days_ago=day, count=3)
-    popular = ready(uploader, "popular")
+    analysed = ready(uploader, "analysed")  # its analysis already ran at full coverage
+    make_verdict(analysed, "nudity", score=0.1, coverage=1.0)
+    Video.objects.filter(pk=analysed.pk).update(view_count=500)
+    popular = ready(uploader, "popular")  # every sample accepted, not analysed yet
     session = ClientSession.objects.create(video=popular, model_version=model_version, is_server=True)
     FrameFeature.objects.bulk_create(
         FrameFeature(
@@ -207,7 +212,7 @@ def test_a_popular_video_its_browsers_covered_keeps_its_deadline(ready, uploader
     )
     Video.objects.filter(pk=popular.pk).update(view_count=500)
     assert sweep_coverage_deadlines() == []
-    assert seconds_allowed(popular) == MAXIMUM
+    assert seconds_allowed(popular) == MAXIMUM and seconds_allowed(analysed) == MAXIMUM
 
 
 def test_a_flag_brings_the_deadline_forward(ready, uploader, clean_uploads, make_verdict):
