@@ -611,15 +611,22 @@ def decide_case(case: Case, moderator: User, action: str, policy_reason: PolicyR
     if after == Video.Visibility.REMOVED:
         _close_moot_cases(video, decision, moderator)
     if violation:
-        # After commit, one video per transaction: locking the uploader's other videos while this one is
-        # locked could deadlock with a second decision about the same uploader.
-        owner_id, found = video.owner_id, f"Violation found on {video.slug} (case #{case.pk})."
-
-        def bring_uploaders_videos_forward() -> None:  # not a partial: robust on_commit logs failures by __qualname__
-            bring_uploads_forward(owner_id, found, actor=moderator)
-
-        transaction.on_commit(bring_uploaders_videos_forward, robust=True)
+        _end_long_deadlines_after_violation(video, case, moderator)
     return decision
+
+
+def _end_long_deadlines_after_violation(video: Video, case: Case, moderator: User) -> None:
+    """Once a violation is committed, every video of its uploader still waiting for coverage is due at the base.
+
+    After commit, one video per transaction: locking the uploader's other videos while this one is
+    locked could deadlock with a second decision about the same uploader.
+    """
+    owner_id, found = video.owner_id, f"Violation found on {video.slug} (case #{case.pk})."
+
+    def bring_uploaders_videos_forward() -> None:  # not a partial: robust on_commit logs failures by __qualname__
+        bring_uploads_forward(owner_id, found, actor=moderator)
+
+    transaction.on_commit(bring_uploaders_videos_forward, robust=True)
 
 
 def _decision_summary(decision: Decision) -> str:
@@ -736,6 +743,8 @@ def reverse_decision(decision: Decision, moderator: User, policy_reason: PolicyR
         to_state=replacement,
         reason=_decision_summary(reversal),
     )
+    if reversal.violation:
+        _end_long_deadlines_after_violation(video, case, moderator)
     open_appeal = Appeal.objects.filter(decision=decision, status=Appeal.Status.OPEN).select_related("case").first()
     if open_appeal is not None:
         _resolve_appeal(open_appeal, reversal, moderator)

@@ -242,6 +242,20 @@ def test_a_violation_ends_every_long_deadline_of_the_uploader_and_restarts_the_r
     assert seconds_allowed(ready(uploader, "after")) == BASE
 
 
+def test_an_approval_reversed_into_a_removal_ends_the_long_deadlines_too(
+    ready, uploader, viewer, moderator, senior, reason, clean_uploads
+):
+    for day in range(1, 15):
+        clean_uploads(uploader, days_ago=day, count=3)
+    caught = ready(uploader, "caught")
+    report = services.report_video(caught, viewer, "violence")
+    approval = services.decide_case(report.case, moderator, "approve", reason("no-violation"))
+    waiting = ready(uploader, "waiting")
+    assert seconds_allowed(waiting) == MAXIMUM  # the reported video's case is closed and it does not count
+    services.reverse_decision(approval, senior, reason("graphic-violence"))
+    assert seconds_allowed(waiting) == BASE
+
+
 def test_a_held_upload_is_due_at_once(ready, uploader, clean_uploads, make_ready_video, settings, announced):
     for day in range(1, 15):
         clean_uploads(uploader, days_ago=day, count=3)
