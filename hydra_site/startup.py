@@ -16,7 +16,8 @@ def trust_summary() -> str:
     coverage = (
         "published videos are covered by their viewers only (tasks run in-process: no delayed coverage task)"
         if settings.CELERY_TASK_ALWAYS_EAGER
-        else f"the server covers the rest {settings.HYDRA_TRUST_COVERAGE_DEADLINE_SECONDS} s after a video is ready"
+        else f"the server covers the rest {settings.HYDRA_TRUST_COVERAGE_DEADLINE_SECONDS} s after a video is ready "
+        f"(up to {settings.HYDRA_TRUST_COVERAGE_MAX_DEADLINE_SECONDS} s by the uploader's record of clean uploads)"
     )
     where = "embedded default" if settings.EMBEDDED_DEFAULT else "REDIS_URL set"
     return (
