@@ -160,16 +160,17 @@ class ContributorRecords:
         uploader vouches for nobody on its own video, and newcomers never for each other: a sample
         agreed only among newcomers waits for an established replica or the server.
         """
+        newcomers = [
+            identity_of(s, self._uploader_id) for s in newly if not policy.established(self.consecutive_valid(s))
+        ]
+        if not newcomers:
+            return True
         vouchers = [
             identity_of(s, self._uploader_id)
             for s in agreeing
             if not self._owns_video(s) and policy.established(self.consecutive_valid(s))
         ]
-        return all(
-            any(independent(voucher, identity_of(newcomer, self._uploader_id)) for voucher in vouchers)
-            for newcomer in newly
-            if not policy.established(self.consecutive_valid(newcomer))
-        )
+        return all(any(independent(voucher, newcomer) for voucher in vouchers) for newcomer in newcomers)
 
     def spot_check_due(self, sessions: Iterable[ClientSession], policy: SpotCheckPolicy, rng: random.Random) -> bool:
         """One draw at the established contributors' rate; failing that, each newcomer's probation draw.

@@ -132,3 +132,19 @@ def test_the_same_farm_beside_an_established_independent_liar_is_drawn_at_that_l
         record(session, times, lie)
     assert all(statuses(s) == {"accepted"} for s in [colluder, *farm])
     assert not Recomputation.objects.exists()
+
+
+def test_an_established_device_does_not_vouch_for_itself_on_a_fresh_network(watched, model_version, seeded_spot_checks):
+    """A device with an established record on its home network opens a session on another /24 (a new, empty record
+    there). With a stranger's newcomer the three agree and the peers' quorum holds, but the established session
+    vouches only for the stranger, not for its own device: the sample waits (every session's feature pending)."""
+    video, times, truth, _ = watched
+    home = session_for(video, model_version, "roamer", ip="10.50.0.1")
+    establish(home)
+    roaming = session_for(video, model_version, "roamer", ip="10.51.0.1")  # same device id, another /24
+    stranger = session_for(video, model_version, "stranger", ip="10.52.0.1")
+    record(home, times, truth)
+    for session in (roaming, stranger):
+        record(session, times, truth)
+    assert statuses(home) == statuses(roaming) == statuses(stranger) == {"pending"}
+    assert not Recomputation.objects.exists()
