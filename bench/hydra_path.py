@@ -157,8 +157,9 @@ def recomputed_samples(slugs: list[str]) -> dict[str, int]:
 def seed_returning_devices(prefix: str, count: int, network_octet: int) -> None:
     """Give these devices (on their networks) a long record of server-verified results: spot checks at the floor.
 
-    This is the steady state of viewers who come back; a first-time device is checked on
-    every result of its probation instead.
+    This is the steady state of viewers who come back. First-time devices on fresh videos with no
+    established audience have every agreed sample checked by the small-audience rule (docs/trust.md,
+    defence 12); beside an established audience a new device costs at most one probation check a visit.
     """
     from django.conf import settings
     from django.utils import timezone

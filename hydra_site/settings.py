@@ -344,7 +344,7 @@ CACHES["process"] = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
 
 # Trust and coverage (docs/trust.md explains every figure and how the defaults were measured).
 # On the embedded default (no REDIS_URL: one machine, every browser from 127.0.0.1) a lone viewer is one
-# replica: its features are accepted alone and the server spot-checks it (every sample during probation).
+# replica: its features are accepted alone and, while the audience is small, the server checks every agreed sample.
 # With REDIS_URL two independent viewers must agree (docs/trust.md, "The embedded default").
 EMBEDDED_DEFAULT = not REDIS_URL
 HYDRA_TRUST_REPLICAS = env_int("HYDRA_TRUST_REPLICAS", 1 if EMBEDDED_DEFAULT else 2)
@@ -359,8 +359,15 @@ HYDRA_TRUST_BORDERLINE_MARGIN = env_float("HYDRA_TRUST_BORDERLINE_MARGIN", 0.2)
 # How far one sample's difference may move a window logit of a pooled head (the violence head) for two
 # features to agree; honest close paintings measured at most 11.8 (docs/trust.md).
 HYDRA_TRUST_MAX_WINDOW_DIFFERENCE = env_float("HYDRA_TRUST_MAX_WINDOW_DIFFERENCE", 12.0)
+# A record is established after this many server-verified results (distinct videos); from then on it sets the
+# spot-check rate (10 / (n + 1))^2, never below the floor.
 HYDRA_TRUST_PROBATION_RESULTS = env_int("HYDRA_TRUST_PROBATION_RESULTS", 10)
 HYDRA_TRUST_SPOT_CHECK_FLOOR = env_float("HYDRA_TRUST_SPOT_CHECK_FLOOR", 0.02)
+# A newcomer (a record not yet established) counts only beside an established independent contributor or the
+# server; the checks drawn because it is new are a budget of this many per record, over its whole life, drawn at
+# HYDRA_TRUST_PROBATION_CHECK_RATE per accepted sample (at most one per video and pass). docs/trust.md, defence 4.
+HYDRA_TRUST_PROBATION_CHECKS = env_int("HYDRA_TRUST_PROBATION_CHECKS", 5)
+HYDRA_TRUST_PROBATION_CHECK_RATE = env_float("HYDRA_TRUST_PROBATION_CHECK_RATE", 0.25)
 # A record (an account, else the anonymous devices of one network) grows by at most this many per day
 # of its age, and at most once per distinct video.
 HYDRA_TRUST_RECORD_PER_DAY = env_float("HYDRA_TRUST_RECORD_PER_DAY", 10.0)

@@ -21,9 +21,11 @@ def trust_summary() -> str:
     )
     where = "embedded default" if settings.EMBEDDED_DEFAULT else "REDIS_URL set"
     return (
-        f"Trust ({where}): HYDRA_TRUST_REPLICAS={replicas}, {rule}; the server recomputes every sample of a "
-        f"contributor's first {settings.HYDRA_TRUST_PROBATION_RESULTS} results, later at least "
-        f"{settings.HYDRA_TRUST_SPOT_CHECK_FLOOR:.0%}; with fewer than {settings.HYDRA_TRUST_MIN_AUDIENCE} "
+        f"Trust ({where}): HYDRA_TRUST_REPLICAS={replicas}, {rule}; a contributor with fewer than "
+        f"{settings.HYDRA_TRUST_PROBATION_RESULTS} server-verified results counts only beside an established one or "
+        f"the server, which checks at most {settings.HYDRA_TRUST_PROBATION_CHECKS} of its samples because it is new; "
+        f"established ones are checked at least {settings.HYDRA_TRUST_SPOT_CHECK_FLOOR:.0%}; "
+        f"with fewer than {settings.HYDRA_TRUST_MIN_AUDIENCE} "
         f"independent established viewers (HYDRA_TRUST_MIN_AUDIENCE) arriving "
         f"{settings.HYDRA_TRUST_ARRIVAL_WINDOW_SECONDS:g} s apart it checks every agreed sample, and any sample "
         f"within {settings.HYDRA_TRUST_BORDERLINE_MARGIN} of a head's threshold (HYDRA_TRUST_BORDERLINE_MARGIN) "

@@ -249,7 +249,9 @@ class Contributor(models.Model):
     Records are kept per account, else per network (anonymous devices on one /24 share one),
     else per device or session; quarantines per account, else device, else session.
     ``consecutive_valid`` counts distinct videos with a result the server itself verified since
-    the last wrong one; it sets the spot-check rate (inference.trust.spot_checks). A quarantined
+    the last wrong one; it sets the spot-check rate (inference.trust.spot_checks).
+    ``probation_checks`` counts the checks drawn because the record was new, which a record gets
+    a small budget of over its whole life (a reset does not refill it). A quarantined
     contributor's features are discarded and its later sessions refused.
     """
 
@@ -261,6 +263,7 @@ class Contributor(models.Model):
     consecutive_valid = models.PositiveIntegerField(default=0)
     valid_total = models.PositiveIntegerField(default=0)
     invalid_total = models.PositiveIntegerField(default=0)
+    probation_checks = models.PositiveIntegerField(default=0)
     quarantined_at = models.DateTimeField(null=True, blank=True, db_index=True)
     quarantine_reason = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

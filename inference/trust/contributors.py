@@ -14,13 +14,13 @@ it), at most one per distinct video (``ContributorVideo``), and grows no faster 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from django.db.models import F
 
 from inference.models import ClientSession, Contributor, ContributorVideo
-from inference.trust.assignment import Identity, network_of
+from inference.trust.assignment import Identity, independent, network_of
 from inference.trust.spot_checks import SpotCheckPolicy
 
 
@@ -95,7 +95,8 @@ class ContributorRecords:
     the credits are written at the end (``save``). A record advances at most once per video: the
     first blind server-verified result of a record on a video credits it (``ContributorVideo``),
     any further result of any session sharing that record on that video adds nothing. Reads see
-    the credits already given in this verification.
+    the credits already given in this verification. So does the probation budget: a newcomer's
+    record is charged for each check drawn because it is new, at most once per video and pass.
     """
 
     def __init__(
@@ -109,9 +110,12 @@ class ContributorRecords:
     ) -> None:
         self._uploader_id = uploader_id
         keys = {record_key(session) for session in sessions}
-        rows = Contributor.objects.filter(key__in=keys).values_list("key", "consecutive_valid", "created_at")
-        self._consecutive_valid = {key: valid for key, valid, _ in rows}
-        self._age_days = {key: max(0.0, (now - created).total_seconds() / 86_400) for key, _, created in rows}
+        rows = Contributor.objects.filter(key__in=keys).values_list(
+            "key", "consecutive_valid", "probation_checks", "created_at"
+        )
+        self._consecutive_valid = {key: valid for key, valid, _, _ in rows}
+        self._probation_checks = {key: checks for key, _, checks, _ in rows}
+        self._age_days = {key: max(0.0, (now - created).total_seconds() / 86_400) for key, _, _, created in rows}
         self._credited = set(
             ContributorVideo.objects.filter(contributor__key__in=keys, video_id=video_id).values_list(
                 "contributor__key", flat=True
@@ -120,6 +124,7 @@ class ContributorRecords:
         self._video_id = video_id
         self._per_day = per_day
         self._new: set[str] = set()
+        self._charged: set[str] = set()
 
     def consecutive_valid(self, session: ClientSession) -> int:
         """The record that sets the spot-check rate: credited videos, but no more than its age allows.
@@ -138,7 +143,7 @@ class ContributorRecords:
         The uploader's own account earns nothing on its own videos: uploading is not independent work.
         """
         for session in sessions:
-            if self._uploader_id is not None and session.user_id == self._uploader_id:
+            if self._owns_video(session):
                 continue
             key = record_key(session)
             if key not in self._credited:
@@ -146,15 +151,68 @@ class ContributorRecords:
                 self._new.add(key)
                 self._consecutive_valid[key] = self._consecutive_valid.get(key, 0) + 1
 
+    def vouched(
+        self, newly: Sequence[ClientSession], agreeing: Iterable[ClientSession], policy: SpotCheckPolicy
+    ) -> bool:
+        """Whether every newcomer among ``newly`` agrees with an established contributor independent of it.
+
+        ``agreeing``: every session whose features of the sample agree (accepted before or now). The
+        uploader vouches for nobody on its own video, and newcomers never for each other: a sample
+        agreed only among newcomers waits for an established replica or the server.
+        """
+        newcomers = [
+            identity_of(s, self._uploader_id) for s in newly if not policy.established(self.consecutive_valid(s))
+        ]
+        if not newcomers:
+            return True
+        vouchers = [
+            identity_of(s, self._uploader_id)
+            for s in agreeing
+            if not self._owns_video(s) and policy.established(self.consecutive_valid(s))
+        ]
+        return all(any(independent(voucher, newcomer) for voucher in vouchers) for newcomer in newcomers)
+
     def spot_check_due(self, sessions: Iterable[ClientSession], policy: SpotCheckPolicy, rng: random.Random) -> bool:
-        records = [self.consecutive_valid(session) for session in sessions]
-        return policy.draw(records, rng)
+        """One draw at the established contributors' rate; failing that, each newcomer's probation draw.
+
+        A newcomer is drawn only while its budget lasts, once per record and video in a pass, and
+        not where a check would credit nothing (its record was credited on this video already, or
+        the video is its own). A check the established rate drew verifies the newcomers for free.
+        """
+        sessions = list(sessions)
+        if policy.draw([self.consecutive_valid(s) for s in sessions], rng):
+            return True
+        for session in sessions:
+            key = record_key(session)
+            if (
+                policy.established(self.consecutive_valid(session))
+                or self._owns_video(session)
+                or key in self._credited
+                or key in self._charged
+            ):
+                continue
+            if policy.probation_draw(self._probation_checks.get(key, 0), rng):
+                self._charged.add(key)
+                self._probation_checks[key] = self._probation_checks.get(key, 0) + 1
+                return True
+        return False
+
+    def _owns_video(self, session: ClientSession) -> bool:
+        return self._uploader_id is not None and session.user_id == self._uploader_id
 
     def save(self) -> None:
-        """Write the credits; a credit another pass wrote first (the unique constraint) counts once."""
-        if not self._new:
+        """Write the credits and the probation charges.
+
+        A credit another pass wrote first (the unique constraint) counts once.
+        """
+        if not (self._new or self._charged):
             return
-        Contributor.objects.bulk_create([Contributor(key=key) for key in self._new], ignore_conflicts=True)
+        Contributor.objects.bulk_create(
+            [Contributor(key=key) for key in self._new | self._charged], ignore_conflicts=True
+        )
+        if self._charged:
+            Contributor.objects.filter(key__in=self._charged).update(probation_checks=F("probation_checks") + 1)
+            self._charged.clear()
         for contributor in Contributor.objects.filter(key__in=self._new):
             _, created = ContributorVideo.objects.get_or_create(contributor=contributor, video_id=self._video_id)
             if created:

@@ -110,7 +110,10 @@ def pooled_sensitivity(head: PooledHead) -> np.ndarray:
 
 def configured_spot_checks() -> SpotCheckPolicy:
     return SpotCheckPolicy(
-        probation=settings.HYDRA_TRUST_PROBATION_RESULTS, floor=settings.HYDRA_TRUST_SPOT_CHECK_FLOOR
+        probation=settings.HYDRA_TRUST_PROBATION_RESULTS,
+        floor=settings.HYDRA_TRUST_SPOT_CHECK_FLOOR,
+        probation_checks=settings.HYDRA_TRUST_PROBATION_CHECKS,
+        probation_rate=settings.HYDRA_TRUST_PROBATION_CHECK_RATE,
     )
 
 
@@ -317,10 +320,12 @@ def verify_samples(
             disputed.append(t)
             continue
         newly = [f for f in clients if f.status == Status.PENDING and str(f.session_id) in outcome.accepted]
+        agreeing = [f.session for f in clients if str(f.session_id) in outcome.accepted]
+        policy = configured_spot_checks()
+        if not small_audience and not records.vouched([f.session for f in newly], agreeing, policy):
+            continue  # agreed only among newcomers: pending until an established replica or the server
         changes.apply(newly, outcome)
-        checked = small_audience or records.spot_check_due(
-            (f.session for f in newly), configured_spot_checks(), spot_check_rng
-        )
+        checked = small_audience or records.spot_check_due((f.session for f in newly), policy, spot_check_rng)
         if newly and checked:
             spot_checked.append(t)
     withdrawn = changes.save()

@@ -17,7 +17,15 @@ Scenarios (``Lies``, ``Attack.arrival``, ``Attack.record``), issue 12's three at
   (attack 3; they can move a decision only near a threshold, where the server computes);
 * farmed records (attack 2): colluders whose records were farmed in a burst, which count for
   what the record rules allow (``farmed_record``), i.e. nothing;
+* a sybil farm (issue 15): ``Attack.sybils`` fresh devices (newcomers, each its own record and
+  network) join the colluders; a newcomer counts only beside an established contributor
+  independent of it, or the server (``Policy.newcomers``), and its probation budget is spent
+  (the worst case: a patient sybil spends it on honest work first) unless ``sybil_budget`` says;
 * arrivals: colluders first, at random, or together in one burst (a concentrated audience).
+
+``lies_past_probability`` is the closed form docs/trust.md gives for k lies getting past the server
+when each lied sample's replicas are drawn at random among the viewers (no audience rule, no
+assignment order); ``random_holders_evaded`` is its Monte Carlo check.
 """
 
 from __future__ import annotations
@@ -42,20 +50,33 @@ ESTABLISHED = 500  # a record earned over years: spot checks at the floor
 
 @dataclass(frozen=True)
 class Attack:
-    viewers: int  # the video's whole audience, colluders included
+    viewers: int  # the video's whole audience, colluders included, sybils not
     colluding_share: float
     samples: int = 30
     flagged: tuple[int, ...] = (27, 28, 29)  # indexes of the flagged samples
     arrival: str = "first"  # "first": the uploader's friends before anyone else; "random"; "together": one burst
     lies: Lies = Lies.FLAGGED
     record: int = ESTABLISHED  # the colluders' record as the rules count it (honest viewers are established)
+    sybils: int = 0  # fresh devices of the colluders (newcomers), arriving with them
+    sybil_budget: int = 0  # probation checks a sybil has left (0: spent on honest work beforehand)
+
+
+class Newcomers(StrEnum):
+    """What a sample agreed only among newcomers (no established holder) becomes where the audience is not small."""
+
+    WAIT = "wait"  # issue 15: pending until an established replica (which disputes a lie) or the server
+    CHECKED = "checked"  # before issue 15: every newcomer sample checked (rate 1 during probation)
+    TRUSTED = "trusted"  # the control: accepted, drawn only by the newcomers' probation budgets
 
 
 @dataclass(frozen=True)
 class Policy:
     replicas: int = 2
     minimum: int = 4
-    spot_checks: SpotCheckPolicy = field(default_factory=lambda: SpotCheckPolicy(probation=10, floor=0.02))
+    spot_checks: SpotCheckPolicy = field(
+        default_factory=lambda: SpotCheckPolicy(probation=10, floor=0.02, probation_checks=5, probation_rate=0.25)
+    )
+    newcomers: Newcomers = Newcomers.WAIT
     min_audience: int = 5
     arrival_window: float = 60.0
     borderline_guard: bool = True  # in-tolerance lies decide only near a threshold, where the server computes
@@ -74,43 +95,61 @@ def farmed_record(sessions: int, distinct_videos: int, days: float, per_day: flo
     return min(distinct_videos, int(per_day * days))
 
 
+def _floor_record(policy: Policy) -> int:
+    checks = policy.spot_checks
+    return next(n for n in range(checks.probation, 100_000) if checks.rate(n) <= checks.floor)
+
+
 def days_to_floor(policy: Policy, per_day: float = 10.0) -> int:
     """Days before a record can reach the floor's rate, at ``per_day`` credits a day."""
-    n = next(n for n in range(100_000) if policy.spot_checks.rate(n) <= policy.spot_checks.floor)
-    return math.ceil(n / per_day)
+    return math.ceil(_floor_record(policy) / per_day)
 
 
 def visits_to_floor(policy: Policy, small_audiences: bool) -> float:
     """Expected visits of distinct videos to credit a record to the floor.
 
-    On small audiences every agreed sample is checked, so a visit credits once for sure; elsewhere a
-    visit of ``minimum`` samples credits only when a spot check falls on one of them.
+    On small audiences every agreed sample is checked, so a visit credits once for sure. Elsewhere
+    a visit of ``minimum`` samples credits only when a check falls on one of them: while the record
+    is new, its probation draw (at most one per visit, ``probation_checks`` in all) or the
+    established peer's floor; once established, its own rate.
     """
-    n = next(n for n in range(100_000) if policy.spot_checks.rate(n) <= policy.spot_checks.floor)
+    n = _floor_record(policy)
     if small_audiences:
         return float(n)
-    return sum(1 / (1 - (1 - policy.spot_checks.rate(k)) ** policy.minimum) for k in range(n))
+    checks, m = policy.spot_checks, policy.minimum
+    budget = min(checks.probation_checks, checks.probation)
+    newcomer = budget / (1 - ((1 - checks.probation_rate) * (1 - checks.floor)) ** m) if budget else 0.0
+    unaided = (checks.probation - budget) / (1 - (1 - checks.floor) ** m)
+    return newcomer + unaided + sum(1 / (1 - (1 - checks.rate(k)) ** m) for k in range(checks.probation, n))
 
 
 def evaded(attack: Attack, policy: Policy, rng: random.Random) -> bool:
     colluders = max(1, round(attack.viewers * attack.colluding_share)) if attack.colluding_share else 0
     people = [(f"c{i}", True) for i in range(colluders)] + [(f"h{i}", False) for i in range(attack.viewers - colluders)]
     rng.shuffle(people)
+    sybils = [(f"s{i}", True) for i in range(attack.sybils)]
     if attack.arrival in ("first", "together"):
         people.sort(key=lambda p: not p[1])
+        people = people[:colluders] + sybils + people[colluders:]
+    else:
+        people = people + sybils
+        rng.shuffle(people)
+    checks = policy.spot_checks
+    records = {name: attack.record if is_colluder else ESTABLISHED for name, is_colluder in people}
+    records.update({name: 0 for name, _ in sybils})
+    budget = {name: attack.sybil_budget if name.startswith("s") else checks.probation_checks for name in records}
     times = [1000 * i for i in range(attack.samples)]
     flagged = {times[i] for i in attack.flagged}
-    colluder_rate = policy.spot_checks.rate(attack.record)
     holders: dict[int, list[tuple[Identity, bool]]] = {t: [] for t in times}
     arrivals: list[tuple[float, Identity] | None] = []  # in arrival order; None: not established
     seen_by_pass: dict[int, int] = {}  # per sample, how many arrivals the pass that judges its quorum has seen
-    burst = colluders if attack.arrival == "together" else 0  # one burst: its pass runs once all are in
+    # One burst: its pass runs once all are in.
+    burst = colluders + attack.sybils if attack.arrival == "together" else 0
     for arrived, (name, is_colluder) in enumerate(people):
         identity = Identity(session_id=name, device_id=name, network=f"10.{arrived}.0.0/24")
         # Apart by more than the arrival window, except colluders arriving together in one burst.
         at = 0.0 if burst and is_colluder else (arrived + 1) * 2 * policy.arrival_window
-        established = not is_colluder or attack.record >= policy.spot_checks.probation
-        arrivals.append((at, identity) if established else None)
+        arrivals.append((at, identity) if checks.established(records[name]) else None)
         current = {t: [h for h, _ in hs] for t, hs in holders.items()}
         for t in plan_assignment(times, identity, current, replicas=policy.replicas, minimum=policy.minimum, rng=rng):
             holders[t].append((identity, is_colluder))
@@ -121,6 +160,20 @@ def evaded(attack: Attack, policy: Policy, rng: random.Random) -> bool:
         for t, seen in seen_by_pass.items()
     }
     lied = flagged if attack.lies is not Lies.EVERY_SAMPLE else set(times)
+
+    def drawn(t: int) -> bool:
+        """The spot-check draw of a sample only colluders hold, on an audience that is not small."""
+        held = [records[identity.session_id] for identity, _ in holders[t]]
+        if checks.draw(held, rng):
+            return True
+        for identity, _ in holders[t]:
+            name = identity.session_id
+            if not checks.established(records[name]) and checks.probation_draw(
+                checks.probation_checks - budget[name], rng
+            ):
+                budget[name] -= 1
+                return True
+        return False
 
     def caught(t: int) -> bool:
         """Whether the colluders' lie on ``t`` is exposed: a dispute, the audience check or a spot check."""
@@ -133,7 +186,12 @@ def evaded(attack: Attack, policy: Policy, rng: random.Random) -> bool:
             return True  # an honest replica disputes it (or it never reaches a quorum: the server covers it)
         if audience_when_agreed[t] < policy.min_audience:
             return True
-        return rng.random() < colluder_rate  # only colluders hold it: their rate is the sample's
+        if not any(checks.established(records[identity.session_id]) for identity, _ in holders[t]):
+            if policy.newcomers is Newcomers.WAIT:
+                return True  # pending: an established replica disputes it, or the deadline's server computes it
+            if policy.newcomers is Newcomers.CHECKED:
+                return True  # rate 1 during probation
+        return drawn(t)
 
     def exempt(t: int) -> bool:
         """Whether the tight-agreement exemption spares a borderline sample the server (only colluders hold it)."""
@@ -141,7 +199,7 @@ def evaded(attack: Attack, policy: Policy, rng: random.Random) -> bool:
             return False
         if audience_when_agreed[t] < policy.min_audience:
             return False  # a small audience: the server computes every agreed sample
-        return rng.random() >= colluder_rate  # a spot check computes it
+        return not drawn(t)  # a spot check computes it
 
     for t in flagged:
         if not holders[t] or not all(is_colluder for _, is_colluder in holders[t]):
@@ -157,3 +215,57 @@ def evaded(attack: Attack, policy: Policy, rng: random.Random) -> bool:
 def evasion_probability(attack: Attack, policy: Policy, runs: int, seed: int = 12) -> float:
     rng = random.Random(seed)
     return sum(evaded(attack, policy, rng) for _ in range(runs)) / runs
+
+
+def lies_past_probability(
+    established_share: float, sybil_share: float, k: int, *, replicas: int, rate: float, newcomers: Newcomers
+) -> float:
+    """Closed form: the probability that all of ``k`` lied samples get past the server.
+
+    Each lied sample's ``replicas`` holders are drawn at random among the viewers, a share
+    ``established_share`` of them established colluders (spot-check rate ``rate``), a share
+    ``sybil_share`` fresh colluding devices with their probation budget spent, the rest honest
+    (any honest holder disputes the lie). A sample gets past when every holder is a colluder, the
+    rule lets it count, and the draw misses it; samples are independent. With ``a = e + s``:
+
+    * ``WAIT`` (issue 15): newcomers count only beside an established holder: ``(a^R - s^R)(1 - r)``;
+    * ``CHECKED`` (before): any newcomer holder is checked: ``e^R (1 - r)``;
+    * ``TRUSTED`` (the control): ``(a^R - s^R)(1 - r) + s^R``.
+    """
+    a = established_share + sybil_share
+    with_established = a**replicas - sybil_share**replicas
+    per_sample = {
+        Newcomers.WAIT: with_established * (1 - rate),
+        Newcomers.CHECKED: established_share**replicas * (1 - rate),
+        Newcomers.TRUSTED: with_established * (1 - rate) + sybil_share**replicas,
+    }[newcomers]
+    return per_sample**k
+
+
+def random_holders_evaded(
+    established_share: float,
+    sybil_share: float,
+    k: int,
+    *,
+    policy: Policy,
+    rate_record: int,
+    rng: random.Random,
+) -> bool:
+    """One draw of ``lies_past_probability``'s model through the policy's own draws (``SpotCheckPolicy``)."""
+    checks = policy.spot_checks
+    for _ in range(k):
+        records = []
+        for _ in range(policy.replicas):
+            u = rng.random()
+            if u >= established_share + sybil_share:
+                return False  # an honest holder disputes the lie
+            records.append(rate_record if u < established_share else 0)
+        if not any(checks.established(n) for n in records):
+            if policy.newcomers is not Newcomers.TRUSTED:
+                return False  # pending (WAIT) or checked at rate 1 (CHECKED): the server sees the lie
+            continue  # budgets spent: nothing draws it
+        if policy.newcomers is Newcomers.CHECKED and not all(checks.established(n) for n in records):
+            return False
+        if checks.draw(records, rng):
+            return False
+    return True

@@ -195,19 +195,36 @@ def test_the_server_decides_disputes():
     assert outcome.rejected == {"liar"}
 
 
-def test_spot_check_rate_is_one_in_probation_then_decays_to_the_floor():
+def test_an_established_rate_decays_to_the_floor_and_a_newcomer_sets_none():
+    """Issue 15 changed probation: a newcomer's record no longer sets a rate of 1 for its samples (it did before)."""
     policy = SpotCheckPolicy(probation=10, floor=0.02)
-    assert [policy.rate(n) for n in range(10)] == [1.0] * 10
+    assert [policy.established(n) for n in (0, 9, 10)] == [False, False, True]
+    with pytest.raises(ValueError):
+        policy.rate(9)
     rates = [policy.rate(n) for n in range(10, 200)]
+    assert rates[0] == pytest.approx((10 / 11) ** 2)
     assert all(a >= b for a, b in itertools.pairwise(rates))
     assert policy.rate(10_000) == 0.02
-    # An honest contributor's checks grow sublinearly until the floor dominates.
-    assert policy.expected_checks(1000) < 0.1 * 1000
-    assert policy.expected_checks(100_000) / 100_000 == pytest.approx(0.02, abs=0.002)
     rng = random.Random(0)
-    assert all(policy.draw([3], rng) for _ in range(100))
+    assert not any(policy.draw([3], rng) for _ in range(1000))  # a newcomer alone draws nothing here
     drawn = sum(policy.draw([10_000], rng) for _ in range(20_000)) / 20_000
     assert drawn == pytest.approx(0.02, abs=0.005)
+
+
+def test_a_newcomer_is_checked_at_most_its_budget_and_an_honest_one_far_less_than_before():
+    policy = SpotCheckPolicy(probation=10, floor=0.02, probation_checks=5, probation_rate=0.25)
+    rng = random.Random(2)
+    assert sum(policy.probation_draw(0, rng) for _ in range(20_000)) / 20_000 == pytest.approx(0.25, abs=0.01)
+    assert not any(policy.probation_draw(5, rng) for _ in range(1000))  # the budget is spent
+    # Every result of an honest newcomer is a sample agreed with an established peer at the floor.
+    before = SpotCheckPolicy(probation=10, floor=0.02, probation_checks=10, probation_rate=1.0)
+    assert before.expected_checks(100) == pytest.approx(30.1, abs=0.1)  # rate 1 for its first 10 results
+    assert policy.expected_checks(100) == pytest.approx(7.0, abs=0.1)
+    assert policy.expected_checks(1000) < before.expected_checks(1000)
+    assert policy.expected_checks(100_000) / 100_000 == pytest.approx(0.02, abs=0.002)
+    # The checks drawn because it is new: the budget, whatever the peers.
+    newness = policy.expected_checks(10_000, peer_rate=0.0)
+    assert newness == pytest.approx(5.0, abs=0.01)
 
 
 def test_a_sample_is_drawn_once_at_its_least_established_contributors_rate():
@@ -216,12 +233,23 @@ def test_a_sample_is_drawn_once_at_its_least_established_contributors_rate():
     # Two established contributors agreeing on a sample: one recomputation checks both, at the floor.
     drawn = sum(policy.draw([10_000, 20_000], rng) for _ in range(20_000)) / 20_000
     assert drawn == pytest.approx(0.02, abs=0.005)
-    # A newcomer beside an established one: the newcomer's rate (1 in probation) decides.
-    assert all(policy.draw([10_000, 3], rng) for _ in range(100))
+    # A newcomer beside an established one: the established rate decides (the newcomer's budget draws apart).
+    drawn = sum(policy.draw([10_000, 3], rng) for _ in range(20_000)) / 20_000
+    assert drawn == pytest.approx(0.02, abs=0.005)
+    drawn = sum(policy.draw([10, 10_000], rng) for _ in range(20_000)) / 20_000
+    assert drawn == pytest.approx((10 / 11) ** 2, abs=0.01)  # the just-established one's rate
     assert not policy.draw([], rng)
 
 
-@pytest.mark.parametrize("bad", [{"probation": -1, "floor": 0.1}, {"probation": 1, "floor": 1.5}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"probation": -1, "floor": 0.1},
+        {"probation": 1, "floor": 1.5},
+        {"probation": 1, "floor": 0.1, "probation_checks": -1},
+        {"probation": 1, "floor": 0.1, "probation_rate": 2.0},
+    ],
+)
 def test_spot_check_policy_refuses_nonsense(bad):
     with pytest.raises(ValueError):
         SpotCheckPolicy(**bad)
