@@ -20,6 +20,17 @@ Protocol: the shipped head's (``pooled_training.stratified_folds``: 5 folds over
 other folds at every training phase, held-out clips scored at phase 0 by their highest window; balanced
 accuracy at 0.5 per fold, mean ± standard deviation; ROC AUC over the out-of-fold scores). Deterministic: lbfgs
 on fixed inputs. One JSON line per variant, then a summary line.
+
+    .venv/bin/python -m bench.violence_motion --js
+
+Whether a browser computes the same integers, and at what cost: ``bench/violence_motion.mjs`` (the same algorithm in
+plain JavaScript) runs under node on real frames of a few clips (one 1080p); prints whether its thumbnails and pair
+counts equal numpy's, and its milliseconds per thumbnail (by frame size) and per pair.
+
+    .venv/bin/python -m bench.violence_motion --paintings
+
+How far other browsers' paintings of the same frames (``inference.trust.paintings``) move the thumbnails and the
+descriptors (in units of each descriptor's spread over the dataset): what a verification tolerance would face.
 """
 
 from __future__ import annotations
@@ -50,6 +61,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 DEFAULT_DATASET = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "fight-surveillance"
 CNN_STEP_MS = 250
 FOLDS, SEED = 5, 0
+MOTION_ENERGY = 36  # pair_features' index of log(1 + mean |grey difference| at rest)
 EVERY_FRAME = 0  # burst offset meaning "every consecutive pair until the next sample"
 
 
@@ -349,11 +361,57 @@ def javascript_check(frames: list[np.ndarray], pairs: list[tuple[int, int]]) -> 
     }
 
 
+def honest_painting_noise(dataset: Path, clips: list[Clip], every: int = 8) -> dict:
+    """How far the browsers' other paintings of the same frames (``inference.trust.paintings``) move the motion
+    descriptors: for every ``every``-th clip, the pairs (frame at t, next frame) at t = 0, 250, ... ms, painted each
+    way, against Chromium's software painting. Feature differences are in units of that feature's spread over every
+    consecutive pair of the dataset (what a standardised head sees)."""
+    from inference.trust import paintings
+
+    spread = np.std(np.concatenate([motion.pair_features(clip.consecutive) for clip in clips]), axis=0)
+    spread[spread < 1e-9] = 1.0
+    labelled = find_labelled_videos(dataset)[::every]
+    grey: dict[str, list[np.ndarray]] = {name: [] for name in paintings.PAINTINGS}
+    features: dict[str, list[np.ndarray]] = {name: [] for name in paintings.PAINTINGS}
+    for clip in labelled:
+        reference = next(c for c in clips if c.key == str(clip.path.relative_to(dataset)))
+        starts = [int(t) for t in reference.frame_ms[:-1:6]]  # every 6th frame: about every 240 ms
+        partners = [int(reference.frame_ms[reference.nearest(t) + 1]) for t in starts]
+        for name in paintings.PAINTINGS:
+            frames = paintings.painted_frames(clip.path, starts + partners, name)
+            thumbnails = np.stack([motion.grey_thumbnail(rgb) for rgb in frames])
+            grey[name].append(thumbnails)
+            counts = [motion.pair_counts(thumbnails[i], thumbnails[len(starts) + i]) for i in range(len(starts))]
+            features[name].append(motion.pair_features(np.stack(counts)))
+    rows = {}
+    for name in paintings.ALTERNATIVES:
+        levels = np.abs(np.concatenate(grey[name]).astype(int) - np.concatenate(grey["chromium-software"]))
+        moved = np.abs(np.concatenate(features[name]) - np.concatenate(features["chromium-software"])) / spread
+        rows[name] = {
+            "thumbnail_levels_max": int(levels.max()),
+            "thumbnail_pixels_differing": round(float((levels > 0).mean()), 4),
+            "feature_move_in_spreads_p99": round(float(np.quantile(moved, 0.99)), 3),
+            "feature_move_in_spreads_max": round(float(moved.max()), 3),
+            "pairs_identical": round(float((moved.max(axis=1) == 0).mean()), 4),
+            "largest_move_at": [int(i) for i in np.unravel_index(np.argmax(moved), moved.shape)],  # [pair, feature]
+            "largest_move_pair_energy": round(
+                float(
+                    np.concatenate(features["chromium-software"])[
+                        np.unravel_index(np.argmax(moved), moved.shape)[0], MOTION_ENERGY
+                    ]
+                ),
+                4,
+            ),
+        }
+    return {"clips": len(labelled), "pairs": int(sum(len(f) for f in features["chromium-software"])), **rows}
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
     parser.add_argument("--only", help="run only the variants whose name contains this text")
     parser.add_argument("--js", action="store_true", help="only check the JavaScript port: exactness and cost")
+    parser.add_argument("--paintings", action="store_true", help="only measure other browsers' paintings' noise")
     args = parser.parse_args(argv)
 
     import django
@@ -366,6 +424,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     started = time.perf_counter()
     clips = load_clips(args.dataset)
     print(f"{len(clips)} clips, features and thumbnails in {time.perf_counter() - started:.1f} s", flush=True)
+    if args.paintings:
+        row = honest_painting_noise(args.dataset, clips)
+        print(json.dumps(row))
+        return [row]
     results = []
     for variant in VARIANTS:
         if args.only and args.only not in variant.name:
