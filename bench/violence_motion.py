@@ -61,7 +61,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 DEFAULT_DATASET = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "fight-surveillance"
 CNN_STEP_MS = 250
 FOLDS, SEED = 5, 0
-MOTION_ENERGY = 36  # pair_features' index of log(1 + mean |grey difference| at rest)
 EVERY_FRAME = 0  # burst offset meaning "every consecutive pair until the next sample"
 
 
@@ -361,49 +360,83 @@ def javascript_check(frames: list[np.ndarray], pairs: list[tuple[int, int]]) -> 
     }
 
 
+PAINTING_VARIANTS = (
+    Variant("4/s motion, next sample (no extra frame)", 250, 8, 1, 250, "motion"),
+    Variant("1/s motion, +250 ms", 1000, 3, 4, 250, "motion"),
+)
+
+
+def painted_clip(reference: Clip, path: Path, painting: str) -> Clip:
+    """``reference`` with every frame painted as ``painting`` paints it (thumbnails and consecutive counts again)."""
+    from inference.trust import paintings
+
+    frames = paintings.painted_frames(path, [int(t) for t in reference.frame_ms], painting)
+    thumbnails = np.stack([motion.grey_thumbnail(rgb) for rgb in frames])
+    consecutive = np.stack([motion.pair_counts(a, b) for a, b in itertools.pairwise(thumbnails)])
+    return Clip(reference.key, reference.label, reference.cnn, reference.frame_ms, thumbnails, consecutive)
+
+
 def honest_painting_noise(dataset: Path, clips: list[Clip], every: int = 8) -> dict:
     """How far the browsers' other paintings of the same frames (``inference.trust.paintings``) move the motion
-    descriptors: for every ``every``-th clip, the pairs (frame at t, next frame) at t = 0, 250, ... ms, painted each
-    way, against Chromium's software painting. Feature differences are in units of that feature's spread over every
-    consecutive pair of the dataset (what a standardised head sees)."""
+    descriptors and a motion head's window logits, against Chromium's software painting, on every ``every``-th clip.
+
+    Descriptor moves are in units of that descriptor's spread over every consecutive pair of the dataset (what a
+    standardised head sees); window logits are those of a motion head fitted on all clips (``PAINTING_VARIANTS``),
+    compared with the spread of its logits over the dataset's windows and counted where its decision at 0.5 flips.
+    """
     from inference.trust import paintings
 
     spread = np.std(np.concatenate([motion.pair_features(clip.consecutive) for clip in clips]), axis=0)
     spread[spread < 1e-9] = 1.0
-    labelled = find_labelled_videos(dataset)[::every]
-    grey: dict[str, list[np.ndarray]] = {name: [] for name in paintings.PAINTINGS}
-    features: dict[str, list[np.ndarray]] = {name: [] for name in paintings.PAINTINGS}
-    for clip in labelled:
-        reference = next(c for c in clips if c.key == str(clip.path.relative_to(dataset)))
-        starts = [int(t) for t in reference.frame_ms[:-1:6]]  # every 6th frame: about every 240 ms
-        partners = [int(reference.frame_ms[reference.nearest(t) + 1]) for t in starts]
-        for name in paintings.PAINTINGS:
-            frames = paintings.painted_frames(clip.path, starts + partners, name)
-            thumbnails = np.stack([motion.grey_thumbnail(rgb) for rgb in frames])
-            grey[name].append(thumbnails)
-            counts = [motion.pair_counts(thumbnails[i], thumbnails[len(starts) + i]) for i in range(len(starts))]
-            features[name].append(motion.pair_features(np.stack(counts)))
-    rows = {}
+    chosen = clips[::every]
+    by_key = {str(f.path.relative_to(dataset)): f.path for f in find_labelled_videos(dataset)}
+    painted = {name: [painted_clip(clip, by_key[clip.key], name) for clip in chosen] for name in paintings.PAINTINGS}
+    reference = painted["chromium-software"]
+    row: dict = {
+        "clips": len(chosen),
+        "pairs": int(sum(len(clip.consecutive) for clip in reference)),
+        "software_painting_equals_cache": all(
+            np.array_equal(a.thumbnails, b.thumbnails) for a, b in zip(reference, chosen, strict=True)
+        ),
+    }
+    heads = {}
+    for variant in PAINTING_VARIANTS:
+        offsets = phase_offsets_ms(variant.interval_ms, variant.phases)
+        described = [[descriptors(clip, variant, phase) for phase in offsets] for clip in clips]
+        (head,) = fit_heads(described, clips, np.arange(len(clips)), variant)
+        everywhere = np.concatenate([head.logits(phase[1]) for clip in described for phase in clip])
+        heads[variant.name] = (variant, head, float(np.std(everywhere)))
     for name in paintings.ALTERNATIVES:
-        levels = np.abs(np.concatenate(grey[name]).astype(int) - np.concatenate(grey["chromium-software"]))
-        moved = np.abs(np.concatenate(features[name]) - np.concatenate(features["chromium-software"])) / spread
-        rows[name] = {
+        levels = np.abs(
+            np.concatenate([c.thumbnails for c in painted[name]]).astype(int)
+            - np.concatenate([c.thumbnails for c in reference])
+        )
+        moved = (
+            np.abs(
+                np.concatenate([motion.pair_features(c.consecutive) for c in painted[name]])
+                - np.concatenate([motion.pair_features(c.consecutive) for c in reference])
+            )
+            / spread
+        )
+        result = {
             "thumbnail_levels_max": int(levels.max()),
             "thumbnail_pixels_differing": round(float((levels > 0).mean()), 4),
-            "feature_move_in_spreads_p99": round(float(np.quantile(moved, 0.99)), 3),
-            "feature_move_in_spreads_max": round(float(moved.max()), 3),
             "pairs_identical": round(float((moved.max(axis=1) == 0).mean()), 4),
-            "largest_move_at": [int(i) for i in np.unravel_index(np.argmax(moved), moved.shape)],  # [pair, feature]
-            "largest_move_pair_energy": round(
-                float(
-                    np.concatenate(features["chromium-software"])[
-                        np.unravel_index(np.argmax(moved), moved.shape)[0], MOTION_ENERGY
-                    ]
-                ),
-                4,
-            ),
+            "descriptor_move_in_spreads_p99": round(float(np.quantile(moved, 0.99)), 3),
+            "descriptor_move_in_spreads_max": round(float(moved.max()), 3),
+            "descriptor_with_largest_move": int(np.unravel_index(np.argmax(moved), moved.shape)[1]),
         }
-    return {"clips": len(labelled), "pairs": int(sum(len(f) for f in features["chromium-software"])), **rows}
+        for variant_name, (variant, head, logit_spread) in heads.items():
+            honest = np.concatenate([head.logits(descriptors(c, variant, 0)[1]) for c in reference])
+            other = np.concatenate([head.logits(descriptors(c, variant, 0)[1]) for c in painted[name]])
+            result[variant_name] = {
+                "window_logit_move_max": round(float(np.abs(other - honest).max()), 3),
+                "window_logit_move_p99": round(float(np.quantile(np.abs(other - honest), 0.99)), 3),
+                "window_logit_spread": round(logit_spread, 3),
+                "windows_flipped_at_0.5": f"{int(((other >= 0) != (honest >= 0)).sum())} of {len(honest)}",
+            }
+        row[name] = result
+    return row
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
