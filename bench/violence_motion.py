@@ -71,7 +71,7 @@ class Variant:
     window: int
     phases: int
     burst_ms: int | None  # None: no motion descriptors
-    head: str  # "cnn", "motion", "concat", "stack"
+    head: str  # "cnn", "motion", "concat" (one head on both), "average" (mean of two heads' logits), "stack"
     motion_c: float = 0.1
     cnn_c: float = 0.01
 
@@ -145,7 +145,6 @@ def sample_times(clip: Clip, interval_ms: int, phase_ms: float) -> np.ndarray:
 
 def sample_pairs(clip: Clip, time_ms: float, burst_ms: int, interval_ms: int) -> np.ndarray:
     """int64[P, PAIR_COUNT_SIZE]: the motion counts a player sampling at ``time_ms`` would send."""
-
     start = clip.nearest(time_ms)
     if burst_ms == EVERY_FRAME:
         end = clip.nearest(time_ms + interval_ms)
@@ -169,8 +168,10 @@ def motion_window(pairs: list[np.ndarray]) -> np.ndarray:
 
 
 def descriptors(clip: Clip, variant: Variant, phase_ms: float) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Window descriptors of one sampling of a clip: CNN part [M, 3840] and motion part [M, 4K] (or None)."""
+    """Window descriptors of one sampling of a clip: CNN part [M, 3840] and motion part [M, 4K] (or None).
 
+    A front-padded window (a clip shorter than the window) pools the motion of the samples it has.
+    """
     times = sample_times(clip, variant.interval_ms, phase_ms)
     cnn = None
     if variant.head != "motion":
