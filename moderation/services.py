@@ -288,14 +288,17 @@ def _announce_coverage_deadline(video: Video, due_at: datetime) -> None:
 
 
 @transaction.atomic
-def start_coverage_deadline(video: Video) -> CoverageDeadline:
+def start_coverage_deadline(video: Video) -> CoverageDeadline | None:
     """A video just became ready: set when it must be fully analysed, from its uploader's record.
 
     A video no viewer can reach (held, or published under HYDRA_PUBLICATION_POLICY=hold) is due at
     once: no browser will analyse it. Idempotent (a receiver of ``video_ready``): a deadline once set
-    is only ever brought forward, never set again.
+    is only ever brought forward, never set again. None when the video was deleted before its
+    announcement arrived (``video_ready`` is sent after the transcoder commits).
     """
-    video = _lock_video(video)
+    video = Video.objects.select_for_update().filter(pk=video.pk).first()
+    if video is None:
+        return None
     existing = CoverageDeadline.objects.filter(video=video).first()
     if existing is not None:
         return existing
@@ -356,14 +359,16 @@ def _bring_coverage_forward(video: Video, reason: str, *, actor: User | None = N
 def bring_uploads_forward(owner_id: int, reason: str, *, actor: User | None) -> int:
     """A violation ends the uploader's longer deadlines: every video of theirs still waiting is due at the base.
 
-    Each video is locked, checked and changed in its own transaction; returns how many moved.
+    Each video is locked, checked and changed in its own transaction (one the uploader deleted
+    meanwhile is skipped, not the end of the others); returns how many moved.
     """
     moved = 0
     waiting = CoverageDeadline.objects.filter(video__owner_id=owner_id, due_at__gt=timezone.now())
     for video_id in waiting.order_by("video_id").values_list("video_id", flat=True):
         with transaction.atomic():
-            video = Video.objects.select_for_update().get(pk=video_id)
-            moved += _bring_coverage_forward(video, reason, actor=actor)
+            video = Video.objects.select_for_update().filter(pk=video_id).first()
+            if video is not None:
+                moved += _bring_coverage_forward(video, reason, actor=actor)
     return moved
 
 
@@ -393,7 +398,9 @@ def bring_forward_uncovered_audiences() -> list[int]:
         if inference_selectors.coverage(deadline.video, model_version).fraction >= 1.0:
             continue
         with transaction.atomic():
-            video = _lock_video(deadline.video)
+            video = Video.objects.select_for_update().filter(pk=deadline.video_id).first()
+            if video is None:  # deleted since the candidates were read
+                continue
             reason = f"{video.view_count} views and the viewers' browsers have not covered it."
             if _bring_coverage_forward(video, reason):
                 moved.append(video.pk)
