@@ -381,8 +381,9 @@ HYDRA_TRUST_SESSION_STALE_SECONDS = env_int("HYDRA_TRUST_SESSION_STALE_SECONDS",
 # Coverage deadline of an unwatched video (docs/trust.md defence 7, moderation.services.start_coverage_deadline):
 # the base, for a new uploader, an uploader under review and any video a case touched. Each clean upload of the
 # uploader's record adds a step, up to the maximum; the record counts at most RECORD_PER_DAY uploads a calendar
-# day (so the maximum takes at least 8 days of uploading to reach at the defaults). A video that drew
-# AUDIENCE_VIEWS counted views without being fully covered goes back to the base (moderation.tasks sweep).
+# day, UTC (so the maximum takes uploads on at least 8 calendar days, a little over 6 days elapsed, at the
+# defaults). A video that drew AUDIENCE_VIEWS counted views without being fully covered goes back to the base
+# (moderation.tasks sweep).
 HYDRA_TRUST_COVERAGE_DEADLINE_SECONDS = env_int("HYDRA_TRUST_COVERAGE_DEADLINE_SECONDS", 900)
 HYDRA_TRUST_COVERAGE_MAX_DEADLINE_SECONDS = env_int("HYDRA_TRUST_COVERAGE_MAX_DEADLINE_SECONDS", 6 * 3600)
 HYDRA_TRUST_COVERAGE_SECONDS_PER_CLEAN_UPLOAD = env_int("HYDRA_TRUST_COVERAGE_SECONDS_PER_CLEAN_UPLOAD", 900)

@@ -210,9 +210,10 @@ def uploader_record(owner_id: int) -> UploaderRecord:
     later reversed), and while any case is active on one of their videos the record is not used.
 
     Not cheaply farmable: each counted upload was fully analysed at the deadline the uploader had
-    then, and a calendar day counts at most HYDRA_TRUST_UPLOADER_RECORD_PER_DAY of them, so a
-    record of n takes at least n / that many days of uploading, whatever the number of uploads
-    (upload dates are set by the server). No record is stored: it is read from the videos,
+    then, and a calendar day (UTC) counts at most HYDRA_TRUST_UPLOADER_RECORD_PER_DAY of them, so a
+    record of n needs uploads on at least n / that many calendar days, whatever the number of
+    uploads (upload dates are set by the server); in elapsed time one day less and a minute, as
+    uploads either side of midnight fall on two days. No record is stored: it is read from the videos,
     verdicts and cases as they stand, so it can only ever be what they say now.
     """
     if Case.objects.filter(video__owner_id=owner_id, status__in=Case.ACTIVE_STATUSES).exists():
