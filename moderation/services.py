@@ -407,6 +407,63 @@ def bring_forward_uncovered_audiences() -> list[int]:
     return moved
 
 
+# How far back the sweep looks for overdue deadlines: a day of uploads, not the whole catalogue (which a new CNN
+# version leaves without verdicts at full coverage).
+OVERDUE_LOOKBACK = timedelta(days=1)
+
+
+def announce_overdue_deadlines() -> list[int]:
+    """Deadlines that passed on videos still not fully covered: announced again, so the server covers them now.
+
+    The delayed task that covers a video at its deadline lives only in the broker: a broker restarted
+    without persistence, or a worker killed holding it, loses it, and nothing else would ever cover
+    the video. The deadline itself is in the database, so this finds it again: due for longer than
+    the base (``HYDRA_TRUST_COVERAGE_DEADLINE_SECONDS``, which is also how long it waits between two
+    announcements of one video), within ``OVERDUE_LOOKBACK``, and not fully covered. Periodic
+    (``moderation.tasks.sweep_coverage_deadlines``); returns the videos announced again, each audited.
+    """
+    model_version = inference_selectors.active_model_version()
+    if model_version is None:
+        return []
+    now = timezone.now()
+    grace = timedelta(seconds=settings.HYDRA_TRUST_COVERAGE_DEADLINE_SECONDS)
+    analysed_in_full = Verdict.objects.filter(video=OuterRef("video"), model_version=model_version, coverage__gte=1.0)
+    candidates = (
+        CoverageDeadline.objects.filter(
+            due_at__lte=now - grace,
+            due_at__gt=now - OVERDUE_LOOKBACK,
+            updated_at__lte=now - grace,
+            video__status=Video.Status.READY,
+            video__deleted_at__isnull=True,
+        )
+        .exclude(Exists(analysed_in_full))
+        .select_related("video")
+    )
+    announced: list[int] = []
+    for deadline in candidates:
+        if inference_selectors.coverage(deadline.video, model_version).fraction >= 1.0:
+            continue  # covered; its analysis has not run yet
+        with transaction.atomic():
+            video = Video.objects.select_for_update().filter(pk=deadline.video_id).first()
+            locked = CoverageDeadline.objects.select_for_update().filter(video_id=deadline.video_id).first()
+            if video is None or locked is None or locked.updated_at > now - grace:
+                continue  # deleted, or announced by another sweep meanwhile
+            reason = "Overdue and not fully covered: announced again (its coverage task was lost)."
+            locked.reason = reason
+            locked.save(update_fields=["reason", "updated_at"])
+            record_event(
+                actor=None,
+                action="coverage_deadline",
+                video=video,
+                from_state=locked.due_at.isoformat(),
+                to_state=locked.due_at.isoformat(),
+                reason=reason,
+            )
+            _announce_coverage_deadline(video, locked.due_at)
+            announced.append(video.pk)
+    return announced
+
+
 # --- viewers' reports ------------------------------------------------------------------------
 
 
