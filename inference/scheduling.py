@@ -105,6 +105,6 @@ def confirm_flag(sender, video_id: int, head_version_id: int, **kwargs) -> None:
 
 
 @receiver(signals.coverage_deadline_set, dispatch_uid="inference.schedule_coverage")
-def start_coverage_deadline(sender, video: Video, due_at: datetime, **kwargs) -> None:
-    """After the deadline the server covers whatever no viewer did."""
+def cover_by_deadline(sender, video: Video, due_at: datetime, **kwargs) -> None:
+    """By the deadline (set or brought forward by moderation) the server has covered whatever no viewer did."""
     schedule_coverage(video, due_at)
