@@ -441,8 +441,9 @@ def announce_overdue_deadlines() -> list[int]:
     )
     announced: list[int] = []
     for deadline in candidates:
-        if inference_selectors.coverage(deadline.video, model_version).fraction >= 1.0:
-            continue  # covered; its analysis has not run yet
+        coverage = inference_selectors.coverage(deadline.video, model_version)
+        if not coverage.total or coverage.fraction >= 1.0:
+            continue  # nothing to cover, or covered and its analysis has not run yet
         with transaction.atomic():
             video = Video.objects.select_for_update().filter(pk=deadline.video_id).first()
             locked = CoverageDeadline.objects.select_for_update().filter(video_id=deadline.video_id).first()
