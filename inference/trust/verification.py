@@ -276,6 +276,7 @@ def verify_samples(
     )
     small_audience = audience_is_small(video, viewers, records)
     tolerance = configured_tolerance(model_version)
+    policy = configured_spot_checks()
     changes = StatusChanges()
     wrong: set[ClientSession] = set()
     disputed: list[int] = []
@@ -321,7 +322,6 @@ def verify_samples(
             continue
         newly = [f for f in clients if f.status == Status.PENDING and str(f.session_id) in outcome.accepted]
         agreeing = [f.session for f in clients if str(f.session_id) in outcome.accepted]
-        policy = configured_spot_checks()
         if not small_audience and not records.vouched([f.session for f in newly], agreeing, policy):
             continue  # agreed only among newcomers: pending until an established replica or the server
         changes.apply(newly, outcome)
