@@ -189,6 +189,29 @@ def site_day_reasons(results: dict[str, Any], path: Path) -> Path | None:
     return _save(plt, figure, path)
 
 
+def site_day_replay(results: dict[str, Any], path: Path) -> Path | None:
+    """The scaled day on the real stack: frames the server computed by reason, the model's prediction beside."""
+    compared = lookup(results, "site_day_replay", "compared")
+    if not compared:
+        return None
+    measured = compared["measured_server_frames_by_reason"]
+    model = compared["model_server_frames_by_reason"]
+    reasons = sorted(set(measured) | {name for name, value in model.items() if value})
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(7.2, 3.6))
+    rows = range(len(reasons))
+    axes.barh([row + 0.2 for row in rows], [measured.get(name, 0) for name in reasons], 0.4, label="real stack")
+    axes.barh([row - 0.2 for row in rows], [model.get(name, 0) for name in reasons], 0.4, label="model")
+    axes.set_yticks(list(rows), reasons)
+    axes.set_xlabel("frames the server computed")
+    axes.set_title(
+        f"Scaled site day on the real stack: server CPU measured / model {compared['measured_over_model']:.2f}",
+        fontsize=9,
+    )
+    axes.legend(fontsize=8)
+    return _save(plt, figure, path)
+
+
 def projection(results: dict[str, Any], path: Path) -> Path | None:
     figures = lookup(results, "site_day", "projection")
     if not figures:
@@ -260,6 +283,7 @@ def write_all(results: dict[str, Any], directory: Path) -> list[Path]:
     made = [
         fair_paths(results, directory / "bench-fair-paths.png"),
         site_day_reasons(results, directory / "bench-site-day.png"),
+        site_day_replay(results, directory / "bench-site-day-replay.png"),
         projection(results, directory / "bench-projection.png"),
         model_size(results, directory / "bench-model-size.png"),
         throughput(results, directory / "bench-throughput.png"),

@@ -1,19 +1,17 @@
 """A day on a small video site, priced with the unit costs this run measured on the real stack.
 
-The day's events are drawn from a seed (``bench.site_day_params``): uploads of varied lengths,
-first-day views per upload by a Zipf law, view arrival times decaying after upload, the share of
-each video a viewer watches, new and returning devices, malicious viewers, flagged uploads.
-Each viewer who arrives before the coverage deadline is handed what the trust layer would hand
-it (``inference.trust.assignment.plan_assignment``'s rule, applied here to counts: every sample
-still short of replicas, topped up to the minimum) and delivers what its browser computes while it
-stays (within the socket's rate limit); samples outside the stretch it watches come through the hidden seeker
-(one Range request and one second of rendition each). At the deadline the server computes every
-sample still short of replicas (the fallback). Later viewers are extra viewers of a covered video.
+The day's events are drawn from a seed (``draw_day``, parameters in ``bench.site_day_params``): uploads
+of varied lengths, first-day views per upload by a Zipf law, view arrival times decaying after upload,
+the share of each video a viewer watches, new and returning devices, malicious viewers, flagged uploads,
+each upload's coverage deadline from the uploader mix. ``simulate`` applies the trust rules as the code
+applies them today (its docstring lists them; the settings come from the running site, the rest of the
+policy from ``SiteDayParams``) and prices every event with a cost measured in this run
+(``bench.hydra_path.component_costs``): no cost here is a constant. The same drawn day, scaled down, is
+driven through the real servers by ``bench.site_day_replay``, which checks this model against them.
 
-Every event is priced with a cost measured in this run (``bench.hydra_path.component_costs``):
-no cost here is a constant. What this is not: a replay of the day on the real servers; the
-interactions between events (queueing, a settlement pass shared by many viewers) are those of the
-component runs, not of this day's timing.
+What this is not: the interactions between events (queueing, a settlement pass shared by many viewers)
+are those of the component runs, not of this day's timing; the hidden seeker's Range requests are priced,
+not timed.
 """
 
 from __future__ import annotations
@@ -70,23 +68,7 @@ class TrustRules:
     record_per_day: float = 10.0
 
 
-REASONS = (
-    "handshakes",
-    "messages",
-    "settlement",
-    "small_audience",
-    "probation",
-    "spot_checks_returning",
-    "window_guard",
-    "nudity_borderline",
-    "disputes",
-    "fallback_unwatched",
-    "fallback_partly_covered",
-    "flag_confirmation",
-    "extra_viewers",
-    "media_range_requests",
-)
-# Reasons whose events are frames the server's CNN computes (the rest are sockets, storage and media).
+# Reasons whose events are frames the server's CNN computes.
 SERVER_FRAME_REASONS = (
     "small_audience",
     "probation",
@@ -98,6 +80,8 @@ SERVER_FRAME_REASONS = (
     "fallback_partly_covered",
     "flag_confirmation",
 )
+# Every reason the server spends CPU for on the day: sockets, storage and media, then the server's frames.
+REASONS = ("handshakes", "messages", "settlement", *SERVER_FRAME_REASONS, "extra_viewers", "media_range_requests")
 
 
 @dataclass(frozen=True)

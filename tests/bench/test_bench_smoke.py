@@ -148,6 +148,21 @@ def test_timed_transport_times_each_batch_and_paces_like_a_browser() -> None:
     assert elapsed >= 6 * 0.005  # six frames at 5 ms each had to be "computed" before the last answer
 
 
+def test_a_leaving_viewer_sends_its_batches_then_hears_nothing() -> None:
+    inner = FakeTransport()
+    transport = load.LeavingTransport(inner, messages=1)
+
+    async def conversation() -> list:
+        answers = []
+        for _ in range(2):
+            await transport.send_bytes(b"batch")
+            answers.append(await transport.receive(1.0))
+        return answers
+
+    first, second = asyncio.run(conversation())
+    assert len(inner.sent) == 1 and first is not None and second is None
+
+
 def test_every_viewer_has_its_own_network() -> None:
     addresses = [load.viewer_address(12, index) for index in range(600)]
     assert len({address.rsplit(".", 1)[0] for address in addresses}) == 600
