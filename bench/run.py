@@ -279,9 +279,12 @@ def unit_costs(results: dict[str, Any]) -> site_day.UnitCosts | None:
         "extra_viewer": lookup(rows, "extra_viewer_visit", "total"),
         "server_only_frame": lookup(results, "fair", "cheapest_cpu_ms_per_frame"),
         "range_bytes": lookup(rows, "range_request", "bytes"),
+        "analysis": lookup(rows, "analysis_per_video", "worker"),
     }
     if any(value is None for value in values.values()):
         return None
+    # The settlement row is a cost run's backend CPU per sample, its video's analysis included: priced apart.
+    values["settlement_per_feature"] -= values["analysis"] / lookup(results, "hydra_path", "clip", "samples")
     return site_day.UnitCosts(**{name: max(0.0, float(value)) for name, value in values.items()})
 
 

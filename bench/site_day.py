@@ -43,6 +43,9 @@ class UnitCosts:
     extra_viewer: float
     server_only_frame: float
     range_bytes: float
+    # One analysis of a video (heads and verdicts, worker CPU): every settlement pass that accepts features and
+    # every recomputation pass runs one (defence 9). ``settlement_per_feature`` excludes it.
+    analysis: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,15 @@ SERVER_FRAME_REASONS = (
     "flag_confirmation",
 )
 # Every reason the server spends CPU for on the day: sockets, storage and media, then the server's frames.
-REASONS = ("handshakes", "messages", "settlement", *SERVER_FRAME_REASONS, "extra_viewers", "media_range_requests")
+REASONS = (
+    "handshakes",
+    "messages",
+    "settlement",
+    "analysis",
+    *SERVER_FRAME_REASONS,
+    "extra_viewers",
+    "media_range_requests",
+)
 
 
 @dataclass(frozen=True)
@@ -190,9 +201,16 @@ def simulate(costs: UnitCosts, rules: TrustRules, params: SiteDayParams | None =
     samples_all = samples_watched_videos = samples_unwatched = 0
     range_fetches = 0.0
 
-    def compute(reason: str, count: float, unit: float) -> None:
+    def compute(reason: str, count: float, unit: float) -> float:
         frames[reason] += count
         cpu[reason] += count * unit
+        return count
+
+    def analyse(frames_computed: float = 1.0) -> None:
+        """A settlement pass that accepted features, or a recomputation pass: each re-runs the analysis."""
+        if frames_computed > 0:
+            events["analyses"] += 1
+            cpu["analysis"] += costs.analysis
 
     analysing_visits: list[list[int]] = []  # per upload, the visits whose page analyses (the replay drives them)
     for upload in draw_day(params, rules):
@@ -204,6 +222,7 @@ def simulate(costs: UnitCosts, rules: TrustRules, params: SiteDayParams | None =
         holders = np.zeros(samples, dtype=int)  # honest replicas delivered, not yet accepted or computed
         has_new = np.zeros(samples, dtype=bool)  # a device new today among them
         settled = np.zeros(samples, dtype=bool)  # accepted, or computed by the server
+        peer_only = 0.0  # accepted samples the server has not computed (expected count)
         established: list[float] = []
         analysing = 0
         late = 0
@@ -228,7 +247,7 @@ def simulate(costs: UnitCosts, rules: TrustRules, params: SiteDayParams | None =
                 # Its batch disagrees with the first honest replica or the server: computed, then quarantined.
                 visits["malicious"] += 1
                 lied = min(delivered, rules.client_batch)
-                compute("disputes", lied, costs.spot_check * params.dispute_frame_spot_checks)
+                analyse(compute("disputes", lied, costs.spot_check * params.dispute_frame_spot_checks))
                 continue
             visits["new_device" if visit.new_device else "returning_device"] += 1
             if not visit.new_device:
@@ -241,29 +260,31 @@ def simulate(costs: UnitCosts, rules: TrustRules, params: SiteDayParams | None =
                 continue
             settled[accepted] = True
             count = float(len(accepted))
-            borderline = count * params.nudity_borderline_share
-            compute("nudity_borderline", borderline, costs.spot_check)
+            analyse()  # the settlement pass that accepted them
+            # One recomputation pass takes whatever this visit's acceptances sent to the server.
+            computed = compute("nudity_borderline", count * params.nudity_borderline_share, costs.spot_check)
             agreed = 1.0 - params.nudity_borderline_share
             if small_audience(established, rules):
-                compute("small_audience", count * agreed, costs.spot_check)
+                analyse(computed + compute("small_audience", count * agreed, costs.spot_check))
                 continue
             new = float(np.count_nonzero(has_new[accepted])) * agreed
-            compute("probation", new * policy.rate(0), costs.spot_check)
-            compute("spot_checks_returning", (count * agreed - new) * returning_rate, costs.spot_check)
-            if params.violence_head_active:
-                unchecked = new * (1 - policy.rate(0)) + (count * agreed - new) * (1 - returning_rate)
-                compute("window_guard", unchecked * params.window_guard_share, costs.spot_check)
+            computed += compute("probation", new * policy.rate(0), costs.spot_check)
+            computed += compute("spot_checks_returning", (count * agreed - new) * returning_rate, costs.spot_check)
+            unchecked = new * (1 - policy.rate(0)) + (count * agreed - new) * (1 - returning_rate)
+            guarded = unchecked * params.window_guard_share if params.violence_head_active else 0.0
+            analyse(computed + compute("window_guard", guarded, costs.spot_check))
+            peer_only += unchecked - guarded
         uncovered = float(np.count_nonzero(~settled))
         if analysing:
             samples_watched_videos += samples
-            compute("fallback_partly_covered", uncovered, costs.fallback_frame)
+            analyse(compute("fallback_partly_covered", uncovered, costs.fallback_frame))
         else:
             samples_unwatched += samples
-            compute("fallback_unwatched", uncovered, costs.fallback_frame)
+            analyse(compute("fallback_unwatched", uncovered, costs.fallback_frame))
         if upload.flagged:
-            # The flagged segment's samples (``confirm_flag_with_server``); the ones already computed cost nothing.
+            # The flagged segment's samples (``confirm_flag_with_server``) the server has not computed yet.
             flagged_samples = min(samples, math.ceil(params.flagged_segment_s / interval_s))
-            compute("flag_confirmation", flagged_samples, costs.fallback_frame)
+            analyse(compute("flag_confirmation", flagged_samples * peer_only / samples, costs.fallback_frame))
         visits["after_coverage"] += late
         cpu["extra_viewers"] += late * costs.extra_viewer
         # Only an audit draw analyses on a covered video; its top-up samples are rarely the ones being watched.
@@ -288,6 +309,7 @@ def simulate(costs: UnitCosts, rules: TrustRules, params: SiteDayParams | None =
         "hydra_cpu_ms_by_reason": dict(cpu),
         "server_frames_by_reason": dict(frames),
         "messages": events["messages"],
+        "analyses": events["analyses"],
         "hydra_cpu_ms": hydra_ms,
         "server_only_cpu_ms": server_only_ms,
         "hydra_cpu_ms_per_sample": hydra_ms / samples_all,

@@ -230,6 +230,7 @@ def results_fixture() -> dict:
             "ingest_runs": ingest,
             "peak_rss_mb": {"daphne": 150.0, "celery": 160.0},
             "trust_rules": TRUST_RULES,
+            "clip": {"samples": 60},
             "components": {
                 "viewers": 4,
                 "rows": {
@@ -244,6 +245,7 @@ def results_fixture() -> dict:
                     "extra_viewer_visit": {"total": 0.5, "audit_rate": 0.01},
                     "new_device_visit": {"total": 900.0},
                     "returning_device_visit": {"total": 200.0},
+                    "analysis_per_video": {"worker": 120.0},
                 },
             },
         },
@@ -486,6 +488,7 @@ SITE_DAY_COSTS = {
     "extra_viewer": 0.5,
     "server_only_frame": 9.0,
     "range_bytes": 80_000.0,
+    "analysis": 120.0,
 }
 
 
@@ -504,6 +507,9 @@ def test_site_day_charges_the_small_audience_rule_and_the_window_guard() -> None
     # A sample's quorum forms among the first viewers, always fewer than 5 arriving apart: the server computes it.
     assert today["server_frames_by_reason"]["small_audience"] > 0
     assert today["server_computed_frames_per_sample"] == pytest.approx(1.0, abs=0.05)
+    # Every pass that accepts features and every recomputation pass re-runs the analysis.
+    assert today["analyses"] > today["visits"]["analysing"]
+    assert today["hydra_cpu_ms_by_reason"]["analysis"] == pytest.approx(today["analyses"] * 120.0)
     guarded = crowded_day(rules={"min_audience": 0})["server_frames_by_reason"]
     assert guarded["small_audience"] == 0
     assert guarded["window_guard"] > 10 * guarded["spot_checks_returning"] > 0  # every unchecked sample
