@@ -178,12 +178,16 @@ def site_day_reasons(results: dict[str, Any], path: Path) -> Path | None:
     names = [name for name, _ in reasons] + ["SERVER-ONLY (fair), whole day"]
     values = [value / 3_600_000 for _, value in reasons] + [day["server_only_cpu_ms"] / 3_600_000]
     axes.barh(names, values, color=["C3"] * len(reasons) + ["C0"])
-    for row, value in enumerate(values):
-        axes.text(value, row, f"  {value:.2f}", va="center", fontsize=8)
+    hydra_hours = day["hydra_cpu_ms"] / 3_600_000
+    for row, value in enumerate(values[:-1]):
+        axes.text(value, row, f"  {value:.3f} h ({value / hydra_hours * 100:.1f} %)", va="center", fontsize=7)
+    axes.text(values[-1], len(values) - 1, f"  {values[-1]:.3f} h", va="center", fontsize=7)
+    axes.set_xlim(0, max(values) * 1.3)
     axes.set_xlabel("server CPU hours on the day")
     axes.set_title(
         f"Site day: Hydra server CPU by reason (ratio {day['offload_ratio_site_day']:.2f}, "
-        f"unwatched {day['unwatched_share'] * 100:.0f} %)",
+        f"unwatched {day['unwatched_share'] * 100:.0f} %)\nframes the server computes per sample: "
+        f"{day['server_computed_frames_per_sample']:.2f}",
         fontsize=9,
     )
     return _save(plt, figure, path)

@@ -63,7 +63,7 @@ MODEL_REASONS_OF = {
     "flag": ("flag_confirmation",),
 }
 # What the replay drives through the servers; the other reasons are priced only.
-DRIVEN = ("handshakes", "messages", "settlement", *site_day.SERVER_FRAME_REASONS)
+DRIVEN = ("handshakes", "messages", "settlement", "analysis", *site_day.SERVER_FRAME_REASONS)
 NOT_DRIVEN = ("flag_confirmation",)
 
 
@@ -251,7 +251,6 @@ def compare(measured: dict[str, Any], model: dict[str, Any], unit: site_day.Unit
         "measured_cpu_ms_by_process": {name: value * 1000 for name, value in measured["server_cpu_s"].items()},
         "model_cpu_ms_driven": model_driven,
         "measured_over_model": measured_ms / model_driven if model_driven else None,
-        "measured_over_events_priced": measured_ms / sum(events.values()) if events else None,
         "model_offload_ratio_site_day": model["offload_ratio_site_day"],
         "replay_offload_ratio_driven": server_only_ms / measured_ms if measured_ms else None,
         "model_offload_ratio_driven": server_only_ms / model_driven if model_driven else None,
