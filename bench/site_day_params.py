@@ -92,15 +92,17 @@ class SiteDayParams:
 
 
 # The day the replay drives through the real stack (``bench.site_day_replay``): the same model and seed, scaled
-# down to run in minutes on 2 cores. Fewer, shorter uploads with more views each, so that viewers reach
-# them before the coverage deadline; time runs ``time_compression`` times faster (every trust setting in
-# seconds is divided by it), and only what happens before each upload's deadline is driven (later viewers
-# are extra viewers of a covered video, priced with the component cost).
+# down to run in minutes on 2 cores. Fewer, shorter uploads with more views each, so that viewers reach them
+# before the coverage deadline, and more liars, so that some arrive; time runs ``REPLAY_TIME_COMPRESSION`` times
+# faster (every trust setting in seconds is divided by it), and only what happens before each upload's deadline
+# is driven (later viewers are extra viewers of a covered video, priced with the component cost).
 REPLAY_DAY = SiteDayParams(
     uploads=24,
     length_median_s=12.0,
     length_sigma=0.6,
     views_per_upload=80.0,
+    # The day's 1 % of liars draws none among the 30 visits of this day; 10 % draws 3 (the harness's random liar).
+    malicious_share=0.1,
 )
 REPLAY_MAX_DURATION_S = 40.0
 REPLAY_TIME_COMPRESSION = 15.0
