@@ -392,7 +392,8 @@ def replay_rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
             f"{replay['uploads']} uploads, {replay['samples']} samples, {replay['visits_driven']} visits driven "
             f"({replay['returning_visits_driven']} returning), time x{fmt(replay['time_compression'], 0)} "
             f"faster, {fmt(replay['wall_s'], 0)} s; measured {fmt(compared['measured_cpu_ms'], 0)} ms vs model "
-            f"{fmt(compared['model_cpu_ms_driven'], 0)} ms (what was driven)",
+            f"{fmt(compared['model_cpu_ms_driven'], 0)} ms (what was driven); quarantined: "
+            f"{replay.get('liar_sessions_quarantined')}",
         ),
         (
             "site day replay: server frames by reason",

@@ -122,6 +122,20 @@ def published_videos(day: list[site_day.Upload], clip: dict, media_root: Path) -
     return slugs
 
 
+def quarantined_liars(slugs: list[str], entries: list[dict]) -> dict[str, int]:
+    """Sessions of the day's liars and of its honest viewers that the trust layer quarantined."""
+    from inference.models import ClientSession
+
+    liars = {entry["device_id"] for entry in entries if entry["behaviour"] != "honest"}
+    caught = set(
+        ClientSession.objects.filter(video__slug__in=slugs, state=ClientSession.State.QUARANTINED).values_list(
+            "device_id", flat=True
+        )
+    )
+    _close_db()
+    return {"liars": len(liars), "liars_caught": len(caught & liars), "honest_caught": len(caught - liars)}
+
+
 def priced(costs: site_day.UnitCosts, measured: dict[str, Any]) -> dict[str, float]:
     """The replay's own events priced with the component costs, by the model's reasons where they map."""
     frames = measured["recomputed_samples"]
@@ -211,6 +225,7 @@ def measure(costs: dict[str, float] | None = None, settle_timeout_s: float = 180
             "server_cpu_s": cpu,
             "wall_s": wall,
             "recomputed_samples": recomputed_samples(slugs),
+            "liar_sessions_quarantined": quarantined_liars(slugs, entries),
             "active_heads": active_heads,
         }
     return measured | {
