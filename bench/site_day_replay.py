@@ -1,6 +1,6 @@
 """A scaled-down site day, driven through the real stack and set against the model's prediction for it.
 
-    python -m bench.site_day_replay          # about 3 minutes on 2 cores; prices with docs/bench-results.json
+    python -m bench.site_day_replay          # 1.5-3 minutes on 2 cores; prices with docs/bench-results.json
 
 The day is ``bench.site_day.draw_day`` of ``site_day_params.REPLAY_DAY`` (same model, same seed, fewer and
 shorter uploads): each upload becomes a published video on the bench's own stack (its PostgreSQL, Redis,
