@@ -18,7 +18,9 @@ seen from 0 ms, 250 ms, 500 ms ...): more windows of the same footage, never acr
 
 from __future__ import annotations
 
+import itertools
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,9 @@ from inference.ml.temporal import sample_scores, window_bounds
 
 WEIGHTS_FILE = "pooled_head.npz"
 STATISTICS = ("mean", "std", "absdiff")
+# Agreeing replicas of one sample a window's most severe score considers (``PooledHead.most_severe_score``): every
+# combination of the candidates of a window's samples is scored, so this bounds the work at 4^W descriptors.
+SEVERE_CANDIDATES = 4
 
 
 @dataclass(frozen=True)
@@ -66,17 +71,22 @@ class PooledConfig:
 
 def describe_window(window: np.ndarray, statistics: tuple[str, ...]) -> np.ndarray:
     """One descriptor for ``window[W, D]``: the chosen statistics concatenated in ``STATISTICS`` order."""
+    return describe_windows(window[np.newaxis], statistics)[0]
+
+
+def describe_windows(windows: np.ndarray, statistics: tuple[str, ...]) -> np.ndarray:
+    """``describe_window`` of each of ``windows[M, W, D]`` at once: ``[M, K]``."""
     parts = []
     for name in STATISTICS:
         if name not in statistics:
             continue
         if name == "mean":
-            parts.append(window.mean(axis=0))
+            parts.append(windows.mean(axis=1))
         elif name == "std":
-            parts.append(window.std(axis=0))
+            parts.append(windows.std(axis=1))
         else:
-            parts.append(np.abs(np.diff(window, axis=0)).mean(axis=0))
-    return np.concatenate(parts).astype(np.float32)
+            parts.append(np.abs(np.diff(windows, axis=1)).mean(axis=1))
+    return np.concatenate(parts, axis=1).astype(np.float32)
 
 
 def window_descriptors(features: np.ndarray, config: PooledConfig) -> tuple[np.ndarray, list[tuple[int, int]]]:
@@ -113,6 +123,37 @@ class PooledHead:
         """Per-sample scores for one unbroken run of samples in time order."""
         descriptors, bounds = window_descriptors(features, self.config)
         return sample_scores(len(features), bounds, self.window_probabilities(descriptors))
+
+    def most_severe_score(self, replicas: Sequence[np.ndarray]) -> np.ndarray:
+        """Per-sample scores for one unbroken run when each sample has agreeing replicas ``[R_i, D]``.
+
+        Each window scores the combination of its samples' replicas that gives the highest
+        probability (exactly: every combination is described, as ``window_descriptors`` pads and
+        describes one), so a window scores at least what any one honest replica per sample gives
+        it: a lie hides a window only if every replica of one of its samples lies. A sample with
+        more than ``SEVERE_CANDIDATES`` replicas keeps those that raise the window logit most
+        through the mean (the linear part of the descriptor).
+        """
+        window = self.config.window
+        candidates = [self._severe_candidates(np.asarray(r, dtype=np.float32)) for r in replicas]
+        bounds = window_bounds(len(candidates), window, self.config.stride)
+        best = np.empty(len(bounds), dtype=np.float32)
+        for index, (start, end) in enumerate(bounds):
+            options = candidates[start:end]
+            choices = np.array(list(itertools.product(*(range(len(o)) for o in options))))
+            windows = np.stack([options[i][choices[:, i]] for i in range(len(options))], axis=1)
+            missing = window - windows.shape[1]
+            if missing:
+                windows = np.concatenate([np.repeat(windows[:, :1], missing, axis=1), windows], axis=1)
+            best[index] = self.window_probabilities(describe_windows(windows, self.config.statistics)).max()
+        return sample_scores(len(candidates), bounds, best)
+
+    def _severe_candidates(self, replicas: np.ndarray) -> np.ndarray:
+        if len(replicas) <= SEVERE_CANDIDATES or "mean" not in self.config.statistics:
+            return replicas[:SEVERE_CANDIDATES]
+        size = replicas.shape[1]  # the mean comes first in the descriptor (STATISTICS order)
+        through_mean = replicas @ (self.coef[:size] / self.scale[:size])
+        return replicas[np.argsort(-through_mean, kind="stable")[:SEVERE_CANDIDATES]]
 
     def save(self, directory: Path, report: dict[str, Any] | None = None) -> None:
         directory.mkdir(parents=True, exist_ok=True)

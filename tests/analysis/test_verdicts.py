@@ -10,7 +10,7 @@ import pytest
 from django.db import IntegrityError, transaction
 
 from inference import heads, selectors, signals
-from inference.heads import HeadScores, contiguous_runs, register_runner
+from inference.heads import HeadScores, contiguous_runs, per_frame_most_severe, register_runner
 from inference.ml import cnn
 from inference.ml.nsfw_head import load_nsfw_head
 from inference.ml.nsfwjs import CLASS_NAMES
@@ -70,6 +70,9 @@ def load_mean_feature(weights: Path, config: dict):
     class MeanFeature:
         def score(self, features: np.ndarray, positions: np.ndarray) -> HeadScores:
             return HeadScores(scores=np.clip(features.mean(axis=1) / scale, 0, 1))
+
+        def score_most_severe(self, replicas: list[np.ndarray], positions: np.ndarray) -> HeadScores:
+            return per_frame_most_severe(self, replicas, positions)
 
     return MeanFeature()
 
