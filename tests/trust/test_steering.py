@@ -81,6 +81,23 @@ def test_a_colluder_beside_an_honest_viewer_cannot_hide_a_borderline_frame(
     print(f"\nTRUST-FIGURES steering in-tolerance shift={shift:.3f} flagged={verdict.flagged}")
 
 
+def test_an_honest_replica_arriving_after_the_liars_analysis_flags_the_video(
+    ready_video, model_version, nudity_head, seeded_spot_checks, settings
+):
+    """The pair's replicas covered the video and its analysis found nothing; an honest viewer's replica joins later.
+    Coverage does not change, but the pass that accepts a joining replica analyses the video again (the heads may
+    now score a more severe replica): flagged, confirmed by the server, a case."""
+    video = ready_video("borderline", pattern="erratic", seed=2)
+    times, truth, lie, _ = lowering_lie(video, model_version, nudity_head, settings)
+    *pair, honest = viewers(video, model_version, "p", "q", "honest")
+    for session in pair:
+        record(session, times, lie)
+    assert not nudity_verdict(video, model_version).flagged
+    record(honest, times, truth)  # judged by a settlement pass; its follow-ups run the analysis
+    assert Verdict.objects.get(video=video, head_version__head__category="nudity").flagged
+    assert Case.objects.filter(video=video, source=Case.Source.FLAG).exists()
+
+
 def test_every_replica_lying_hides_the_frame_when_nothing_else_stands_in_the_way(
     ready_video, model_version, nudity_head, seeded_spot_checks, settings
 ):
