@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,9 +32,9 @@ from inference.ml.temporal import sample_scores, window_bounds
 
 WEIGHTS_FILE = "pooled_head.npz"
 STATISTICS = ("mean", "std", "absdiff")
-# Agreeing replicas of one sample a window's most severe score considers (``PooledHead.most_severe_score``): every
-# combination of the candidates of a window's samples is scored, so this bounds the work at 4^W descriptors.
-SEVERE_CANDIDATES = 4
+# Combinations of replicas one window's most severe score describes at most (``PooledHead.most_severe_score``):
+# exact up to 6 replicas per sample for the shipped window of 3, up to 2 for a window of 8 (4/s).
+SEVERE_COMBINATIONS = 256
 
 
 @dataclass(frozen=True)
@@ -130,30 +131,30 @@ class PooledHead:
         Each window scores the combination of its samples' replicas that gives the highest
         probability (exactly: every combination is described, as ``window_descriptors`` pads and
         describes one), so a window scores at least what any one honest replica per sample gives
-        it: a lie hides a window only if every replica of one of its samples lies. A sample with
-        more than ``SEVERE_CANDIDATES`` replicas keeps those that raise the window logit most
-        through the mean (the linear part of the descriptor).
+        it: a lie hides a window only if every replica of one of its samples lies. Beyond
+        ``SEVERE_COMBINATIONS`` a window's samples with the most replicas drop those that raise
+        the window logit least through the mean (the linear part of the descriptor).
         """
         window = self.config.window
-        candidates = [self._severe_candidates(np.asarray(r, dtype=np.float32)) for r in replicas]
-        bounds = window_bounds(len(candidates), window, self.config.stride)
+        ranked = [self._ranked(np.asarray(r, dtype=np.float32)) for r in replicas]
+        bounds = window_bounds(len(ranked), window, self.config.stride)
         best = np.empty(len(bounds), dtype=np.float32)
         for index, (start, end) in enumerate(bounds):
-            options = candidates[start:end]
+            options = _within_combinations(ranked[start:end], SEVERE_COMBINATIONS)
             choices = np.array(list(itertools.product(*(range(len(o)) for o in options))))
             windows = np.stack([options[i][choices[:, i]] for i in range(len(options))], axis=1)
             missing = window - windows.shape[1]
             if missing:
                 windows = np.concatenate([np.repeat(windows[:, :1], missing, axis=1), windows], axis=1)
             best[index] = self.window_probabilities(describe_windows(windows, self.config.statistics)).max()
-        return sample_scores(len(candidates), bounds, best)
+        return sample_scores(len(ranked), bounds, best)
 
-    def _severe_candidates(self, replicas: np.ndarray) -> np.ndarray:
-        if len(replicas) <= SEVERE_CANDIDATES or "mean" not in self.config.statistics:
-            return replicas[:SEVERE_CANDIDATES]
+    def _ranked(self, replicas: np.ndarray) -> np.ndarray:
+        """The replicas, those that raise the window logit most through the mean first."""
+        if len(replicas) == 1 or "mean" not in self.config.statistics:
+            return replicas
         size = replicas.shape[1]  # the mean comes first in the descriptor (STATISTICS order)
-        through_mean = replicas @ (self.coef[:size] / self.scale[:size])
-        return replicas[np.argsort(-through_mean, kind="stable")[:SEVERE_CANDIDATES]]
+        return replicas[np.argsort(-(replicas @ (self.coef[:size] / self.scale[:size])), kind="stable")]
 
     def save(self, directory: Path, report: dict[str, Any] | None = None) -> None:
         directory.mkdir(parents=True, exist_ok=True)
@@ -166,6 +167,15 @@ class PooledHead:
                 coef=self.coef.astype(np.float32),
                 intercept=np.float32(self.intercept),
             )
+
+
+def _within_combinations(options: list[np.ndarray], limit: int) -> list[np.ndarray]:
+    """Ranked ``options`` cut, longest first, until their combinations number at most ``limit``."""
+    options = list(options)
+    while math.prod(len(o) for o in options) > limit:
+        longest = max(range(len(options)), key=lambda i: len(options[i]))
+        options[longest] = options[longest][:-1]
+    return options
 
 
 def load_pooled_head(path: Path) -> PooledHead:

@@ -19,7 +19,7 @@ from inference.ml.pooled_training import (
     train_and_report,
 )
 from inference.ml.violence import (
-    SEVERE_CANDIDATES,
+    SEVERE_COMBINATIONS,
     PooledConfig,
     PooledHead,
     describe_window,
@@ -194,12 +194,12 @@ def test_the_most_severe_score_is_the_best_combination_of_replicas_per_window(sa
     np.testing.assert_allclose(head.most_severe_score(first), head.score(np.concatenate(first)))
 
 
-def test_a_sample_with_many_replicas_keeps_those_that_raise_the_window_most_through_the_mean():
+def test_a_window_with_too_many_combinations_keeps_the_replicas_that_raise_it_most_through_the_mean():
     head = random_head()
     rng = np.random.default_rng(8)
-    crowded = rng.uniform(0, 3, (SEVERE_CANDIDATES + 3, FEATURES)).astype(np.float32)
+    crowded = rng.uniform(0, 3, (SEVERE_COMBINATIONS // 4 + 6, FEATURES)).astype(np.float32)  # x 2 x 2 > the limit
     through_mean = crowded @ (head.coef[:FEATURES] / head.scale[:FEATURES])
-    kept = crowded[np.argsort(-through_mean)[:SEVERE_CANDIDATES]]
+    kept = crowded[np.argsort(-through_mean)[: SEVERE_COMBINATIONS // 4]]
     others = [rng.uniform(0, 3, (2, FEATURES)).astype(np.float32) for _ in range(2)]
     np.testing.assert_allclose(head.most_severe_score([crowded, *others]), head.most_severe_score([kept, *others]))
 
