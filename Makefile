@@ -13,7 +13,7 @@ APT_PACKAGES := chromium chromium-driver ffmpeg nginx
 export PYTHONUNBUFFERED := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: run test install install-python install-node install-browser assets models services lint format bench bench-quick bench-quality violence-head clean
+.PHONY: run test install install-python install-node install-browser assets models services lint format bench bench-quick bench-site-day bench-quality violence-head clean
 
 run: install assets
 	mkdir -p var
@@ -82,6 +82,11 @@ bench: install install-browser assets services
 
 bench-quick: install install-browser assets services
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m bench.run --quick
+
+# The site day, scaled down and driven through the real stack against the model (about 3 minutes; part of
+# `make bench`). Prices the model with the component costs of the last recorded run (docs/bench-results.json).
+bench-site-day: install services
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m bench.site_day_replay
 
 # Detection quality on real footage (fight-surveillance, Aktı et al. IPTA 2019): violence 5-fold CV and nudity
 # false flags per stage. Last line is one JSON object. First run decodes the clips (minutes), then cached.

@@ -51,6 +51,11 @@ class LoadConfig:
     # line on stdin; once every batch is answered "sent" is printed and the sockets close after another
     # line. The driver reads server CPU between the two lines: the message path alone (bench.ingest).
     barrier: bool = False
+    # A day's viewers (bench.site_day_replay): each entry {"slug", "sample_count", "start_s", "device_id", "ip",
+    # "behaviour", "samples"} connects ``start_s`` after the run starts, sends at most ``samples`` of its assigned
+    # samples (one message: the viewer leaves after its first batch) and leaves. ``times`` is the longest video's
+    # grid; a video of ``sample_count`` samples has its prefix. Replaces ``clients`` and ``slugs``.
+    schedule: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -157,6 +162,32 @@ class TimedTransport:
         await self.inner.close()
 
 
+class LeavingTransport:
+    """A viewer who leaves after ``messages`` feature batches: the next batch is never sent, and the answer it
+    waits for is the end of the socket (``run_viewer`` then closes)."""
+
+    def __init__(self, inner, messages: int) -> None:
+        self.inner = inner
+        self.left = messages
+        self.gone = False
+
+    async def send_text(self, text: str) -> None:
+        await self.inner.send_text(text)
+
+    async def send_bytes(self, data: bytes) -> None:
+        if self.left <= 0:
+            self.gone = True
+            return
+        self.left -= 1
+        await self.inner.send_bytes(data)
+
+    async def receive(self, timeout: float) -> dict[str, Any] | None:
+        return None if self.gone else await self.inner.receive(timeout)
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
 def device_id(prefix: str, index: int) -> str:
     """The id a viewer's browser keeps in localStorage; the same prefix means the same (returning) devices."""
     return f"bench-{prefix}-{index:05d}"
@@ -176,6 +207,7 @@ async def handshake_only(viewer, connect, truth, *, timeout: float, **_ignored):
         if handshake is None or handshake.get("type") != "handshake":
             viewer.errors.append(f"no handshake: {handshake}")
             return viewer
+        viewer.session_id = handshake["session"]
         await transport.send_text(json.dumps({"type": "hello", "backend": "wasm", "device_id": viewer.device_id}))
         if await transport.receive(timeout) is None:
             viewer.closed = True
@@ -207,6 +239,19 @@ async def _run(config: LoadConfig) -> dict[str, Any]:
         slug: VideoTruth(slug=slug, times=config.times, server=features, by_profile={"chromium-software": features})
         for slug in config.slugs
     }
+    if config.schedule:
+        for entry in config.schedule:
+            length = entry["sample_count"]
+            truths.setdefault(
+                entry["slug"],
+                VideoTruth(
+                    slug=entry["slug"],
+                    times=config.times[:length],
+                    server=features[:length],
+                    by_profile={"chromium-software": features[:length]},
+                ),
+            )
+        return await _scheduled(config, truths)
     timings = Timings()
     connectors = [WebsocketsTransport.connector(url, config.origin) for url in config.urls]
     barrier = Barrier(config.clients) if config.barrier else None
@@ -273,6 +318,50 @@ async def _run(config: LoadConfig) -> dict[str, Any]:
         "failure_examples": examples,
         "errors": dict(errors),
         "load_generator_cpu_s_between_barriers": barrier.cpu_at_sent - barrier.cpu_at_go if barrier else None,
+    }
+
+
+async def _scheduled(config: LoadConfig, truths: dict[str, Any]) -> dict[str, Any]:
+    """The day's viewers, each at its time; what they were assigned and what the server accepted."""
+    from tests.trust.harness import Behaviour, Viewer, WebsocketsTransport, run_viewer
+
+    connect = WebsocketsTransport.connector(config.urls[0], config.origin)
+    started = time.perf_counter()
+
+    async def visit(entry: dict[str, Any]) -> Viewer:
+        behaviour = Behaviour(entry["behaviour"])
+        viewer = Viewer(name=entry["device_id"], behaviour=behaviour, device_id=entry["device_id"], ip=entry["ip"])
+        await asyncio.sleep(max(0.0, started + entry["start_s"] - time.perf_counter()))
+        truth = truths[entry["slug"]]
+        if entry["samples"] <= 0:
+            return await handshake_only(viewer, connect, truth, timeout=config.deadline_s)
+
+        async def leaving(viewer, path):
+            return LeavingTransport(await connect(viewer, path), messages=1)
+
+        others = [other for slug, other in truths.items() if slug != entry["slug"]][:1]
+        return await run_viewer(
+            viewer, leaving, truth, others=others, head=None, batch=entry["samples"], timeout=config.deadline_s
+        )
+
+    outcomes = await asyncio.gather(*(visit(entry) for entry in config.schedule), return_exceptions=True)
+    done = [
+        (outcome, entry)
+        for outcome, entry in zip(outcomes, config.schedule, strict=True)
+        if not isinstance(outcome, BaseException)
+    ]
+    viewers = [viewer for viewer, _ in done]
+    failures = collections.Counter(type(o).__name__ for o in outcomes if isinstance(o, BaseException))
+    return {
+        "visits": len(config.schedule),
+        "connected": sum(1 for viewer in viewers if viewer.session_id),
+        "frames_assigned": sum(len(viewer.assigned) for viewer in viewers),
+        "frames_sent": sum(min(len(viewer.assigned), entry["samples"]) for viewer, entry in done),
+        "frames_accepted": sum(len(viewer.accepted) for viewer in viewers),
+        "messages": sum(1 for viewer, entry in done if entry["samples"] > 0 and viewer.assigned),
+        "errors": dict(collections.Counter(error for viewer in viewers for error in viewer.errors)),
+        "failed_visits": dict(failures),
+        "elapsed_s": time.perf_counter() - started,
     }
 
 

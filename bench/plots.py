@@ -178,14 +178,41 @@ def site_day_reasons(results: dict[str, Any], path: Path) -> Path | None:
     names = [name for name, _ in reasons] + ["SERVER-ONLY (fair), whole day"]
     values = [value / 3_600_000 for _, value in reasons] + [day["server_only_cpu_ms"] / 3_600_000]
     axes.barh(names, values, color=["C3"] * len(reasons) + ["C0"])
-    for row, value in enumerate(values):
-        axes.text(value, row, f"  {value:.2f}", va="center", fontsize=8)
+    hydra_hours = day["hydra_cpu_ms"] / 3_600_000
+    for row, value in enumerate(values[:-1]):
+        axes.text(value, row, f"  {value:.3f} h ({value / hydra_hours * 100:.1f} %)", va="center", fontsize=7)
+    axes.text(values[-1], len(values) - 1, f"  {values[-1]:.3f} h", va="center", fontsize=7)
+    axes.set_xlim(0, max(values) * 1.3)
     axes.set_xlabel("server CPU hours on the day")
     axes.set_title(
         f"Site day: Hydra server CPU by reason (ratio {day['offload_ratio_site_day']:.2f}, "
-        f"unwatched {day['unwatched_share'] * 100:.0f} %)",
+        f"unwatched {day['unwatched_share'] * 100:.0f} %)\nframes the server computes per sample: "
+        f"{day['server_computed_frames_per_sample']:.2f}",
         fontsize=9,
     )
+    return _save(plt, figure, path)
+
+
+def site_day_replay(results: dict[str, Any], path: Path) -> Path | None:
+    """The scaled day on the real stack: frames the server computed by reason, the model's prediction beside."""
+    compared = lookup(results, "site_day_replay", "compared")
+    if not compared:
+        return None
+    measured = compared["measured_server_frames_by_reason"]
+    model = compared["model_server_frames_by_reason"]
+    reasons = sorted(set(measured) | {name for name, value in model.items() if value})
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(7.2, 3.6))
+    rows = range(len(reasons))
+    axes.barh([row + 0.2 for row in rows], [measured.get(name, 0) for name in reasons], 0.4, label="real stack")
+    axes.barh([row - 0.2 for row in rows], [model.get(name, 0) for name in reasons], 0.4, label="model")
+    axes.set_yticks(list(rows), reasons)
+    axes.set_xlabel("frames the server computed")
+    axes.set_title(
+        f"Scaled site day on the real stack: server CPU measured / model {compared['measured_over_model']:.2f}",
+        fontsize=9,
+    )
+    axes.legend(fontsize=8)
     return _save(plt, figure, path)
 
 
@@ -260,6 +287,7 @@ def write_all(results: dict[str, Any], directory: Path) -> list[Path]:
     made = [
         fair_paths(results, directory / "bench-fair-paths.png"),
         site_day_reasons(results, directory / "bench-site-day.png"),
+        site_day_replay(results, directory / "bench-site-day-replay.png"),
         projection(results, directory / "bench-projection.png"),
         model_size(results, directory / "bench-model-size.png"),
         throughput(results, directory / "bench-throughput.png"),

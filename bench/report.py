@@ -326,8 +326,19 @@ def fair_rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
                     f"unwatched share {fmt(figures['unwatched_share'], 3)}",
                 )
             )
+        for name, figures in (lookup(results, "site_day", "without_rule") or {}).items():
+            table.append(
+                (
+                    f"site day, model only: {name.replace('_', ' ')}",
+                    f"ratio {fmt(figures['offload_ratio_site_day'], 2)}, "
+                    f"watched {fmt(figures['offload_ratio_watched'], 2)}",
+                    f"server frames per sample {fmt(figures['server_computed_frames_per_sample'], 2)} "
+                    f"(today's rules: {fmt(day['server_computed_frames_per_sample'], 2)})",
+                )
+            )
     else:
         table.append(("site day", "null", lookup(results, "site_day", "error") or "not priced"))
+    table.extend(replay_rows(results))
     money = lookup(results, "site_day", "money_per_frame")
     if money:
         seeker = money["capture_paths"]["hidden_seeker_frame"]
@@ -364,6 +375,41 @@ def fair_rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
             )
         )
     return table
+
+
+def replay_rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The scaled day on the real stack (bench.site_day_replay) against the model's prediction for it."""
+    replay = lookup(results, "site_day_replay")
+    if replay is None:
+        return []
+    compared = lookup(replay, "compared")
+    if not compared:
+        return [("site day replay", "null", lookup(replay, "error") or "no comparison")]
+    return [
+        (
+            "site day replay: server CPU measured / model",
+            fmt(compared["measured_over_model"], 2),
+            f"{replay['uploads']} uploads, {replay['samples']} samples, {replay['visits_driven']} visits driven "
+            f"({replay['returning_visits_driven']} returning), time x{fmt(replay['time_compression'], 0)} "
+            f"faster, {fmt(replay['wall_s'], 0)} s; measured {fmt(compared['measured_cpu_ms'], 0)} ms vs model "
+            f"{fmt(compared['model_cpu_ms_driven'], 0)} ms (what was driven); quarantined: "
+            f"{replay.get('liar_sessions_quarantined')}",
+        ),
+        (
+            "site day replay: server frames by reason",
+            f"measured {compared['measured_server_frames_by_reason']}",
+            "model "
+            + str({k: round(v, 1) for k, v in compared["model_server_frames_by_reason"].items() if v})
+            + f"; per sample measured {fmt(compared['server_frames_per_sample_measured'], 2)}, "
+            f"model {fmt(compared['server_frames_per_sample_model'], 2)}",
+        ),
+        (
+            "site day replay: offload ratio (driven events)",
+            f"measured {fmt(compared['replay_offload_ratio_driven'], 2)}, "
+            f"model {fmt(compared['model_offload_ratio_driven'], 2)}",
+            "fair server-only CPU for every sample of the scaled day / Hydra's server CPU for what was driven",
+        ),
+    ]
 
 
 def table(results: dict[str, Any]) -> str:

@@ -20,7 +20,9 @@ null with the reason, never guessed):
                the server's fastest single-thread path, TFLite/XNNPACK on one thread (bench.browser_cnn)
   page ready   how soon a player page's model is loaded and warmed, cold and warm (bench.page_ready)
   playback     what the analysis costs the viewer: dropped frames, long tasks, CPU, seeker bytes (bench.playback)
-  site day     priced from the measured component costs (bench.site_day), with money and the projection
+  site day     priced from the measured component costs (bench.site_day), with money and the projection; in
+               the full profile also a scaled-down day driven through the real stack and set against the
+               model's prediction for it (bench.site_day_replay)
 Needs DATABASE_URL (only to describe the machine's PostgreSQL) and REDIS_URL; the Hydra path starts its own.
 """
 
@@ -58,6 +60,7 @@ class Profile:
     component_viewers: int = 20
     model_size: bool = False
     ingest_repeats: int = 1  # bench.ingest: 100 viewers into one daphne process, unpaced and paced at 10,000 frames/s
+    site_day_replay: bool = False  # bench.site_day_replay: about 3 minutes on 2 cores, so the full profile only
 
 
 QUICK = Profile(
@@ -97,6 +100,7 @@ FULL = Profile(
     component_viewers=50,
     model_size=True,
     ingest_repeats=3,
+    site_day_replay=True,
 )
 # The site-day model at other audiences: mean first-day views per upload (the default is SiteDayParams's).
 SITE_DAY_VIEWS_PER_UPLOAD = (8.0, 80.0, 800.0)
@@ -220,6 +224,14 @@ def measure(profile: Profile) -> dict[str, Any]:
         )
     results["machine"]["load_average_at_end"] = machine.load_average()
     results["site_day"] = site_day_section(results)
+    if profile.site_day_replay:
+        costs = unit_costs(results)
+        results["site_day_replay"] = _section(
+            "site day replayed on the real stack (issue 14, item 3)",
+            "bench.site_day_replay:measure",
+            timeout=1200,
+            costs=asdict(costs) if costs else None,
+        )
     results["summary"] = summarise(results)
     return results
 
@@ -267,9 +279,12 @@ def unit_costs(results: dict[str, Any]) -> site_day.UnitCosts | None:
         "extra_viewer": lookup(rows, "extra_viewer_visit", "total"),
         "server_only_frame": lookup(results, "fair", "cheapest_cpu_ms_per_frame"),
         "range_bytes": lookup(rows, "range_request", "bytes"),
+        "analysis": lookup(rows, "analysis_per_video", "worker"),
     }
     if any(value is None for value in values.values()):
         return None
+    # The settlement row is a cost run's backend CPU per sample, its video's analysis included: priced apart.
+    values["settlement_per_feature"] -= values["analysis"] / lookup(results, "hydra_path", "clip", "samples")
     return site_day.UnitCosts(**{name: max(0.0, float(value)) for name, value in values.items()})
 
 
@@ -315,11 +330,23 @@ def site_day_section(results: dict[str, Any]) -> dict[str, Any]:
         return {"error": "site day not priced: a component cost, the fair path or the trust rules is missing"}
     rules = site_day.TrustRules(**rules)
     day = site_day.simulate(costs, rules)
-    keys = ("offload_ratio_site_day", "offload_ratio_watched", "unwatched_share", "hydra_cpu_ms_per_sample")
+    keys = (
+        "offload_ratio_site_day",
+        "offload_ratio_watched",
+        "unwatched_share",
+        "hydra_cpu_ms_per_sample",
+        "server_computed_frames_per_sample",
+    )
     sensitivity = {}
     for views in SITE_DAY_VIEWS_PER_UPLOAD:
         other = site_day.simulate(costs, rules, views_per_upload=views)
         sensitivity[str(views)] = {key: other[key] for key in keys}
+    # What the trust rules cost on this day: each priced with the rule switched off in the model alone.
+    without = {
+        "no_window_guard": site_day.simulate(costs, rules, violence_head_active=False),
+        "no_small_audience_rule": site_day.simulate(costs, replace(rules, min_audience=0)),
+        "neither": site_day.simulate(costs, replace(rules, min_audience=0), violence_head_active=False),
+    }
     hydra_peaks = [value for value in (lookup(results, "hydra_path", "peak_rss_mb") or {}).values() if value]
     peaks = {
         "server_only": lookup(results, "fair", "process", "peak_rss_mb"),
@@ -328,6 +355,7 @@ def site_day_section(results: dict[str, Any]) -> dict[str, Any]:
     return {
         "day": day,
         "views_per_upload_sensitivity": sensitivity,
+        "without_rule": {name: {key: other[key] for key in keys} for name, other in without.items()},
         "money_per_frame": site_day.money_per_frame(day),
         "projection": site_day.projection(day, peaks),
         "model_size": model_size_ratios(results, day),
@@ -480,6 +508,23 @@ def fair_and_site_day(results: dict[str, Any], hydra: float | None) -> dict[str,
         "projection_cores_server_only": lookup(results, "site_day", "projection", "server_only_cores"),
         "projection_cores_hydra": lookup(results, "site_day", "projection", "hydra_cores"),
         "offload_ratio_by_model": lookup(results, "site_day", "model_size"),
+        "site_day_server_frames_per_sample": lookup(day, "server_computed_frames_per_sample"),
+        "site_day_server_frames_by_reason": lookup(day, "server_frames_by_reason"),
+        **replay_figures(results),
+    }
+
+
+def replay_figures(results: dict[str, Any]) -> dict[str, Any]:
+    """The scaled day on the real stack against the model's prediction for it (null where it did not run)."""
+    compared = lookup(results, "site_day_replay", "compared")
+    return {
+        "site_day_replay_measured_over_model": lookup(compared, "measured_over_model"),
+        "site_day_replay_offload_ratio": lookup(compared, "replay_offload_ratio_driven"),
+        "site_day_replay_model_offload_ratio": lookup(compared, "model_offload_ratio_driven"),
+        "site_day_replay_server_frames_per_sample": lookup(compared, "server_frames_per_sample_measured"),
+        "site_day_replay_model_server_frames_per_sample": lookup(compared, "server_frames_per_sample_model"),
+        "site_day_replay_server_frames_by_reason": lookup(compared, "measured_server_frames_by_reason"),
+        "site_day_replay_model_server_frames_by_reason": lookup(compared, "model_server_frames_by_reason"),
     }
 
 

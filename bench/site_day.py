@@ -1,19 +1,17 @@
 """A day on a small video site, priced with the unit costs this run measured on the real stack.
 
-The day's events are drawn from a seed (``bench.site_day_params``): uploads of varied lengths,
-first-day views per upload by a Zipf law, view arrival times decaying after upload, the share of
-each video a viewer watches, new and returning devices, malicious viewers, flagged uploads.
-Each viewer who arrives before the coverage deadline is handed what the trust layer would hand
-it (``inference.trust.assignment.plan_assignment``'s rule, applied here to counts: every sample
-still short of replicas, topped up to the minimum) and delivers what its browser computes while it
-stays (within the socket's rate limit); samples outside the stretch it watches come through the hidden seeker
-(one Range request and one second of rendition each). At the deadline the server computes every
-sample still short of replicas (the fallback). Later viewers are extra viewers of a covered video.
+The day's events are drawn from a seed (``draw_day``, parameters in ``bench.site_day_params``): uploads
+of varied lengths, first-day views per upload by a Zipf law, view arrival times decaying after upload,
+the share of each video a viewer watches, new and returning devices, malicious viewers, flagged uploads,
+each upload's coverage deadline from the uploader mix. ``simulate`` applies the trust rules as the code
+applies them today (its docstring lists them; the settings come from the running site, the rest of the
+policy from ``SiteDayParams``) and prices every event with a cost measured in this run
+(``bench.hydra_path.component_costs``): no cost here is a constant. The same drawn day, scaled down, is
+driven through the real servers by ``bench.site_day_replay``, which checks this model against them.
 
-Every event is priced with a cost measured in this run (``bench.hydra_path.component_costs``):
-no cost here is a constant. What this is not: a replay of the day on the real servers; the
-interactions between events (queueing, a settlement pass shared by many viewers) are those of the
-component runs, not of this day's timing.
+What this is not: the interactions between events (queueing, a settlement pass shared by many viewers)
+are those of the component runs, not of this day's timing; the hidden seeker's Range requests are priced,
+not timed.
 """
 
 from __future__ import annotations
@@ -26,6 +24,8 @@ from typing import Any
 import numpy as np
 
 from bench.site_day_params import SiteDayParams
+from inference.trust.assignment import Identity, spread_audience
+from inference.trust.spot_checks import SpotCheckPolicy
 
 DAY_S = 24 * 3600
 
@@ -43,6 +43,9 @@ class UnitCosts:
     extra_viewer: float
     server_only_frame: float
     range_bytes: float
+    # One analysis of a video (heads and verdicts, worker CPU): every settlement pass that accepts features and
+    # every recomputation pass runs one (defence 9). ``settlement_per_feature`` excludes it.
+    analysis: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -60,21 +63,55 @@ class TrustRules:
     burst: int
     client_batch: int
     audit_rate: float  # share of a covered video's page views that analyse (the others open no socket)
+    # Read since the small-audience rule was modelled; results recorded before carry none of these.
+    coverage_slack_s: float = 60.0
+    server_seconds_per_sample: float = 0.25
+    min_audience: int = 5
+    arrival_window_s: float = 60.0
+    record_per_day: float = 10.0
 
 
-REASONS = (
-    "handshakes",
-    "messages",
-    "settlement",
-    "spot_checks_returning",
+# Reasons whose events are frames the server's CNN computes.
+SERVER_FRAME_REASONS = (
+    "small_audience",
     "probation",
+    "spot_checks_returning",
+    "window_guard",
+    "nudity_borderline",
     "disputes",
     "fallback_unwatched",
     "fallback_partly_covered",
     "flag_confirmation",
+)
+# Every reason the server spends CPU for on the day: sockets, storage and media, then the server's frames.
+REASONS = (
+    "handshakes",
+    "messages",
+    "settlement",
+    "analysis",
+    *SERVER_FRAME_REASONS,
     "extra_viewers",
     "media_range_requests",
 )
+
+
+@dataclass(frozen=True)
+class Visit:
+    """One viewer's arrival at an upload, seconds after it became ready."""
+
+    arrival_s: float
+    new_device: bool
+    malicious: bool
+    watched_share: float
+
+
+@dataclass(frozen=True)
+class Upload:
+    length_s: float
+    samples: int
+    flagged: bool
+    deadline_s: float
+    visits: tuple[Visit, ...]  # in arrival order, the whole day
 
 
 def _zipf_views(rng: np.random.Generator, params: SiteDayParams) -> np.ndarray:
@@ -84,9 +121,8 @@ def _zipf_views(rng: np.random.Generator, params: SiteDayParams) -> np.ndarray:
     return rng.poisson(expected)
 
 
-def simulate(costs: UnitCosts, rules: TrustRules, params: SiteDayParams | None = None, **overrides) -> dict[str, Any]:
-    """The day's server CPU by reason, for Hydra and for the fair server-only path, and the bytes."""
-    params = replace(params or SiteDayParams(), **overrides)
+def draw_day(params: SiteDayParams, rules: TrustRules) -> list[Upload]:
+    """The day's events from the seed: the model prices them, the replay drives them through the real stack."""
     rng = np.random.default_rng(params.seed)
     interval_s = rules.sample_interval_ms / 1000
     lengths = np.minimum(
@@ -94,76 +130,174 @@ def simulate(costs: UnitCosts, rules: TrustRules, params: SiteDayParams | None =
     )
     views = _zipf_views(rng, params)
     flagged = rng.random(params.uploads) < params.flagged_share
-    cpu = Counter({reason: 0.0 for reason in REASONS})
-    watched_cpu = 0.0
-    samples_all = samples_watched_videos = samples_unwatched = 0
-    range_fetches = 0
-    server_frames = 0.0  # frames the server's CNN computes (spot checks, disputes, fallback, flag confirmation)
-    visits = Counter()
+    clean_uploader = rng.random(params.uploads) < params.clean_uploader_share
+    uploads = []
     for video in range(params.uploads):
-        samples = max(1, math.ceil(lengths[video] / interval_s))
-        samples_all += samples
         arrivals = np.sort(rng.exponential(params.view_decay_hours * 3600, views[video]))
         arrivals = arrivals[arrivals < DAY_S]
-        early = arrivals[arrivals < rules.coverage_deadline_s]
+        visits = tuple(
+            Visit(
+                arrival_s=float(at),
+                new_device=bool(rng.random() < params.new_device_share),
+                malicious=bool(rng.random() < params.malicious_share),
+                watched_share=float(rng.beta(params.watch_beta_a, params.watch_beta_b)),
+            )
+            for at in arrivals
+        )
+        uploads.append(
+            Upload(
+                length_s=float(lengths[video]),
+                samples=max(1, math.ceil(lengths[video] / interval_s)),
+                flagged=bool(flagged[video]),
+                deadline_s=params.clean_uploader_deadline_s if clean_uploader[video] else rules.coverage_deadline_s,
+                visits=visits,
+            )
+        )
+    return uploads
+
+
+def countdown_s(upload: Upload, rules: TrustRules) -> float:
+    """When the server starts covering the upload's gaps (``inference.trust.services.coverage_countdown_seconds``)."""
+    return max(0.0, upload.deadline_s - rules.coverage_slack_s - upload.samples * rules.server_seconds_per_sample)
+
+
+def small_audience(established_arrivals: list[float], rules: TrustRules) -> bool:
+    """Defence 12 (``verification.audience_is_small``), every viewer on its own device and network."""
+    identities = [(at, Identity(session_id=str(i), network=str(i))) for i, at in enumerate(established_arrivals)]
+    return spread_audience(identities, rules.arrival_window_s) < rules.min_audience
+
+
+def deliverable(visit: Visit, upload: Upload, rules: TrustRules, params: SiteDayParams) -> int:
+    """Samples the viewer's browser computes while it stays (within the socket's rate limit)."""
+    watched_s = upload.length_s * visit.watched_share
+    computed = watched_s * 1000 / params.browser_ms_per_frame
+    return int(min(computed, (rules.burst + rules.rate_per_second * watched_s) * rules.client_batch))
+
+
+def simulate(costs: UnitCosts, rules: TrustRules, params: SiteDayParams | None = None, **overrides) -> dict[str, Any]:
+    """The day's server CPU by reason, for Hydra and for the fair server-only path, and the bytes.
+
+    What each trust rule charges (docs/trust.md's defences, as the code applies them today):
+    assignment (1) hands a newcomer every sample still short of an independent quorum, topped up to the
+    minimum; a sample is accepted when ``replicas`` honest viewers delivered it; on acceptance the server
+    computes it when the audience is small (12: fewer than ``min_audience`` established viewers who arrived
+    ``arrival_window_s`` apart), else at the rate of its least-established contributor (4, 11: a device new
+    today has no record, since a record grows at most ``record_per_day`` a day and once per video); a
+    nudity score near the threshold (10) is computed instead of accepted; with the violence head active the
+    window guard (10) computes every accepted sample of a borderline window; a liar's delivered batch is
+    disputed, computed with the honest paintings (3) and the liar quarantined (6); at the countdown (7) the
+    server computes every sample still short of a quorum; a flagged verdict (5) has the server compute its
+    flagged samples; a covered video's page analyses only on an audit draw.
+    """
+    params = replace(params or SiteDayParams(), **overrides)
+    policy = SpotCheckPolicy(probation=rules.probation_results, floor=rules.spot_check_floor)
+    returning_rate = policy.rate(params.returning_record)
+    interval_s = rules.sample_interval_ms / 1000
+    cpu = Counter({reason: 0.0 for reason in REASONS})
+    frames = Counter({reason: 0.0 for reason in SERVER_FRAME_REASONS})
+    events = Counter()
+    visits = Counter()
+    watched_cpu = 0.0
+    samples_all = samples_watched_videos = samples_unwatched = 0
+    range_fetches = 0.0
+
+    def compute(reason: str, count: float, unit: float) -> float:
+        frames[reason] += count
+        cpu[reason] += count * unit
+        return count
+
+    def analyse(frames_computed: float = 1.0) -> None:
+        """A settlement pass that accepted features, or a recomputation pass: each re-runs the analysis."""
+        if frames_computed > 0:
+            events["analyses"] += 1
+            cpu["analysis"] += costs.analysis
+
+    analysing_visits: list[list[int]] = []  # per upload, the visits whose page analyses (the replay drives them)
+    for upload in draw_day(params, rules):
+        analysing_visits.append([])
+        samples = upload.samples
+        samples_all += samples
+        start = countdown_s(upload, rules)
         before = sum(cpu.values())
-        replicas = np.zeros(samples, dtype=int)
-        for _ in early:
-            visits["before_deadline"] += 1
-            new_device = rng.random() < params.new_device_share
-            malicious = rng.random() < params.malicious_share
-            watched_s = lengths[video] * rng.beta(params.watch_beta_a, params.watch_beta_b)
-            needed = int(np.sum(replicas < rules.replicas))
-            assigned = max(needed, min(rules.min_assignment, samples))
-            # The browser computes while the viewer stays; the socket's limit (messages of up to a batch) rarely binds.
-            computed = watched_s * 1000 / params.browser_ms_per_frame
-            deliverable = int(min(computed, (rules.burst + rules.rate_per_second * watched_s) * rules.client_batch))
-            delivered = min(assigned, deliverable)
+        holders = np.zeros(samples, dtype=int)  # honest replicas delivered, not yet accepted or computed
+        has_new = np.zeros(samples, dtype=bool)  # a device new today among them
+        settled = np.zeros(samples, dtype=bool)  # accepted, or computed by the server
+        peer_only = 0.0  # accepted samples the server has not computed (expected count)
+        established: list[float] = []
+        analysing = 0
+        late = 0
+        for index, visit in enumerate(upload.visits):
+            if visit.arrival_s >= start or settled.all():
+                late += 1  # a covered video: the page analyses only on an audit draw
+                continue
+            visits["analysing"] += 1
+            analysing += 1
+            analysing_visits[-1].append(index)
+            open_samples = np.flatnonzero(~settled)
+            assigned = max(len(open_samples), min(rules.min_assignment, samples))
+            delivered = min(assigned, deliverable(visit, upload, rules, params))
             cpu["handshakes"] += costs.connection
+            events["messages"] += math.ceil(delivered / rules.client_batch)
             cpu["messages"] += math.ceil(delivered / rules.client_batch) * costs.message
             cpu["settlement"] += delivered * costs.settlement_per_feature
-            seeker = max(0, delivered - int(watched_s / interval_s))
+            seeker = max(0, delivered - int(upload.length_s * visit.watched_share / interval_s))
             range_fetches += seeker
             cpu["media_range_requests"] += seeker * costs.range_request
-            if malicious:
-                # Its first batch disagrees with the quorum: the server recomputes it and quarantines the client.
+            if visit.malicious:
+                # Its batch disagrees with the first honest replica or the server: computed, then quarantined.
                 visits["malicious"] += 1
-                cpu["disputes"] += min(delivered, rules.client_batch) * costs.spot_check
-                server_frames += min(delivered, rules.client_batch)
+                lied = min(delivered, rules.client_batch)
+                analyse(compute("disputes", lied, costs.spot_check * params.dispute_frame_spot_checks))
                 continue
-            visits["new_device" if new_device else "returning_device"] += 1
-            short = np.flatnonzero(replicas < rules.replicas)[:delivered]
-            replicas[short] += 1
-            on_probation = min(delivered, rules.probation_results) if new_device else 0
-            checked = on_probation + (delivered - on_probation) * rules.spot_check_floor
-            server_frames += checked
-            cpu["probation"] += on_probation * costs.spot_check
-            cpu["spot_checks_returning"] += (checked - on_probation) * costs.spot_check
-        uncovered = int(np.sum(replicas < rules.replicas))
-        server_frames += uncovered
-        if len(early):
+            visits["new_device" if visit.new_device else "returning_device"] += 1
+            if not visit.new_device:
+                established.append(visit.arrival_s)
+            mine = open_samples[:delivered]
+            holders[mine] += 1
+            has_new[mine] |= visit.new_device
+            accepted = mine[holders[mine] >= rules.replicas]
+            if not len(accepted):
+                continue
+            settled[accepted] = True
+            count = float(len(accepted))
+            analyse()  # the settlement pass that accepted them
+            # One recomputation pass takes whatever this visit's acceptances sent to the server.
+            computed = compute("nudity_borderline", count * params.nudity_borderline_share, costs.spot_check)
+            agreed = 1.0 - params.nudity_borderline_share
+            if small_audience(established, rules):
+                analyse(computed + compute("small_audience", count * agreed, costs.spot_check))
+                continue
+            new = float(np.count_nonzero(has_new[accepted])) * agreed
+            computed += compute("probation", new * policy.rate(0), costs.spot_check)
+            computed += compute("spot_checks_returning", (count * agreed - new) * returning_rate, costs.spot_check)
+            unchecked = new * (1 - policy.rate(0)) + (count * agreed - new) * (1 - returning_rate)
+            guarded = unchecked * params.window_guard_share if params.violence_head_active else 0.0
+            analyse(computed + compute("window_guard", guarded, costs.spot_check))
+            peer_only += unchecked - guarded
+        uncovered = float(np.count_nonzero(~settled))
+        if analysing:
             samples_watched_videos += samples
-            cpu["fallback_partly_covered"] += uncovered * costs.fallback_frame
+            analyse(compute("fallback_partly_covered", uncovered, costs.fallback_frame))
         else:
             samples_unwatched += samples
-            cpu["fallback_unwatched"] += uncovered * costs.fallback_frame
-        if flagged[video]:
-            frames = min(lengths[video], params.flagged_segment_s) * params.rendition_fps
-            cpu["flag_confirmation"] += frames * costs.fallback_frame
-            server_frames += frames
-        late = len(arrivals) - len(early)
-        visits["after_deadline"] += late
+            analyse(compute("fallback_unwatched", uncovered, costs.fallback_frame))
+        if upload.flagged:
+            # The flagged segment's samples (``confirm_flag_with_server``) the server has not computed yet.
+            flagged_samples = min(samples, math.ceil(params.flagged_segment_s / interval_s))
+            analyse(compute("flag_confirmation", flagged_samples * peer_only / samples, costs.fallback_frame))
+        visits["after_coverage"] += late
         cpu["extra_viewers"] += late * costs.extra_viewer
         # Only an audit draw analyses on a covered video; its top-up samples are rarely the ones being watched.
         extra_seeks = late * rules.audit_rate * rules.min_assignment
         range_fetches += extra_seeks
         cpu["media_range_requests"] += extra_seeks * costs.range_request
-        if len(early):
+        if analysing:
             watched_cpu += sum(cpu.values()) - before
     hydra_ms = sum(cpu.values())
     server_only_ms = samples_all * costs.server_only_frame
     watched_server_only_ms = samples_watched_videos * costs.server_only_frame
     egress = range_fetches * costs.range_bytes
+    server_frames = sum(frames.values())
     return {
         "params": asdict(params),
         "rules": asdict(rules),
@@ -173,6 +307,9 @@ def simulate(costs: UnitCosts, rules: TrustRules, params: SiteDayParams | None =
         "visits": dict(visits),
         "unwatched_share": samples_unwatched / samples_all,
         "hydra_cpu_ms_by_reason": dict(cpu),
+        "server_frames_by_reason": dict(frames),
+        "messages": events["messages"],
+        "analyses": events["analyses"],
         "hydra_cpu_ms": hydra_ms,
         "server_only_cpu_ms": server_only_ms,
         "hydra_cpu_ms_per_sample": hydra_ms / samples_all,
@@ -182,6 +319,7 @@ def simulate(costs: UnitCosts, rules: TrustRules, params: SiteDayParams | None =
         "hidden_seeker_fetches": range_fetches,
         "hidden_seeker_egress_bytes": egress,
         "hidden_seeker_egress_bytes_per_sample": egress / samples_all,
+        "analysing_visits": analysing_visits,
     }
 
 

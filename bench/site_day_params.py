@@ -60,8 +60,49 @@ class SiteDayParams:
     flagged_share: float = 0.02
     flagged_segment_s: float = 10.0
     rendition_fps: float = 30.0
+    # Trust policy the site's settings do not state (the settings' rules come from the running site,
+    # ``bench.site_day.TrustRules``). Each knob is read in one place of ``bench.site_day``.
+    # The shipped violence head (``manage.py build_models`` registers and activates it; ``make run`` calls it).
+    # Defence 10's window guard then has the server compute every sample of a borderline window:
+    # docs/trust.md measured 100 % of honest windows borderline at the shipped weights (``bench.violence_sweep``).
+    violence_head_active: bool = True
+    window_guard_share: float = 1.0
+    # Share of peer-agreed samples whose nudity score lies within HYDRA_TRUST_BORDERLINE_MARGIN of the threshold
+    # (defence 10, per-frame heads): the server computes them. Not measured on real content here: 0 is an
+    # assumption that flatters Hydra (moot while the window guard computes every sample).
+    nudity_borderline_share: float = 0.0
+    # Coverage deadline per upload (defence 7), drawn from an uploader mix: the base deadline is the site's
+    # HYDRA_TRUST_COVERAGE_DEADLINE_SECONDS (new uploaders); uploaders with a clean record get a longer one.
+    # Today's behaviour: one deadline for every upload (share 0).
+    clean_uploader_share: float = 0.0
+    clean_uploader_deadline_s: float = 900.0
+    # A returning device's record of server-verified results (what sets its spot-check rate and whether it
+    # counts towards the small-audience rule): the bench's returning viewers (bench.hydra_path.RETURNING_RECORD),
+    # far past the floor. Assumption: every returning device is established.
+    returning_record: int = 1_000
+    # Server CPU of one recomputed frame of a liar's disputed batch, in spot checks: the frame plus the
+    # honest paintings (defence 3) it is compared with before a quarantine (3 more CNN runs, decode shared).
+    # Assumption: priced as 1 + 3 spot checks, an upper bound.
+    dispute_frame_spot_checks: float = 4.0
     # Scale of the projection [YT].
     upload_hours_per_minute: float = 500.0
     # Prices (see the module docstring).
     vcpu_hour_usd: float = 0.08925 / 2
     egress_gb_usd: float = 0.09
+
+
+# The day the replay drives through the real stack (``bench.site_day_replay``): the same model and seed, scaled
+# down to run in minutes on 2 cores. Fewer, shorter uploads with more views each, so that viewers reach them
+# before the coverage deadline, and more liars, so that some arrive; time runs ``REPLAY_TIME_COMPRESSION`` times
+# faster (every trust setting in seconds is divided by it), and only what happens before each upload's deadline
+# is driven (later viewers are extra viewers of a covered video, priced with the component cost).
+REPLAY_DAY = SiteDayParams(
+    uploads=24,
+    length_median_s=12.0,
+    length_sigma=0.6,
+    views_per_upload=80.0,
+    # The day's 1 % of liars draws none among the 30 visits of this day; 10 % draws 3 (the harness's random liar).
+    malicious_share=0.1,
+)
+REPLAY_MAX_DURATION_S = 40.0
+REPLAY_TIME_COMPRESSION = 15.0

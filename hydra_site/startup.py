@@ -27,8 +27,9 @@ def trust_summary() -> str:
         f"established ones are checked at least {settings.HYDRA_TRUST_SPOT_CHECK_FLOOR:.0%}; "
         f"with fewer than {settings.HYDRA_TRUST_MIN_AUDIENCE} "
         f"independent established viewers (HYDRA_TRUST_MIN_AUDIENCE) arriving "
-        f"{settings.HYDRA_TRUST_ARRIVAL_WINDOW_SECONDS:g} s apart it checks every agreed sample, and any sample "
-        f"within {settings.HYDRA_TRUST_BORDERLINE_MARGIN} of a head's threshold (HYDRA_TRUST_BORDERLINE_MARGIN) "
-        f"or in a window a tolerated lie could carry across one; "
+        f"{settings.HYDRA_TRUST_ARRIVAL_WINDOW_SECONDS:g} s apart it checks every agreed sample; heads score the "
+        f"most severe of a sample's agreeing replicas, and a sample on fewer than two independent ones within "
+        f"{settings.HYDRA_TRUST_BORDERLINE_MARGIN} of a head's threshold (HYDRA_TRUST_BORDERLINE_MARGIN) "
+        f"or in a window a tolerated lie could carry across one is checked too; "
         f"{coverage}."
     )

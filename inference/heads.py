@@ -4,7 +4,10 @@ A category is data (a ``Head`` row and its ``HeadVersion`` rows); the code that 
 scores is a *runner* named in the version's ``config["runner"]``. Adding a category is
 registering a head and a version with an existing runner (a new nsfw-like dense head, another
 LSTM trained with ``train_head``); a new kind of network is one ``@register_runner`` function
-here, never an edit of the analysis pipeline.
+here, never an edit of the analysis pipeline. A runner scores plain features (``score``) and
+samples that hold several agreeing replicas (``score_most_severe``: the choice that pushes the
+decision furthest towards flagging; ``per_frame_most_severe`` does it for a head that scores each
+sample alone).
 
 Runners are loaded once per worker process and cached by weights path (a version's weights never
 change once written). The Keras runner imports TensorFlow only when it is first used, inside a
@@ -16,7 +19,7 @@ from __future__ import annotations
 import functools
 import itertools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -40,6 +43,14 @@ class HeadScores:
 class HeadRunner(Protocol):
     def score(self, features: np.ndarray, positions: np.ndarray) -> HeadScores:
         """Score ``features[N, D]`` (time order); ``positions`` are the samples' indices among all sample times."""
+
+    def score_most_severe(self, replicas: Sequence[np.ndarray], positions: np.ndarray) -> HeadScores:
+        """Score N samples, each with its agreeing replicas ``[R_i, D]``, choosing those that push towards flagging.
+
+        A lie can then hide content only if every agreeing replica of the samples concerned lies
+        (docs/trust.md, defence 10); a replica that raises a false flag is stopped by the server's
+        confirmation of every flag.
+        """
 
 
 RunnerLoader = Callable[[Path, dict], HeadRunner]
@@ -96,6 +107,20 @@ class ClassSumRunner:
         ]
         return HeadScores(scores=scores.astype(np.float32), class_scores=class_scores)
 
+    def score_most_severe(self, replicas: Sequence[np.ndarray], positions: np.ndarray) -> HeadScores:
+        """Each sample scored by its replica with the highest class sum."""
+        return per_frame_most_severe(self, replicas, positions)
+
+
+def per_frame_most_severe(runner: HeadRunner, replicas: Sequence[np.ndarray], positions: np.ndarray) -> HeadScores:
+    """``score_most_severe`` of a head that scores each sample alone: every replica scored, the highest kept."""
+    counts = [len(r) for r in replicas]
+    every = runner.score(np.concatenate(replicas), positions.repeat(counts))
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    chosen = starts + np.array([np.argmax(every.scores[s : s + n]) for s, n in zip(starts, counts, strict=True)])
+    class_scores = [every.class_scores[i] for i in chosen] if every.class_scores else []
+    return HeadScores(scores=every.scores[chosen], class_scores=class_scores)
+
 
 @functools.lru_cache(maxsize=8)
 def nsfw_head(weights: Path) -> NsfwHead:
@@ -125,6 +150,11 @@ class TemporalRunner:
             scores[start:end] = score_sequence(self.model, features[start:end], self.config)
         return HeadScores(scores=scores)
 
+    def score_most_severe(self, replicas: Sequence[np.ndarray], positions: np.ndarray) -> HeadScores:
+        """The first replica of each sample: an LSTM's windows have no bound on a lie, so every window of it is
+        borderline and its samples are computed by the server whoever holds them (``window_near_threshold``)."""
+        return self.score(np.stack([r[0] for r in replicas]), positions)
+
 
 def contiguous_runs(positions: np.ndarray) -> list[tuple[int, int]]:
     """``[start, end)`` index ranges over which ``positions`` increase by exactly one."""
@@ -151,6 +181,13 @@ class PooledRunner:
         scores = np.zeros(len(features), dtype=np.float32)
         for start, end in contiguous_runs(positions):
             scores[start:end] = self.head.score(features[start:end])
+        return HeadScores(scores=scores)
+
+    def score_most_severe(self, replicas: Sequence[np.ndarray], positions: np.ndarray) -> HeadScores:
+        """Each window scored by the combination of its samples' replicas with the highest probability."""
+        scores = np.zeros(len(replicas), dtype=np.float32)
+        for start, end in contiguous_runs(positions):
+            scores[start:end] = self.head.most_severe_score(replicas[start:end])
         return HeadScores(scores=scores)
 
 

@@ -178,12 +178,21 @@ def page_analyses(video: Video) -> bool:
 
 @dataclass(frozen=True)
 class AcceptedFeatures:
-    """One accepted vector per analysed sample, in time order; ``positions`` index ``expected_sample_times``."""
+    """The accepted vectors of each analysed sample, in time order; ``positions`` index ``expected_sample_times``.
+
+    ``replicas[i]`` (uint8[R, D]) holds the server's own vector alone where the server computed
+    sample i (the truth beats any replica), else every accepted client vector, first accepted
+    first; ``codes`` holds each sample's first one.
+    """
 
     sample_ms: list[int]
     positions: np.ndarray
-    codes: np.ndarray
+    replicas: list[np.ndarray]
     expected_count: int
+
+    @property
+    def codes(self) -> np.ndarray:
+        return np.stack([r[0] for r in self.replicas])
 
     @property
     def coverage(self) -> float:
@@ -191,7 +200,7 @@ class AcceptedFeatures:
 
 
 def accepted_features(video: Video, model_version: ModelVersion, sample_times: Sequence[int]) -> AcceptedFeatures:
-    """The vector the heads analyse at each sample time: the server's own if it computed one, else the first accepted.
+    """What the heads analyse at each sample time: the server's own vector if it computed one, else every accepted one.
 
     Rows at times that are not among the video's ``sample_times`` are ignored.
     """
@@ -199,18 +208,23 @@ def accepted_features(video: Video, model_version: ModelVersion, sample_times: S
     rows = (
         FrameFeature.objects.filter(video=video, model_version=model_version, status=FrameFeature.Status.ACCEPTED)
         .order_by("sample_ms", "-session__is_server", "id")
-        .values_list("sample_ms", "vector")
+        .values_list("sample_ms", "vector", "session__is_server")
     )
-    chosen: dict[int, bytes] = {}
-    for sample_ms, vector in rows:
-        if sample_ms in position_of and sample_ms not in chosen:
-            chosen[sample_ms] = bytes(vector)
+    chosen: dict[int, list[bytes]] = {}
+    server_computed: set[int] = set()
+    for sample_ms, vector, is_server in rows:
+        if sample_ms not in position_of or sample_ms in server_computed:
+            continue
+        if is_server:
+            server_computed.add(sample_ms)
+        chosen.setdefault(sample_ms, []).append(bytes(vector))
     times = sorted(chosen)
-    codes = np.frombuffer(b"".join(chosen[ms] for ms in times), dtype=np.uint8)
     return AcceptedFeatures(
         sample_ms=times,
         positions=np.asarray([position_of[ms] for ms in times], dtype=np.int64),
-        codes=codes.reshape(len(times), model_version.feature_size),
+        replicas=[
+            np.frombuffer(b"".join(chosen[ms]), dtype=np.uint8).reshape(-1, model_version.feature_size) for ms in times
+        ],
         expected_count=len(sample_times),
     )
 

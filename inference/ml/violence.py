@@ -18,7 +18,10 @@ seen from 0 ms, 250 ms, 500 ms ...): more windows of the same footage, never acr
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +32,9 @@ from inference.ml.temporal import sample_scores, window_bounds
 
 WEIGHTS_FILE = "pooled_head.npz"
 STATISTICS = ("mean", "std", "absdiff")
+# Combinations of replicas one window's most severe score describes at most (``PooledHead.most_severe_score``):
+# exact up to 6 replicas per sample for the shipped window of 3, up to 2 for a window of 8 (4/s).
+SEVERE_COMBINATIONS = 256
 
 
 @dataclass(frozen=True)
@@ -66,17 +72,22 @@ class PooledConfig:
 
 def describe_window(window: np.ndarray, statistics: tuple[str, ...]) -> np.ndarray:
     """One descriptor for ``window[W, D]``: the chosen statistics concatenated in ``STATISTICS`` order."""
+    return describe_windows(window[np.newaxis], statistics)[0]
+
+
+def describe_windows(windows: np.ndarray, statistics: tuple[str, ...]) -> np.ndarray:
+    """``describe_window`` of each of ``windows[M, W, D]`` at once: ``[M, K]``."""
     parts = []
     for name in STATISTICS:
         if name not in statistics:
             continue
         if name == "mean":
-            parts.append(window.mean(axis=0))
+            parts.append(windows.mean(axis=1))
         elif name == "std":
-            parts.append(window.std(axis=0))
+            parts.append(windows.std(axis=1))
         else:
-            parts.append(np.abs(np.diff(window, axis=0)).mean(axis=0))
-    return np.concatenate(parts).astype(np.float32)
+            parts.append(np.abs(np.diff(windows, axis=1)).mean(axis=1))
+    return np.concatenate(parts, axis=1).astype(np.float32)
 
 
 def window_descriptors(features: np.ndarray, config: PooledConfig) -> tuple[np.ndarray, list[tuple[int, int]]]:
@@ -114,6 +125,37 @@ class PooledHead:
         descriptors, bounds = window_descriptors(features, self.config)
         return sample_scores(len(features), bounds, self.window_probabilities(descriptors))
 
+    def most_severe_score(self, replicas: Sequence[np.ndarray]) -> np.ndarray:
+        """Per-sample scores for one unbroken run when each sample has agreeing replicas ``[R_i, D]``.
+
+        Each window scores the combination of its samples' replicas that gives the highest
+        probability (exactly: every combination is described, as ``window_descriptors`` pads and
+        describes one), so a window scores at least what any one honest replica per sample gives
+        it: a lie hides a window only if every replica of one of its samples lies. Beyond
+        ``SEVERE_COMBINATIONS`` a window's samples with the most replicas drop those that raise
+        the window logit least through the mean (the linear part of the descriptor).
+        """
+        window = self.config.window
+        ranked = [self._ranked(np.asarray(r, dtype=np.float32)) for r in replicas]
+        bounds = window_bounds(len(ranked), window, self.config.stride)
+        best = np.empty(len(bounds), dtype=np.float32)
+        for index, (start, end) in enumerate(bounds):
+            options = _within_combinations(ranked[start:end], SEVERE_COMBINATIONS)
+            choices = np.array(list(itertools.product(*(range(len(o)) for o in options))))
+            windows = np.stack([options[i][choices[:, i]] for i in range(len(options))], axis=1)
+            missing = window - windows.shape[1]
+            if missing:
+                windows = np.concatenate([np.repeat(windows[:, :1], missing, axis=1), windows], axis=1)
+            best[index] = self.window_probabilities(describe_windows(windows, self.config.statistics)).max()
+        return sample_scores(len(ranked), bounds, best)
+
+    def _ranked(self, replicas: np.ndarray) -> np.ndarray:
+        """The replicas, those that raise the window logit most through the mean first."""
+        if len(replicas) == 1 or "mean" not in self.config.statistics:
+            return replicas
+        size = replicas.shape[1]  # the mean comes first in the descriptor (STATISTICS order)
+        return replicas[np.argsort(-(replicas @ (self.coef[:size] / self.scale[:size])), kind="stable")]
+
     def save(self, directory: Path, report: dict[str, Any] | None = None) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         with open(directory / WEIGHTS_FILE, "wb") as handle:
@@ -125,6 +167,15 @@ class PooledHead:
                 coef=self.coef.astype(np.float32),
                 intercept=np.float32(self.intercept),
             )
+
+
+def _within_combinations(options: list[np.ndarray], limit: int) -> list[np.ndarray]:
+    """Ranked ``options`` cut, longest first, until their combinations number at most ``limit``."""
+    options = list(options)
+    while math.prod(len(o) for o in options) > limit:
+        longest = max(range(len(options)), key=lambda i: len(options[i]))
+        options[longest] = options[longest][:-1]
+    return options
 
 
 def load_pooled_head(path: Path) -> PooledHead:

@@ -43,6 +43,9 @@ def analyse_video(
 ) -> list[Verdict]:
     """Run the head versions on the video's accepted features; store per-sample scores and one verdict per head.
 
+    A sample with several agreeing replicas is scored, per head, with the one that pushes that
+    head's decision furthest towards flagging (``HeadRunner.score_most_severe``).
+
     ``sample_times`` is the video's sample grid (``selectors.expected_sample_times``), computed
     once by the caller's pass. Idempotent: the scores of a head version are replaced and its
     verdict updated, so running it again on the same features gives the same rows. Heavy work
@@ -53,7 +56,7 @@ def analyse_video(
     accepted = selectors.accepted_features(video, model_version, sample_times)
     if not accepted.sample_ms:
         return _withdraw_verdicts(video, head_versions)
-    features = dequantise(accepted.codes)
+    replicas = [dequantise(r) for r in accepted.replicas]
     for head_version in head_versions:
         trained_interval = head_version.config.get("sample_interval_ms", settings.HYDRA_SAMPLE_INTERVAL_MS)
         if trained_interval != settings.HYDRA_SAMPLE_INTERVAL_MS:
@@ -63,7 +66,9 @@ def analyse_video(
                 trained_interval,
                 settings.HYDRA_SAMPLE_INTERVAL_MS,
             )
-    results = [(hv, heads.load_runner(hv).score(features, accepted.positions)) for hv in head_versions]
+    # Each head scores every sample with its most severe accepted replica (the server's own where it computed one):
+    # a lie hides nothing unless every agreeing replica lies, and a false flag waits for the server (docs/trust.md).
+    results = [(hv, heads.load_runner(hv).score_most_severe(replicas, accepted.positions)) for hv in head_versions]
     with transaction.atomic():
         Video.objects.select_for_update(nowait=True).filter(pk=video.pk).first()
         return [

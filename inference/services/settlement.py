@@ -4,7 +4,8 @@
    server's features); liars are quarantined (``inference.trust.services``).
 2. compute verdicts: when coverage reached a new step, the heads score the accepted features
    (``inference.services.analysis``).
-3. confirm with the server: a window head's score near its threshold, and a flagged verdict, stand
+3. confirm with the server: a window head's score near its threshold (unless peers carry every
+   sample of the window: the heads scored its most severe replicas), and a flagged verdict, stand
    only on frames the server computed itself; missing ones are queued, and the analysis that
    follows them decides. A head with a confirmer (nudity) then needs that larger network to
    confirm the flagged frames as well (``inference.services.flag_confirmation``); unconfirmed, the

@@ -26,6 +26,10 @@ from inference.trust.assignment import Identity, independent_quorum
 HeadProbabilities = Callable[[np.ndarray], np.ndarray]
 """Maps float32[N, feature_size] features to float32[N, classes] probabilities."""
 
+SEVERE_QUORUM = 2
+"""Independent agreeing replicas from which a sample needs no borderline rule: the heads score its most severe
+replica, so a lie there hides nothing unless every one of them lies (docs/trust.md, defence 10)."""
+
 
 @dataclass(frozen=True)
 class Tolerance:
@@ -150,11 +154,11 @@ def judge_by_peers(
     other, because a majority can be a botnet. With ``replicas=1`` (no second opinion asked
     for) one independent submission is enough, and spot checks are the only check on it.
 
-    Agreement near a head's decision is not enough either (``near_threshold``): a colluding pair
-    agrees on whatever it likes, and a lie inside the tolerance is never caught, so a sample
-    that scores within the margin of a threshold counts only once the server computed it. The
-    margin exceeds what an in-tolerance lie can move a score (docs/trust.md), so no decision
-    can be steered by one.
+    A sample that rests on fewer than ``SEVERE_QUORUM`` independent replicas (``replicas=1``) and
+    scores within the margin of a threshold (``near_threshold``) counts only once the server
+    computed it: a lie inside the tolerance is never caught, and the margin exceeds what one can
+    move a score (docs/trust.md). From ``SEVERE_QUORUM`` on, the heads score the sample's most
+    severe replica, so one honest replica keeps the decision and the margin is not needed.
     """
     if not submissions or len(submissions) < replicas:
         return SampleOutcome(reason="waiting for an independent replica")
@@ -163,8 +167,13 @@ def judge_by_peers(
         comparisons = compare_to_reference(first.vector, rest, head, tolerance.window_weights)
         if not all(c.within(tolerance) for c in comparisons):
             return SampleOutcome(needs_server=True, reason="replicas disagree")
-    if len(independent_quorum(s.identity for s in submissions)) < replicas:
+    independent = len(independent_quorum(s.identity for s in submissions))
+    if independent < replicas:
         return SampleOutcome(reason="waiting for an independent replica")
-    if near_threshold is not None and near_threshold(np.stack([s.vector for s in submissions])):
+    if (
+        independent < SEVERE_QUORUM
+        and near_threshold is not None
+        and near_threshold(np.stack([s.vector for s in submissions]))
+    ):
         return SampleOutcome(needs_server=True, reason="near a head's threshold")
     return SampleOutcome(accepted=frozenset(s.identity.session_id for s in submissions), reason="replicas agree")

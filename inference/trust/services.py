@@ -34,9 +34,11 @@ from inference.models import (
     Verdict,
 )
 from inference.services import server_features
-from inference.trust.assignment import Identity, assignment_rng, plan_assignment
+from inference.trust.agreement import SEVERE_QUORUM
+from inference.trust.assignment import Identity, assignment_rng, independent_quorum, plan_assignment
 from inference.trust.contributors import contributor_key, identity_of, refusal_reason, reset_records
 from inference.trust.verification import (
+    JUDGED_SESSION_FIELDS,
     AlternativeFeatures,
     FollowUps,
     request_recomputation,
@@ -327,23 +329,49 @@ def confirm_flag_with_server(verdict: Verdict, sample_times: Sequence[int]) -> t
         return False, request_recomputation(video, model_version, missing, Reason.FLAG)
 
 
+def peer_carried(video: Video, model_version: ModelVersion) -> set[int]:
+    """Sample times whose accepted client features come from at least ``SEVERE_QUORUM`` independent sessions.
+
+    The heads score such a sample with its most severe replica (``analysis.analyse_video``), so a lie inside the
+    tolerance moves a decision there only if every one of those sessions lies.
+    """
+    rows = (
+        FrameFeature.objects.filter(
+            video=video, model_version=model_version, status=Status.ACCEPTED, session__is_server=False
+        )
+        .select_related("session")
+        .only("sample_ms", "session_id", *(f"session__{name}" for name in JUDGED_SESSION_FIELDS))
+    )
+    holders: dict[int, list[Identity]] = defaultdict(list)
+    for feature in rows:
+        holders[feature.sample_ms].append(identity_of(feature.session, video.owner_id))
+    return {t for t, identities in holders.items() if len(independent_quorum(identities)) >= SEVERE_QUORUM}
+
+
 def confirm_borderline_windows(video: Video, model_version: ModelVersion, verdicts: Iterable[Verdict]) -> FollowUps:
-    """Window heads (pooled, temporal): a score an in-tolerance lie could move across the threshold rests on the server.
+    """Window heads (pooled, temporal): a score an in-tolerance lie could move across the threshold rests on the server
+    or on samples peers carry.
 
     A per-frame head is guarded when peers agree (``verification.near_thresholds``); a window
     head's score exists only once the analysis pooled several samples, so it is guarded here,
-    right after each analysis: every sample of a window whose score an in-tolerance lie could
-    have carried across the head's threshold (``verification.window_near_threshold``) and that
-    the server has not computed is queued for it (``Reason.BORDERLINE``). The recomputation
-    re-runs the analysis on the server's features, and a clean video is cleared only when none is
-    open, so such a lie can neither hide nor raise a decision.
+    right after each analysis. A window whose score an in-tolerance lie could have carried across
+    the head's threshold (``verification.window_near_threshold``; a temporal head's always) needs
+    nothing more when every sample of it is server-computed or ``peer_carried`` (of a pooled head:
+    the analysis scored its most severe replicas, so one honest replica per sample keeps its
+    decision); otherwise each of its samples the server has not computed is queued
+    (``Reason.BORDERLINE``). The recomputation re-runs the analysis on the server's features, and
+    a clean video is cleared only when none is open, so such a lie can neither hide nor raise a
+    decision (a raised one waits for the server's confirmation of every flag).
     """
+    settled = _server_settled(video, model_version)
+    carried = settled | peer_carried(video, model_version)
     needed: set[int] = set()
     for verdict in verdicts:
         runner = heads.load_runner(verdict.head_version)
         reach = window_of(runner) - 1
         if reach == 0:
             continue
+        bounded = isinstance(runner, heads.PooledRunner)
         scores = list(
             FrameScore.objects.filter(video=video, head_version=verdict.head_version)
             .order_by("sample_ms")
@@ -351,8 +379,10 @@ def confirm_borderline_windows(video: Video, model_version: ModelVersion, verdic
         )
         for i, (_, score) in enumerate(scores):
             if window_near_threshold(runner, score, verdict.threshold):
-                needed.update(t for t, _ in scores[max(0, i - reach) : i + reach + 1])
-    missing = sorted(needed - _server_settled(video, model_version))
+                window = [t for t, _ in scores[max(0, i - reach) : i + reach + 1]]
+                if not bounded or not carried.issuperset(window):
+                    needed.update(window)
+    missing = sorted(needed - settled)
     with transaction.atomic():
         return request_recomputation(video, model_version, missing, Reason.BORDERLINE)
 

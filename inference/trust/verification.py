@@ -281,6 +281,7 @@ def verify_samples(
     wrong: set[ClientSession] = set()
     disputed: list[int] = []
     spot_checked: list[int] = []
+    joined = False
 
     identities = {session.pk: identity_of(session, video.owner_id) for session in {f.session for f in features}}
 
@@ -324,6 +325,8 @@ def verify_samples(
         agreeing = [f.session for f in clients if str(f.session_id) in outcome.accepted]
         if not small_audience and not records.vouched([f.session for f in newly], agreeing, policy):
             continue  # agreed only among newcomers: pending until an established replica or the server
+        # A replica that joins already accepted ones can be the more severe one the heads score (analysis).
+        joined |= bool(newly) and any(f.status == Status.ACCEPTED for f in clients)
         changes.apply(newly, outcome)
         checked = small_audience or records.spot_check_due((f.session for f in newly), policy, spot_check_rng)
         if newly and checked:
@@ -332,8 +335,8 @@ def verify_samples(
     records.save()
     follow_ups = request_recomputation(video, model_version, disputed, Reason.DISPUTE)
     follow_ups.update(request_recomputation(video, model_version, spot_checked, Reason.SPOT_CHECK))
-    if withdrawn:
-        follow_ups.reanalyse[video.pk] = None  # a verdict may rest on what was just rejected
+    if withdrawn or joined:
+        follow_ups.reanalyse[video.pk] = None  # a verdict may rest on what was just rejected, or miss a new replica
     return wrong, follow_ups
 
 

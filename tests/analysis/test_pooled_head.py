@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
 import pytest
 
-from inference.heads import PooledRunner, measured_quality
+from inference.heads import HeadScores, PooledRunner, measured_quality, per_frame_most_severe
 from inference.ml.clip_features import ClipFeatures, phase_offsets_ms, sampled_features
 from inference.ml.pooled_training import (
     PhasedClip,
@@ -17,7 +18,14 @@ from inference.ml.pooled_training import (
     stratified_folds,
     train_and_report,
 )
-from inference.ml.violence import PooledConfig, describe_window, load_pooled_head, window_descriptors
+from inference.ml.violence import (
+    SEVERE_COMBINATIONS,
+    PooledConfig,
+    PooledHead,
+    describe_window,
+    load_pooled_head,
+    window_descriptors,
+)
 
 FEATURES = 16
 
@@ -155,3 +163,60 @@ def test_measured_quality_states_each_kind_of_report_in_one_line():
     )
     assert measured_quality({"test_clips": {"accuracy": 0.8, "n": 5}}) == "held-out accuracy 0.800 on 5 clips"
     assert measured_quality({}) == "no training report (weights from their package)"
+
+
+def random_head(seed: int = 3, window: int = 3) -> PooledHead:
+    rng = np.random.default_rng(seed)
+    size = 3 * FEATURES
+    return PooledHead(
+        config=PooledConfig(window=window),
+        mean=rng.normal(0, 1, size).astype(np.float32),
+        scale=rng.uniform(0.5, 2.0, size).astype(np.float32),
+        coef=rng.normal(0, 1, size).astype(np.float32),
+        intercept=-1.0,
+    )
+
+
+@pytest.mark.parametrize("samples", [2, 5])
+def test_the_most_severe_score_is_the_best_combination_of_replicas_per_window(samples):
+    """Exact, not greedy: each window's probability is the highest over every choice of one replica per sample, so
+    it is never below what any one replica per sample (an honest one) gives; one replica each is plain scoring."""
+    head = random_head()
+    rng = np.random.default_rng(7)
+    replicas = [rng.uniform(0, 3, (int(rng.integers(1, 4)), FEATURES)).astype(np.float32) for _ in range(samples)]
+    severe = head.most_severe_score(replicas)
+    every_choice = [
+        head.score(np.stack([options[i] for options, i in zip(replicas, choice, strict=True)]))
+        for choice in itertools.product(*(range(len(r)) for r in replicas))
+    ]
+    np.testing.assert_allclose(severe, np.max(every_choice, axis=0), rtol=1e-6)
+    first = [r[:1] for r in replicas]
+    np.testing.assert_allclose(head.most_severe_score(first), head.score(np.concatenate(first)))
+
+
+def test_a_window_with_too_many_combinations_keeps_the_replicas_that_raise_it_most_through_the_mean():
+    head = random_head()
+    rng = np.random.default_rng(8)
+    crowded = rng.uniform(0, 3, (SEVERE_COMBINATIONS // 4 + 6, FEATURES)).astype(np.float32)  # x 2 x 2 > the limit
+    through_mean = crowded @ (head.coef[:FEATURES] / head.scale[:FEATURES])
+    kept = crowded[np.argsort(-through_mean)[: SEVERE_COMBINATIONS // 4]]
+    others = [rng.uniform(0, 3, (2, FEATURES)).astype(np.float32) for _ in range(2)]
+    np.testing.assert_allclose(head.most_severe_score([crowded, *others]), head.most_severe_score([kept, *others]))
+
+
+def test_runners_score_the_most_severe_replica_per_head_kind():
+    """The pooled runner scores each unbroken run on its own; a per-frame head keeps each sample's highest score."""
+    head = random_head()
+    rng = np.random.default_rng(9)
+    replicas = [rng.uniform(0, 3, (2, FEATURES)).astype(np.float32) for _ in range(6)]
+    positions = np.array([0, 1, 2, 5, 6, 7])
+    scores = PooledRunner(head).score_most_severe(replicas, positions).scores
+    np.testing.assert_allclose(scores[:3], head.most_severe_score(replicas[:3]))
+    np.testing.assert_allclose(scores[3:], head.most_severe_score(replicas[3:]))
+
+    class Brightness:
+        def score(self, features: np.ndarray, positions: np.ndarray) -> HeadScores:
+            return HeadScores(scores=features.mean(axis=1))
+
+    per_frame = per_frame_most_severe(Brightness(), replicas, positions).scores
+    np.testing.assert_allclose(per_frame, [r.mean(axis=1).max() for r in replicas], rtol=1e-6)

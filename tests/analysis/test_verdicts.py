@@ -10,7 +10,7 @@ import pytest
 from django.db import IntegrityError, transaction
 
 from inference import heads, selectors, signals
-from inference.heads import HeadScores, contiguous_runs, register_runner
+from inference.heads import HeadScores, contiguous_runs, per_frame_most_severe, register_runner
 from inference.ml import cnn
 from inference.ml.nsfw_head import load_nsfw_head
 from inference.ml.nsfwjs import CLASS_NAMES
@@ -70,6 +70,9 @@ def load_mean_feature(weights: Path, config: dict):
     class MeanFeature:
         def score(self, features: np.ndarray, positions: np.ndarray) -> HeadScores:
             return HeadScores(scores=np.clip(features.mean(axis=1) / scale, 0, 1))
+
+        def score_most_severe(self, replicas: list[np.ndarray], positions: np.ndarray) -> HeadScores:
+            return per_frame_most_severe(self, replicas, positions)
 
     return MeanFeature()
 
@@ -320,3 +323,25 @@ def test_a_trained_temporal_head_scores_every_stored_sample(
     assert all(0.0 <= s.score <= 1.0 for s in scores)
     assert selectors.untrained_heads() == []
     heads.load_runner(verdicts["violence"].head_version)  # cached, loads without error
+
+
+def test_heads_score_the_servers_vector_where_it_exists_else_the_most_severe_accepted_replica(
+    mean_feature_head, make_analysed_video, store_features, model_version
+):
+    """The truth beats any replica; elsewhere one severe replica is enough, and pending or rejected ones never count."""
+    video = make_analysed_video(seconds=3, fps=25)
+    times = [0, 1000, 2000]
+    store_features(video, model_version, [0], constant_features([1]), is_server=True)
+    store_features(video, model_version, times, constant_features([5, 2, 1]))
+    store_features(video, model_version, times, constant_features([4, 1, 3]))
+    store_features(video, model_version, [2000], constant_features([6]), status=FrameFeature.Status.PENDING)
+    store_features(video, model_version, [1000], constant_features([6]), status=FrameFeature.Status.REJECTED)
+
+    settlement.analyse_and_announce(video)
+
+    scores = dict(FrameScore.objects.filter(video=video).values_list("sample_ms", "score"))
+    assert scores == {
+        0: pytest.approx(1 / 6, abs=0.01),
+        1000: pytest.approx(2 / 6, abs=0.01),
+        2000: pytest.approx(3 / 6, abs=0.01),
+    }

@@ -7,7 +7,7 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -148,6 +148,21 @@ def test_timed_transport_times_each_batch_and_paces_like_a_browser() -> None:
     assert elapsed >= 6 * 0.005  # six frames at 5 ms each had to be "computed" before the last answer
 
 
+def test_a_leaving_viewer_sends_its_batches_then_hears_nothing() -> None:
+    inner = FakeTransport()
+    transport = load.LeavingTransport(inner, messages=1)
+
+    async def conversation() -> list:
+        answers = []
+        for _ in range(2):
+            await transport.send_bytes(b"batch")
+            answers.append(await transport.receive(1.0))
+        return answers
+
+    first, second = asyncio.run(conversation())
+    assert len(inner.sent) == 1 and first is not None and second is None
+
+
 def test_every_viewer_has_its_own_network() -> None:
     addresses = [load.viewer_address(12, index) for index in range(600)]
     assert len({address.rsplit(".", 1)[0] for address in addresses}) == 600
@@ -215,6 +230,7 @@ def results_fixture() -> dict:
             "ingest_runs": ingest,
             "peak_rss_mb": {"daphne": 150.0, "celery": 160.0},
             "trust_rules": TRUST_RULES,
+            "clip": {"samples": 60},
             "components": {
                 "viewers": 4,
                 "rows": {
@@ -229,6 +245,7 @@ def results_fixture() -> dict:
                     "extra_viewer_visit": {"total": 0.5, "audit_rate": 0.01},
                     "new_device_visit": {"total": 900.0},
                     "returning_device_visit": {"total": 200.0},
+                    "analysis_per_video": {"worker": 120.0},
                 },
             },
         },
@@ -459,3 +476,69 @@ def test_summary_reads_the_shipped_browser_runtime_against_the_servers_tflite() 
     assert (summary["browser_litert_ms_per_frame"], summary["browser_litert_over_server_fast"]) == (24.0, 4.0)
     figures = {figure: how for figure, _, how in report.rows({**results, "summary": summary})}
     assert "9.0x the server's TFLite" in figures["(3) browser wasm ms/frame"]
+
+
+SITE_DAY_COSTS = {
+    "connection": 26.0,
+    "message": 4.0,
+    "settlement_per_feature": 1.0,
+    "spot_check": 100.0,
+    "fallback_frame": 60.0,
+    "range_request": 15.0,
+    "extra_viewer": 0.5,
+    "server_only_frame": 9.0,
+    "range_bytes": 80_000.0,
+    "analysis": 120.0,
+}
+
+
+def crowded_day(**overrides) -> dict:
+    """A day where most samples are watched in time by returning, honest devices: the trust rules decide."""
+    from bench import site_day
+
+    rules = site_day.TrustRules(**TRUST_RULES)
+    rules = replace(rules, **overrides.pop("rules", {}))
+    base = {"uploads": 40, "views_per_upload": 4000.0, "new_device_share": 0.0, "malicious_share": 0.0}
+    return site_day.simulate(site_day.UnitCosts(**SITE_DAY_COSTS), rules, **(base | overrides))
+
+
+def test_site_day_charges_the_small_audience_rule_and_the_window_guard() -> None:
+    today = crowded_day()
+    # A sample's quorum forms among the first viewers, always fewer than 5 arriving apart: the server computes it.
+    assert today["server_frames_by_reason"]["small_audience"] > 0
+    assert today["server_computed_frames_per_sample"] == pytest.approx(1.0, abs=0.05)
+    # Every pass that accepts features and every recomputation pass re-runs the analysis.
+    assert today["analyses"] > today["visits"]["analysing"]
+    assert today["hydra_cpu_ms_by_reason"]["analysis"] == pytest.approx(today["analyses"] * 120.0)
+    guarded = crowded_day(rules={"min_audience": 0})["server_frames_by_reason"]
+    assert guarded["small_audience"] == 0
+    assert guarded["window_guard"] > 10 * guarded["spot_checks_returning"] > 0  # every unchecked sample
+    neither = crowded_day(violence_head_active=False, rules={"min_audience": 0})
+    assert neither["server_frames_by_reason"]["window_guard"] == 0
+    assert neither["server_computed_frames_per_sample"] < 0.5 * today["server_computed_frames_per_sample"]
+    assert neither["offload_ratio_site_day"] > today["offload_ratio_site_day"]
+
+
+def test_site_day_counts_viewers_who_arrive_together_once() -> None:
+    from bench import site_day
+
+    rules = site_day.TrustRules(**TRUST_RULES)
+    assert site_day.small_audience([0.0, 61.0, 122.0, 183.0, 244.0], rules) is False
+    assert site_day.small_audience([0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0], rules) is True  # one burst counts once
+
+
+def test_site_day_new_devices_are_checked_on_every_sample() -> None:
+    spared = crowded_day(violence_head_active=False, rules={"min_audience": 0})
+    new = crowded_day(violence_head_active=False, rules={"min_audience": 0}, new_device_share=1.0)
+    assert spared["server_frames_by_reason"]["probation"] == 0
+    assert new["server_frames_by_reason"]["spot_checks_returning"] == 0
+    accepted = new["server_frames_by_reason"]["probation"]
+    assert accepted > 0 and new["server_computed_frames_per_sample"] == pytest.approx(1.0, abs=0.05)
+
+
+def test_site_day_coverage_deadline_follows_the_uploader_mix() -> None:
+    today = crowded_day(views_per_upload=8.0)
+    clean = crowded_day(views_per_upload=8.0, clean_uploader_share=1.0, clean_uploader_deadline_s=6 * 3600.0)
+    assert clean["unwatched_share"] < today["unwatched_share"]
+    same = crowded_day(views_per_upload=8.0, clean_uploader_share=1.0, clean_uploader_deadline_s=900.0)
+    assert same["unwatched_share"] == today["unwatched_share"]  # today's behaviour: one deadline for every upload

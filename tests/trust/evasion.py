@@ -7,7 +7,10 @@ arrives when and who lies. Evasion succeeds when every flagged sample is held by
 and no colluder holding one is ever caught (any honest replica of a lied sample disputes it, the
 server computes it and quarantines the liars with every verdict they touched; a spot check or the
 small-audience check computes a sample) and, for in-tolerance lies, no flagged sample is
-borderline (the server computes borderline samples whoever holds them).
+computed for being borderline: the server computes a borderline sample that rests on fewer than
+``Policy.peer_carried`` independent replicas; one that holds them is scored with its most severe
+replica, so it hides only when every replica lies and neither a spot check nor the audience rule
+computes it.
 
 Scenarios (``Lies``, ``Attack.arrival``, ``Attack.record``), issue 12's three attacks among them:
 
@@ -21,7 +24,10 @@ Scenarios (``Lies``, ``Attack.arrival``, ``Attack.record``), issue 12's three at
   network) join the colluders; a newcomer counts only beside an established contributor
   independent of it, or the server (``Policy.newcomers``), and its probation budget is spent
   (the worst case: a patient sybil spends it on honest work first) unless ``sybil_budget`` says;
-* arrivals: colluders first, at random, or together in one burst (a concentrated audience).
+* arrivals: colluders first, at random, or together in one burst (a concentrated audience), or
+  late: ``Policy.min_audience`` established honest viewers arrive apart first and leave before
+  sending the flagged samples (released), so the colluders form those samples' quorum on an
+  established audience, where the audience rule no longer computes what peers agree on.
 
 ``lies_past_probability`` is the closed form docs/trust.md gives for k lies getting past the server
 when each lied sample's replicas are drawn at random among the viewers (no audience rule, no
@@ -54,7 +60,9 @@ class Attack:
     colluding_share: float
     samples: int = 30
     flagged: tuple[int, ...] = (27, 28, 29)  # indexes of the flagged samples
-    arrival: str = "first"  # "first": the uploader's friends before anyone else; "random"; "together": one burst
+    # "first": the uploader's friends before anyone else; "random"; "together": one burst; "late": after an
+    # established audience that left before the flagged samples
+    arrival: str = "first"
     lies: Lies = Lies.FLAGGED
     record: int = ESTABLISHED  # the colluders' record as the rules count it (honest viewers are established)
     sybils: int = 0  # fresh devices of the colluders (newcomers), arriving with them
@@ -80,10 +88,12 @@ class Policy:
     min_audience: int = 5
     arrival_window: float = 60.0
     borderline_guard: bool = True  # in-tolerance lies decide only near a threshold, where the server computes
-    # The alternative issue 16 allows (measured, not adopted): a borderline sample is not computed by the server
-    # when at least this many established independent holders drawn by the server agree on it tightly (0: off).
-    # Colluders agree tightly among themselves; an honest holder never agrees tightly with a lie.
-    tight_exemption: int = 0
+    # A borderline sample held by at least this many independent agreeing replicas is decided by peers, not computed
+    # by the server: the heads score its most severe replica, so an in-tolerance lie decides it only when every
+    # holder lies (shipped: 2, ``agreement.SEVERE_QUORUM``; 0: every borderline sample is computed, the rule before).
+    # Issue 16's tight-agreement exemption (measured, not adopted) has this same model here: colluders agree
+    # tightly among themselves, an honest holder never agrees tightly with a lie.
+    peer_carried: int = 2
 
 
 def farmed_record(sessions: int, distinct_videos: int, days: float, per_day: float = 10.0) -> int:
@@ -138,6 +148,11 @@ def evaded(attack: Attack, policy: Policy, rng: random.Random) -> bool:
     records = {name: attack.record if is_colluder else ESTABLISHED for name, is_colluder in people}
     records.update({name: 0 for name, _ in sybils})
     budget = {name: attack.sybil_budget if name.startswith("s") else checks.probation_checks for name in records}
+    leavers: set[str] = set()
+    if attack.arrival == "late":  # an established audience first; it leaves before the flagged samples
+        honest = [p for p in people if not p[1]]
+        people = honest[: policy.min_audience] + [p for p in people if p[1]] + honest[policy.min_audience :]
+        leavers = {name for name, _ in honest[: policy.min_audience]}
     times = [1000 * i for i in range(attack.samples)]
     flagged = {times[i] for i in attack.flagged}
     holders: dict[int, list[tuple[Identity, bool]]] = {t: [] for t in times}
@@ -152,6 +167,8 @@ def evaded(attack: Attack, policy: Policy, rng: random.Random) -> bool:
         arrivals.append((at, identity) if checks.established(records[name]) else None)
         current = {t: [h for h, _ in hs] for t, hs in holders.items()}
         for t in plan_assignment(times, identity, current, replicas=policy.replicas, minimum=policy.minimum, rng=rng):
+            if name in leavers and t in flagged:
+                continue  # left before sending it: released to the next session (release_unfinished_assignments)
             holders[t].append((identity, is_colluder))
             if len(holders[t]) == policy.replicas:
                 seen_by_pass[t] = max(arrived + 1, burst)
@@ -193,9 +210,9 @@ def evaded(attack: Attack, policy: Policy, rng: random.Random) -> bool:
                 return True  # rate 1 during probation
         return drawn(t)
 
-    def exempt(t: int) -> bool:
-        """Whether the tight-agreement exemption spares a borderline sample the server (only colluders hold it)."""
-        if not policy.tight_exemption or len(holders[t]) < policy.tight_exemption:
+    def peer_carried(t: int) -> bool:
+        """Whether peers decide a borderline sample that only colluders hold, unseen by the server."""
+        if not policy.peer_carried or len(holders[t]) < policy.peer_carried:
             return False
         if audience_when_agreed[t] < policy.min_audience:
             return False  # a small audience: the server computes every agreed sample
@@ -204,7 +221,7 @@ def evaded(attack: Attack, policy: Policy, rng: random.Random) -> bool:
     for t in flagged:
         if not holders[t] or not all(is_colluder for _, is_colluder in holders[t]):
             return False  # an honest replica holds it: its truth decides (disputed, or agreed by the server)
-        if attack.lies is Lies.IN_TOLERANCE and policy.borderline_guard and not exempt(t):
+        if attack.lies is Lies.IN_TOLERANCE and policy.borderline_guard and not peer_carried(t):
             return False  # a decision an in-tolerance lie can move is borderline: the server computes it
     exposed = {t for t in lied if any(c for _, c in holders[t]) and caught(t)}
     liars_of_flagged = {identity.session_id for t in flagged for identity, _ in holders[t]}

@@ -2,7 +2,9 @@
 
 Monte Carlo over the real assignment, spot-check and audience policy (``tests.trust.evasion``), for
 the issue's three attacks (lies on every sample, farmed records, in-tolerance steering) and the
-arrival patterns that favour colluders. Worst cases for the server: colluders are established
+arrival patterns that favour colluders, under the shipped rule (the heads score the most severe of
+agreeing replicas, so a borderline sample held by an independent quorum is not computed) and the
+rule before it (every borderline sample computed). Worst cases for the server: colluders are established
 (except where their records were farmed), and the flagged samples are the last of the video.
 """
 
@@ -49,15 +51,53 @@ SCENARIOS = {
 }
 
 
+POLICIES = {
+    "most severe replica (shipped)": Policy(),
+    "every borderline sample computed (before)": Policy(peer_carried=0),
+}
+NOISE = 4 * (0.25 / RUNS) ** 0.5  # four standard deviations of a Monte Carlo estimate at its widest
+
+
 @pytest.mark.parametrize("share", [0.1, 0.3])
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
 def test_colluders_never_hide_a_flagged_video(scenario, share):
+    figures = {
+        policy: {
+            name: evasion_probability(Attack(colluding_share=share, **audience, **SCENARIOS[scenario]), rules, RUNS)
+            for name, audience in AUDIENCES
+        }
+        for policy, rules in POLICIES.items()
+    }
+    print("\nTRUST-FIGURES evasion", json.dumps({"scenario": scenario, "share": share, **figures}))
+    assert all(p == 0.0 for by_audience in figures.values() for p in by_audience.values()), figures
+
+
+@pytest.mark.parametrize("share", [0.1, 0.3])
+def test_a_quorum_of_colluders_on_an_established_audience_is_stopped_only_as_plain_lies_are(share):
+    """The scenario where the most severe replica gives in-tolerance lies a non-zero chance: an established audience
+    arrived apart and left before the flagged samples, so the colluders alone form their quorum, unseen by the
+    audience rule. Every borderline sample computed (the rule before) stops in-tolerance lies there; scoring the
+    most severe replica stops them exactly as well as lies far outside the tolerance are stopped, i.e. only by a
+    later honest replica (the server's top-ups) or a spot check: P = q (1 - r)^k for k lied samples, q the chance
+    that no honest replica ever joins them, r the colluders' spot-check rate (the floor, 0.02). With no later
+    viewer (6 viewers: 2 colluders, 4 leavers) q = 1."""
     figures = {}
     for name, audience in AUDIENCES:
-        attack = Attack(colluding_share=share, **audience, **SCENARIOS[scenario])
-        figures[name] = evasion_probability(attack, Policy(), RUNS)
-    print("\nTRUST-FIGURES evasion", json.dumps({"scenario": scenario, "share": share, **figures}))
-    assert all(p == 0.0 for p in figures.values()), figures
+        late = {"colluding_share": share, "arrival": "late", **audience}
+        attack, plain = Attack(lies=Lies.IN_TOLERANCE, **late), Attack(**late)
+        figures[name] = {
+            "in-tolerance, before": evasion_probability(attack, Policy(peer_carried=0), RUNS),
+            "in-tolerance, most severe replica": evasion_probability(attack, Policy(), RUNS),
+            "far outside the tolerance": evasion_probability(plain, Policy(), RUNS),
+        }
+    print("\nTRUST-FIGURES evasion, quorum of colluders", json.dumps({"share": share, **figures}))
+    for row in figures.values():
+        assert row["in-tolerance, before"] == 0.0
+        assert abs(row["in-tolerance, most severe replica"] - row["far outside the tolerance"]) <= NOISE
+    bound = (1 - Policy().spot_checks.floor) ** len(Attack(viewers=6, colluding_share=share).flagged)
+    if share == 0.3:  # 2 colluders among 6 viewers, nobody after them: only spot checks
+        assert abs(figures["6 viewers, 30 samples"]["in-tolerance, most severe replica"] - bound) <= 0.05
+    assert all(row["in-tolerance, most severe replica"] <= bound + 0.05 for row in figures.values())
 
 
 def test_a_farm_counts_for_nothing_and_the_floor_costs_a_week_of_distinct_videos():
@@ -82,6 +122,9 @@ def test_a_farm_counts_for_nothing_and_the_floor_costs_a_week_of_distinct_videos
         ("flagged lies, colluders together", {"arrival_window": 0.0}, 0.05),
         # In-tolerance lies are never exposed by a comparison: only the borderline rule stops them.
         ("in-tolerance lies (attack 3)", {"borderline_guard": False}, 0.05),
+        # The most severe replica lifts that rule where a quorum holds the sample: with the audience rule off, the
+        # colluders holding the first quorum of the flagged samples hide them (the audience rule stands in the way).
+        ("in-tolerance lies (attack 3)", {"min_audience": 0}, 0.05),
     ],
 )
 def test_controls_each_attack_succeeds_without_its_defence(scenario, unguarded_policy, at_least):
@@ -89,24 +132,6 @@ def test_controls_each_attack_succeeds_without_its_defence(scenario, unguarded_p
     unguarded = evasion_probability(attack, Policy(**unguarded_policy), RUNS)
     print(f"\nTRUST-FIGURES evasion without the defence ({scenario}): {unguarded:.3f}")
     assert unguarded > at_least
-
-
-@pytest.mark.parametrize("arrival", ["first", "random", "together"])
-def test_tight_agreement_exemption_measured_not_adopted(arrival):
-    """Issue 16's alternative to a smoother violence head: spare the server a borderline window whose samples k
-    established independent holders agreed on tightly. Hiding a flag stays at 0 in these scenarios (for k = 2, the
-    weakest), but only because the small-audience rule and the draw stand behind it: without the audience rule the
-    same pair evades. It is not adopted (docs/trust.md, window heads: honest backends rarely agree tightly, and a
-    false flag raised by one colluder-held sample is not modelled here)."""
-    figures = {}
-    for name, audience in AUDIENCES:
-        attack = Attack(colluding_share=0.3, lies=Lies.IN_TOLERANCE, arrival=arrival, **audience)
-        figures[name] = evasion_probability(attack, Policy(tight_exemption=2), RUNS)
-    print("\nTRUST-FIGURES evasion with the tight exemption", json.dumps({"arrival": arrival, **figures}))
-    assert all(p == 0.0 for p in figures.values()), figures
-    if arrival == "first":
-        attack = Attack(viewers=20, colluding_share=0.3, samples=120, flagged=(117, 118, 119), lies=Lies.IN_TOLERANCE)
-        assert evasion_probability(attack, Policy(tight_exemption=2, min_audience=0), RUNS) > 0.05
 
 
 @pytest.mark.parametrize("audience", [name for name, _ in AUDIENCES])

@@ -265,10 +265,11 @@ def test_in_tolerance_steering_fails_against_daphne_and_a_worker(
     """Issue 12, attack 3 live: an established pair among established honest viewers lies inside the tolerance.
 
     Arrivals together count here (``HYDRA_TRUST_ARRIVAL_WINDOW_SECONDS=0`` in the server processes),
-    so the audience is large and peers' agreement would stand: only the borderline rule stands in
-    the way. The pair's lie agrees with every honest painting yet pulls the video's peak frame under
-    the threshold; the server computes that frame, the verdict is the truth's (flagged, with its
-    case), and nobody is quarantined (no in-tolerance lie is provable).
+    so the audience is large and peers' agreement would stand. The pair's lie agrees with every
+    honest painting yet pulls the video's peak frame under the threshold; the honest viewers' top-ups
+    reach every sample, the heads score the most severe replica (an honest one), the server computes
+    the flagged frames, the verdict is the truth's (flagged, with its case), and nobody is quarantined
+    (no in-tolerance lie is provable).
     """
     settings.HYDRA_TRUST_COVERAGE_DEADLINE_SECONDS = 3600
     video = ready_video("steered", pattern="erratic", seed=2)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from inference.trust.agreement import (
+    SEVERE_QUORUM,
     Submission,
     Tolerance,
     compare_to_reference,
@@ -186,6 +187,26 @@ def test_one_replica_accepts_a_lone_independent_viewer_but_never_the_uploader_al
     assert judge_by_peers([uploader], TOLERANCE, fake_head, replicas=1).accepted == frozenset()
     assert judge_by_peers([viewer, liar], TOLERANCE, fake_head, replicas=1).needs_server  # still compared
     assert judge_by_peers([], TOLERANCE, fake_head, replicas=1).accepted == frozenset()
+
+
+def test_the_borderline_margin_applies_only_below_two_independent_replicas():
+    """From two independent agreeing replicas the heads score the most severe one, so a sample near a threshold
+    is accepted; one replica alone (``replicas=1``), or two that are not independent, still go to the server."""
+    v = vector(3)
+    a = _sub("a", v, device_id="da", network="10.0.1.0/24")
+    same_network = _sub("b", v + 0.01, device_id="db", network="10.0.1.0/24")
+    c = _sub("c", v + 0.01, device_id="dc", network="10.0.3.0/24")
+    uploader = _sub("u", v, device_id="du", network="10.0.5.0/24", is_uploader=True)
+    assert SEVERE_QUORUM == 2
+
+    def near(features: np.ndarray) -> bool:
+        return True  # every sample scores near a threshold
+
+    assert judge_by_peers([a, c], TOLERANCE, fake_head, replicas=2, near_threshold=near).accepted == {"a", "c"}
+    assert judge_by_peers([a, c], TOLERANCE, fake_head, replicas=1, near_threshold=near).accepted == {"a", "c"}
+    for alone in ([a], [a, same_network], [a, uploader]):
+        outcome = judge_by_peers(alone, TOLERANCE, fake_head, replicas=1, near_threshold=near)
+        assert outcome.needs_server and outcome.accepted == frozenset()
 
 
 def test_the_server_decides_disputes():

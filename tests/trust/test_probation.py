@@ -122,7 +122,8 @@ def test_the_same_farm_beside_an_established_independent_liar_is_drawn_at_that_l
     identity per lied sample is what a lie now needs beside a farm (two before issue 15; docs/trust.md, item 7)."""
     settings.HYDRA_TRUST_SPOT_CHECK_FLOOR = 0.0
     video, times, truth, _ = watched
-    lie = np.stack([crafted_toward(nudity_head, v, ("porn",)) for v in truth])
+    # A lie that flags would be caught anyway: the server confirms every flag on its own frames (defence 5).
+    lie = np.stack([crafted_toward(nudity_head, v, ("drawing",)) for v in truth])
     colluder = session_for(video, model_version, "colluder", ip="10.42.0.1")
     establish(colluder)
     farm = [session_for(video, model_version, f"sybil{i}", ip=f"10.43.{i}.1") for i in range(3)]
