@@ -391,6 +391,9 @@ HYDRA_TRUST_UPLOADER_RECORD_PER_DAY = env_int("HYDRA_TRUST_UPLOADER_RECORD_PER_D
 HYDRA_TRUST_COVERAGE_AUDIENCE_VIEWS = env_int("HYDRA_TRUST_COVERAGE_AUDIENCE_VIEWS", 10)
 HYDRA_TRUST_COVERAGE_SLACK_SECONDS = env_int("HYDRA_TRUST_COVERAGE_SLACK_SECONDS", 60)
 HYDRA_TRUST_SERVER_SECONDS_PER_SAMPLE = env_float("HYDRA_TRUST_SERVER_SECONDS_PER_SAMPLE", 0.25)
+# A coverage task waits in hops no longer than this (inference.scheduling.schedule_coverage): Redis redelivers a
+# task delayed past its visibility timeout (1 h by default) to a second worker while the first still holds it.
+HYDRA_TRUST_COVERAGE_HOP_SECONDS = env_int("HYDRA_TRUST_COVERAGE_HOP_SECONDS", 1800)
 HYDRA_RATE_LIMITS = {
     # name: (events, per seconds). Override with HYDRA_RATE_<NAME>="events/seconds", e.g. HYDRA_RATE_WS_MESSAGE_IP=5/60.
     # Reports have their own single rule, HYDRA_REPORTS_PER_HOUR (hydra_site.ratelimit.check_client_limit).

@@ -81,7 +81,10 @@ def schedule_coverage(video: Video, due_at: datetime) -> None:
     if countdown and trust_tasks.cover_video.app.conf.task_always_eager:
         logger.info("tasks run in-process: no coverage deadline for video %s", video.pk)
         return
-    trust_tasks.cover_video.apply_async((video.pk,), countdown=countdown)
+    # A task delayed past the broker's visibility timeout is handed to a second worker while the first
+    # still holds it (Celery's Redis caveat); a long wait is made of hops, each of which re-plans the rest.
+    hop = min(countdown, settings.HYDRA_TRUST_COVERAGE_HOP_SECONDS)
+    trust_tasks.cover_video.apply_async((video.pk,), {"due_at": due_at.isoformat()}, countdown=hop)
 
 
 @receiver(signals.features_stored, dispatch_uid="inference.request_settlement")

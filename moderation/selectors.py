@@ -199,6 +199,16 @@ class UploaderRecord:
     under_review: bool  # a case (flag, report, appeal) is active on one of their videos
 
 
+# The audit action that restarts an uploader's record without a violation: an upload deleted before it was analysed.
+RECORD_RESTARTED = "uploader_record_restarted"
+
+
+def analysed_in_full(video: Video) -> bool:
+    """Whether it has verdicts, all at full coverage: viewers or the server analysed all of it."""
+    verdicts = Verdict.objects.filter(video=video)
+    return verdicts.exists() and not verdicts.filter(coverage__lt=1.0).exists()
+
+
 def uploader_record(owner_id: int) -> UploaderRecord:
     """The uploader's record of clean, analysed uploads since their last violation.
 
@@ -207,7 +217,9 @@ def uploader_record(owner_id: int) -> UploaderRecord:
     so: a quarantine that drops its coverage uncounts it), and no case was ever opened on it (a
     report counts against it even if a moderator later approved it). Only uploads after the
     uploader's last violation decision count (a removal or restriction restarts the record, even if
-    later reversed), and while any case is active on one of their videos the record is not used.
+    later reversed), and so does deleting an upload before it was fully analysed (``RECORD_RESTARTED``:
+    otherwise a record earned once buys the longest deadline for harm deleted before the server looks,
+    every day); while any case is active on one of their videos the record is not used.
 
     Not cheaply farmable: each counted upload was fully analysed at the deadline the uploader had
     then, and a calendar day (UTC) counts at most HYDRA_TRUST_UPLOADER_RECORD_PER_DAY of them, so a
@@ -221,6 +233,10 @@ def uploader_record(owner_id: int) -> UploaderRecord:
     last_violation = Decision.objects.filter(case__video__owner_id=owner_id, violation=True).aggregate(
         last=Max("created_at")
     )["last"]
+    last_restart = AuditEvent.objects.filter(action=RECORD_RESTARTED, actor_id=owner_id).aggregate(
+        last=Max("created_at")
+    )["last"]
+    restarted = max((t for t in (last_violation, last_restart) if t is not None), default=None)
     verdicts = Verdict.objects.filter(video=OuterRef("pk"))
     clean = (
         Video.objects.filter(
@@ -233,8 +249,8 @@ def uploader_record(owner_id: int) -> UploaderRecord:
         .exclude(Exists(verdicts.filter(Q(coverage__lt=1.0) | Q(flagged=True))))
         .exclude(Exists(Case.objects.filter(video=OuterRef("pk"))))
     )
-    if last_violation is not None:
-        clean = clean.filter(created_at__gt=last_violation)
+    if restarted is not None:
+        clean = clean.filter(created_at__gt=restarted)
     days = clean.order_by().annotate(day=TruncDate("created_at")).values("day")
     per_day = days.annotate(n=Count("id")).values_list("n", flat=True)
     cap = settings.HYDRA_TRUST_UPLOADER_RECORD_PER_DAY

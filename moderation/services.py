@@ -113,6 +113,15 @@ def record_video_deletion(video: Video, *, actor: User | None) -> bool:
         to_state="deleted",
         reason="Deleted by its uploader; the moderation record is kept." if has_record else "Deleted by its uploader.",
     )
+    if actor is not None and actor.pk == video.owner_id and not selectors.analysed_in_full(video):
+        # Hit and run: harm hosted for the long deadline, then deleted before the server looked. The
+        # uploader's record of clean uploads starts again (``selectors.uploader_record``).
+        record_event(
+            actor=actor,
+            action=selectors.RECORD_RESTARTED,
+            video=video,
+            reason="Deleted by its uploader before it was fully analysed: the record of clean uploads starts again.",
+        )
     return has_record
 
 
@@ -196,6 +205,8 @@ def _open_case(video: Video, source: str, category: str, *, severity: int, score
         views_at_open=video.view_count,
     )
     _bring_coverage_forward(video, f"A case opened ({case.get_source_display().lower()}, {category}).", case=case)
+    # The uploader's record is not used while a case is active: their other uploads waiting on it lose it too.
+    _end_uploaders_long_deadlines(video, f"A case opened on {video.slug} (case #{case.pk}).", actor=None)
     return case
 
 
@@ -357,7 +368,7 @@ def _bring_coverage_forward(video: Video, reason: str, *, actor: User | None = N
 
 
 def bring_uploads_forward(owner_id: int, reason: str, *, actor: User | None) -> int:
-    """A violation ends the uploader's longer deadlines: every video of theirs still waiting is due at the base.
+    """A case or a violation ends the uploader's longer deadlines: each of their videos still waiting gets the base.
 
     Each video is locked, checked and changed in its own transaction (one the uploader deleted
     meanwhile is skipped, not the end of the others); returns how many moved.
@@ -676,20 +687,21 @@ def decide_case(case: Case, moderator: User, action: str, policy_reason: PolicyR
     if after == Video.Visibility.REMOVED:
         _close_moot_cases(video, decision, moderator)
     if violation:
-        _end_long_deadlines_after_violation(video, case, moderator)
+        _end_uploaders_long_deadlines(video, f"Violation found on {video.slug} (case #{case.pk}).", actor=moderator)
     return decision
 
 
-def _end_long_deadlines_after_violation(video: Video, case: Case, moderator: User) -> None:
-    """Once a violation is committed, every video of its uploader still waiting for coverage is due at the base.
+def _end_uploaders_long_deadlines(video: Video, reason: str, *, actor: User | None) -> None:
+    """Once committed, every video of the uploader still waiting for coverage is due at the base.
 
+    A case (the record is not used while one is active) or a violation (the record starts again).
     After commit, one video per transaction: locking the uploader's other videos while this one is
-    locked could deadlock with a second decision about the same uploader.
+    locked could deadlock with a second decision or report about the same uploader.
     """
-    owner_id, found = video.owner_id, f"Violation found on {video.slug} (case #{case.pk})."
+    owner_id = video.owner_id
 
     def bring_uploaders_videos_forward() -> None:  # not a partial: robust on_commit logs failures by __qualname__
-        bring_uploads_forward(owner_id, found, actor=moderator)
+        bring_uploads_forward(owner_id, reason, actor=actor)
 
     transaction.on_commit(bring_uploaders_videos_forward, robust=True)
 
@@ -809,7 +821,7 @@ def reverse_decision(decision: Decision, moderator: User, policy_reason: PolicyR
         reason=_decision_summary(reversal),
     )
     if reversal.violation:
-        _end_long_deadlines_after_violation(video, case, moderator)
+        _end_uploaders_long_deadlines(video, f"Violation found on {video.slug} (case #{case.pk}).", actor=moderator)
     open_appeal = Appeal.objects.filter(decision=decision, status=Appeal.Status.OPEN).select_related("case").first()
     if open_appeal is not None:
         _resolve_appeal(open_appeal, reversal, moderator)
