@@ -97,13 +97,15 @@ def _close_db() -> None:
     connections.close_all()
 
 
-def make_videos(count: int, clip: dict[str, Any], media_root: Path, visibility: str = "published") -> list[str]:
-    """``count`` ready videos sharing the bench rendition (hard links); returns their slugs."""
+def make_videos(
+    count: int, clip: dict[str, Any], media_root: Path, visibility: str = "published", uploader: str = "bench-uploader"
+) -> list[str]:
+    """``count`` ready videos sharing the bench rendition (hard links), by ``uploader``; returns their slugs."""
     from django.contrib.auth import get_user_model
 
     from videos.models import Video
 
-    owner, _ = get_user_model().objects.get_or_create(username="bench-uploader")
+    owner, _ = get_user_model().objects.get_or_create(username=uploader)
     slugs = []
     for index in range(count):
         video = Video(
