@@ -77,6 +77,12 @@ def trust_rules() -> dict[str, Any]:
         "min_audience": settings.HYDRA_TRUST_MIN_AUDIENCE,
         "arrival_window_s": settings.HYDRA_TRUST_ARRIVAL_WINDOW_SECONDS,
         "record_per_day": settings.HYDRA_TRUST_RECORD_PER_DAY,
+        "probation_checks": settings.HYDRA_TRUST_PROBATION_CHECKS,
+        "probation_check_rate": settings.HYDRA_TRUST_PROBATION_CHECK_RATE,
+        "coverage_max_deadline_s": settings.HYDRA_TRUST_COVERAGE_MAX_DEADLINE_SECONDS,
+        "coverage_seconds_per_clean_upload": settings.HYDRA_TRUST_COVERAGE_SECONDS_PER_CLEAN_UPLOAD,
+        "uploader_record_per_day": settings.HYDRA_TRUST_UPLOADER_RECORD_PER_DAY,
+        "coverage_audience_views": settings.HYDRA_TRUST_COVERAGE_AUDIENCE_VIEWS,
         "sample_interval_ms": settings.HYDRA_SAMPLE_INTERVAL_MS,
         "max_duration_s": settings.HYDRA_MAX_DURATION_SECONDS,
         "rate_per_second": settings.HYDRA_WS_RATE_PER_SECOND,
@@ -91,13 +97,15 @@ def _close_db() -> None:
     connections.close_all()
 
 
-def make_videos(count: int, clip: dict[str, Any], media_root: Path, visibility: str = "published") -> list[str]:
-    """``count`` ready videos sharing the bench rendition (hard links); returns their slugs."""
+def make_videos(
+    count: int, clip: dict[str, Any], media_root: Path, visibility: str = "published", uploader: str = "bench-uploader"
+) -> list[str]:
+    """``count`` ready videos sharing the bench rendition (hard links), by ``uploader``; returns their slugs."""
     from django.contrib.auth import get_user_model
 
     from videos.models import Video
 
-    owner, _ = get_user_model().objects.get_or_create(username="bench-uploader")
+    owner, _ = get_user_model().objects.get_or_create(username=uploader)
     slugs = []
     for index in range(count):
         video = Video(

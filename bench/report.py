@@ -305,6 +305,16 @@ def fair_rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
                 f"unwatched before the coverage deadline: {fmt(day['unwatched_share'] * 100, 1)} % of the samples",
             )
         )
+        deadlines = day.get("coverage_deadlines")  # results priced before the uploader's deadline carry none
+        if deadlines:
+            table.append(
+                (
+                    "site day: coverage deadlines",
+                    f"mean {fmt(deadlines['mean_s'] / 3600, 2)} h",
+                    f"uploads at the base {deadlines['uploads_at_base']}, at the cap {deadlines['uploads_at_cap']} "
+                    f"of {day['uploads']}; pulled back by the audience mark {deadlines['pulled_back_by_audience']}",
+                )
+            )
         total = day["hydra_cpu_ms"]
         table.append(
             (

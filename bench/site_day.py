@@ -3,8 +3,8 @@
 The day's events are drawn from a seed (``draw_day``, parameters in ``bench.site_day_params``): uploads
 of varied lengths, first-day views per upload by a Zipf law, view arrival times decaying after upload,
 the share of each video a viewer watches, new and returning devices, malicious viewers, flagged uploads,
-each upload's coverage deadline from the uploader mix. ``simulate`` applies the trust rules as the code
-applies them today (its docstring lists them; the settings come from the running site, the rest of the
+each upload's uploader record and coverage deadline from the uploader mix. ``simulate`` applies the trust
+rules as the code applies them today (its docstring lists them; the settings come from the running site, the rest of the
 policy from ``SiteDayParams``) and prices every event with a cost measured in this run
 (``bench.hydra_path.component_costs``): no cost here is a constant. The same drawn day, scaled down, is
 driven through the real servers by ``bench.site_day_replay``, which checks this model against them.
@@ -69,6 +69,14 @@ class TrustRules:
     min_audience: int = 5
     arrival_window_s: float = 60.0
     record_per_day: float = 10.0
+    # Read since probation by replicas and the uploader's deadline were modelled; earlier results carry none of
+    # these, and the defaults are the site's.
+    probation_checks: int = 5
+    probation_check_rate: float = 0.25
+    coverage_max_deadline_s: float = 6 * 3600.0
+    coverage_seconds_per_clean_upload: float = 900.0
+    uploader_record_per_day: int = 3
+    coverage_audience_views: int = 10
 
 
 # Reasons whose events are frames the server's CNN computes.
@@ -110,7 +118,8 @@ class Upload:
     length_s: float
     samples: int
     flagged: bool
-    deadline_s: float
+    uploader_record: int  # clean uploads counted when it became ready (0 for a new uploader or one under review)
+    deadline_s: float  # coverage deadline from the record (``coverage_deadline_for``), before any pull-back
     visits: tuple[Visit, ...]  # in arrival order, the whole day
 
 
@@ -119,6 +128,47 @@ def _zipf_views(rng: np.random.Generator, params: SiteDayParams) -> np.ndarray:
     weights = ranks.astype(float) ** -params.zipf_exponent
     expected = params.uploads * params.views_per_upload * weights / weights.sum()
     return rng.poisson(expected)
+
+
+def coverage_deadline_for(record: int, rules: TrustRules) -> float:
+    """Seconds after it is ready an upload may wait for coverage (``moderation.services.coverage_deadline_seconds``)."""
+    grown = rules.coverage_deadline_s + record * rules.coverage_seconds_per_clean_upload
+    return max(rules.coverage_deadline_s, min(grown, rules.coverage_max_deadline_s))
+
+
+def uploader_records(
+    ready_s: np.ndarray, flagged: np.ndarray, params: SiteDayParams, rules: TrustRules
+) -> tuple[list[int], list[float]]:
+    """Each upload's uploader record and coverage deadline, from the uploader mix.
+
+    The day's uploads fall to uploaders making 1 + Poisson(``uploads_per_uploader`` - 1) uploads each; an
+    uploader is established with ``established_uploader_share`` (by upload, in expectation), its record then
+    ``established_uploader_record_days`` days at today's rate, at most ``uploader_record_per_day`` a day. An
+    earlier upload of the day adds one when its deadline has passed before the later one is ready (the server
+    has covered it by then) and it was not flagged, at most ``uploader_record_per_day`` today. A flagged upload
+    opens a case: it and the uploader's later uploads of the day get the base (a case is active; assumed to
+    stay so for the day). Drawn from a stream of its own so that the day's views do not change with the mix.
+    """
+    rng = np.random.default_rng([params.seed, 1])
+    order = rng.permutation(len(ready_s))
+    records = [0] * len(ready_s)
+    deadlines = [rules.coverage_deadline_s] * len(ready_s)
+    cap = rules.uploader_record_per_day
+    start = 0
+    while start < len(order):
+        count = 1 + int(rng.poisson(max(0.0, params.uploads_per_uploader - 1)))
+        mine = sorted(order[start : start + count], key=lambda video: ready_s[video])
+        start += count
+        established = rng.random() < params.established_uploader_share
+        prior = params.established_uploader_record_days * min(len(mine), cap) if established else 0
+        for index, video in enumerate(mine):
+            earlier = mine[:index]
+            if flagged[video] or any(flagged[other] for other in earlier):
+                continue  # a case is active on one of the uploader's videos: the base
+            today = sum(1 for other in earlier if ready_s[other] + deadlines[other] <= ready_s[video])
+            records[video] = prior + min(today, cap)
+            deadlines[video] = coverage_deadline_for(records[video], rules)
+    return records, deadlines
 
 
 def draw_day(params: SiteDayParams, rules: TrustRules) -> list[Upload]:
@@ -130,7 +180,8 @@ def draw_day(params: SiteDayParams, rules: TrustRules) -> list[Upload]:
     )
     views = _zipf_views(rng, params)
     flagged = rng.random(params.uploads) < params.flagged_share
-    clean_uploader = rng.random(params.uploads) < params.clean_uploader_share
+    ready_s = rng.random(params.uploads) * DAY_S  # when each upload became ready, for its uploader's record
+    records, deadlines = uploader_records(ready_s, flagged, params, rules)
     uploads = []
     for video in range(params.uploads):
         arrivals = np.sort(rng.exponential(params.view_decay_hours * 3600, views[video]))
@@ -149,16 +200,18 @@ def draw_day(params: SiteDayParams, rules: TrustRules) -> list[Upload]:
                 length_s=float(lengths[video]),
                 samples=max(1, math.ceil(lengths[video] / interval_s)),
                 flagged=bool(flagged[video]),
-                deadline_s=params.clean_uploader_deadline_s if clean_uploader[video] else rules.coverage_deadline_s,
+                uploader_record=records[video],
+                deadline_s=deadlines[video],
                 visits=visits,
             )
         )
     return uploads
 
 
-def countdown_s(upload: Upload, rules: TrustRules) -> float:
+def countdown_s(upload: Upload, rules: TrustRules, deadline_s: float | None = None) -> float:
     """When the server starts covering the upload's gaps (``inference.trust.services.coverage_countdown_seconds``)."""
-    return max(0.0, upload.deadline_s - rules.coverage_slack_s - upload.samples * rules.server_seconds_per_sample)
+    due = upload.deadline_s if deadline_s is None else deadline_s
+    return max(0.0, due - rules.coverage_slack_s - upload.samples * rules.server_seconds_per_sample)
 
 
 def small_audience(established_arrivals: list[float], rules: TrustRules) -> bool:
@@ -178,25 +231,39 @@ def simulate(costs: UnitCosts, rules: TrustRules, params: SiteDayParams | None =
     """The day's server CPU by reason, for Hydra and for the fair server-only path, and the bytes.
 
     What each trust rule charges (docs/trust.md's defences, as the code applies them today):
-    assignment (1) hands a newcomer every sample still short of an independent quorum, topped up to the
-    minimum; a sample is accepted when ``replicas`` honest viewers delivered it; on acceptance the server
-    computes it when the audience is small (12: fewer than ``min_audience`` established viewers who arrived
-    ``arrival_window_s`` apart), else at the rate of its least-established contributor (4, 11: a device new
-    today has no record, since a record grows at most ``record_per_day`` a day and once per video); a
-    nudity score near the threshold (10) is computed instead of accepted; with the violence head active the
-    window guard (10) computes every accepted sample of a borderline window; a liar's delivered batch is
-    disputed, computed with the honest paintings (3) and the liar quarantined (6); at the countdown (7) the
-    server computes every sample still short of a quorum; a flagged verdict (5) has the server compute its
-    flagged samples; a covered video's page analyses only on an audit draw.
+    assignment (1) hands a viewer every sample still short of an independent quorum, topped up to the
+    minimum; ``replicas`` honest viewers' agreement is accepted when the audience is small (12: fewer than
+    ``min_audience`` established viewers who arrived ``arrival_window_s`` apart; the server then computes it),
+    else only beside an established device (4, probation by replicas: a device new today has no record, since a
+    record grows at most ``record_per_day`` a day and once per video; newcomers' agreement alone waits for an
+    established replica or the deadline); an accepted sample is spot-checked at the established holder's rate
+    (11), and each new device among its holders gets a probation draw, at most one check per device, video and
+    pass at ``probation_check_rate`` per accepted sample, at most ``probation_checks`` over its life; a nudity
+    score near the threshold (10) is computed instead of accepted; with the violence head active the window
+    guard (10) computes every accepted sample of a borderline window (both borderline rules only while
+    ``borderline_rules_despite_quorum``); a liar's delivered batch is disputed, computed with the honest
+    paintings (3) and the liar quarantined (6); at the countdown (7) of the upload's deadline, drawn from its
+    uploader's record (``uploader_records``) and pulled back to the base when ``coverage_audience_views`` views
+    arrive before it is covered, the server computes every sample still unsettled; a flagged verdict (5) has
+    the server compute its flagged samples; a covered video's page analyses only on an audit draw.
     """
     params = replace(params or SiteDayParams(), **overrides)
-    policy = SpotCheckPolicy(probation=rules.probation_results, floor=rules.spot_check_floor)
+    policy = SpotCheckPolicy(
+        probation=rules.probation_results,
+        floor=rules.spot_check_floor,
+        probation_checks=rules.probation_checks,
+        probation_rate=rules.probation_check_rate,
+    )
     returning_rate = policy.rate(params.returning_record)
+    borderline_share = params.nudity_borderline_share if params.borderline_rules_despite_quorum else 0.0
+    guard_share = params.window_guard_share if params.violence_head_active else 0.0
+    guard_share = guard_share if params.borderline_rules_despite_quorum else 0.0
     interval_s = rules.sample_interval_ms / 1000
     cpu = Counter({reason: 0.0 for reason in REASONS})
     frames = Counter({reason: 0.0 for reason in SERVER_FRAME_REASONS})
     events = Counter()
     visits = Counter()
+    deadlines = Counter()
     watched_cpu = 0.0
     samples_all = samples_watched_videos = samples_unwatched = 0
     range_fetches = 0.0
@@ -218,9 +285,17 @@ def simulate(costs: UnitCosts, rules: TrustRules, params: SiteDayParams | None =
         samples = upload.samples
         samples_all += samples
         start = countdown_s(upload, rules)
+        deadlines["uploads"] += 1
+        deadlines["at_base"] += upload.deadline_s <= rules.coverage_deadline_s
+        deadlines["at_cap"] += upload.deadline_s >= rules.coverage_max_deadline_s
+        deadlines["sum_s"] += upload.deadline_s
         before = sum(cpu.values())
         holders = np.zeros(samples, dtype=int)  # honest replicas delivered, not yet accepted or computed
-        has_new = np.zeros(samples, dtype=bool)  # a device new today among them
+        vouched = np.zeros(samples, dtype=bool)  # an established device among them
+        newcomers: dict[int, list[int]] = {}  # sample -> the new devices (by visit) among its holders
+        # Probation checks drawn per new device (expected), against its lifetime budget. The model knows a device
+        # only by its visit: each new-device visit is a device of its own, first seen that day on this upload.
+        device_checks: Counter = Counter()
         settled = np.zeros(samples, dtype=bool)  # accepted, or computed by the server
         peer_only = 0.0  # accepted samples the server has not computed (expected count)
         established: list[float] = []
@@ -230,6 +305,13 @@ def simulate(costs: UnitCosts, rules: TrustRules, params: SiteDayParams | None =
             if visit.arrival_s >= start or settled.all():
                 late += 1  # a covered video: the page analyses only on an audit draw
                 continue
+            if index + 1 == rules.coverage_audience_views:
+                # Its views reached the audience mark uncovered: due at the base, or now if that has passed
+                # (``moderation.services``; the sweep's period is not modelled). This visit still analyses.
+                pulled = countdown_s(upload, rules, max(visit.arrival_s, rules.coverage_deadline_s))
+                if pulled < start:
+                    start = pulled
+                    deadlines["pulled_back_by_audience"] += 1
             visits["analysing"] += 1
             analysing += 1
             analysing_visits[-1].append(index)
@@ -254,24 +336,40 @@ def simulate(costs: UnitCosts, rules: TrustRules, params: SiteDayParams | None =
                 established.append(visit.arrival_s)
             mine = open_samples[:delivered]
             holders[mine] += 1
-            has_new[mine] |= visit.new_device
-            accepted = mine[holders[mine] >= rules.replicas]
+            if visit.new_device:
+                for sample in mine:
+                    newcomers.setdefault(int(sample), []).append(index)
+            else:
+                vouched[mine] = True
+            small = small_audience(established, rules)
+            # Probation by replicas (defence 4): newcomers' agreement counts only beside an established device,
+            # or where the server computes every agreed sample anyway (the small audience); otherwise it waits.
+            quorum = mine[holders[mine] >= rules.replicas]
+            accepted = quorum if small else quorum[vouched[quorum]]
             if not len(accepted):
                 continue
             settled[accepted] = True
             count = float(len(accepted))
             analyse()  # the settlement pass that accepted them
             # One recomputation pass takes whatever this visit's acceptances sent to the server.
-            computed = compute("nudity_borderline", count * params.nudity_borderline_share, costs.spot_check)
-            agreed = 1.0 - params.nudity_borderline_share
-            if small_audience(established, rules):
+            computed = compute("nudity_borderline", count * borderline_share, costs.spot_check)
+            agreed = 1.0 - borderline_share
+            if small:
                 analyse(computed + compute("small_audience", count * agreed, costs.spot_check))
                 continue
-            new = float(np.count_nonzero(has_new[accepted])) * agreed
-            computed += compute("probation", new * policy.rate(0), costs.spot_check)
-            computed += compute("spot_checks_returning", (count * agreed - new) * returning_rate, costs.spot_check)
-            unchecked = new * (1 - policy.rate(0)) + (count * agreed - new) * (1 - returning_rate)
-            guarded = unchecked * params.window_guard_share if params.violence_head_active else 0.0
+            # The established holders' rate per sample, and each newcomer's probation draw: at most one check per
+            # record, video and pass, at the probation rate per accepted sample, while its budget lasts.
+            per_newcomer = Counter(device for sample in accepted for device in newcomers.get(int(sample), ()))
+            checks = 0.0
+            for device, mine_accepted in per_newcomer.items():
+                left = max(0.0, rules.probation_checks - device_checks[device])
+                drawn = min(left, 1.0 - (1.0 - policy.probation_rate) ** mine_accepted)
+                device_checks[device] += drawn
+                checks += drawn
+            computed += compute("probation", checks * agreed, costs.spot_check)
+            computed += compute("spot_checks_returning", count * agreed * returning_rate, costs.spot_check)
+            unchecked = max(0.0, count * agreed * (1 - returning_rate) - checks * agreed)
+            guarded = unchecked * guard_share
             analyse(computed + compute("window_guard", guarded, costs.spot_check))
             peer_only += unchecked - guarded
         uncovered = float(np.count_nonzero(~settled))
@@ -305,6 +403,12 @@ def simulate(costs: UnitCosts, rules: TrustRules, params: SiteDayParams | None =
         "uploads": params.uploads,
         "samples": samples_all,
         "visits": dict(visits),
+        "coverage_deadlines": {
+            "uploads_at_base": deadlines["at_base"],
+            "uploads_at_cap": deadlines["at_cap"],
+            "mean_s": deadlines["sum_s"] / max(1, deadlines["uploads"]),
+            "pulled_back_by_audience": deadlines["pulled_back_by_audience"],
+        },
         "unwatched_share": samples_unwatched / samples_all,
         "hydra_cpu_ms_by_reason": dict(cpu),
         "server_frames_by_reason": dict(frames),

@@ -16,6 +16,9 @@ Sources:
   than 20 % of their duration.
 - [YT] YouTube's own figure, repeated in its press material since 2019: more than 500 hours of video
   uploaded every minute.
+- [Pew19] P. van Kessel, S. Toor, A. Smith, "A Week in the Life of Popular YouTube Channels", Pew Research
+  Center, July 2019: of the 43,770 channels with at least 250,000 subscribers, 10 % posted 70 % of the 243,254
+  videos of the first week of 2019.
 - Prices: AWS list prices, us-east-1, on-demand, as published in 2024 (check before relying on them):
   c7i.large (2 vCPU) $0.08925/hour; data transfer out to the internet, first 10 TB/month, $0.09/GB.
 """
@@ -71,11 +74,27 @@ class SiteDayParams:
     # (defence 10, per-frame heads): the server computes them. Not measured on real content here: 0 is an
     # assumption that flatters Hydra (moot while the window guard computes every sample).
     nudity_borderline_share: float = 0.0
-    # Coverage deadline per upload (defence 7), drawn from an uploader mix: the base deadline is the site's
-    # HYDRA_TRUST_COVERAGE_DEADLINE_SECONDS (new uploaders); uploaders with a clean record get a longer one.
-    # Today's behaviour: one deadline for every upload (share 0).
-    clean_uploader_share: float = 0.0
-    clean_uploader_deadline_s: float = 900.0
+    # The borderline rules of defence 10 (the window guard above, the nudity margin below) on samples an
+    # independent quorum of replicas holds. True is the code of this branch: the server computes a borderline
+    # window's samples and a near-threshold nudity sample whatever their replicas. Branch ``windows`` scores heads on
+    # the most severe of agreeing replicas and lifts both rules where an independent quorum holds the sample (only
+    # samples with fewer replicas than a quorum stay borderline): set False once it is merged. Every sample peers
+    # accept in this model holds a quorum, so False charges neither rule.
+    borderline_rules_despite_quorum: bool = True
+    # The uploader mix that sets each upload's coverage deadline (defence 7, ``moderation.services
+    # .start_coverage_deadline``: the base plus a step per clean upload of the uploader's record, capped; the
+    # settings come from the running site). Share of the day's uploads whose uploader has an established record:
+    # 0.7, from the concentration of uploads on frequent uploaders [Pew19] (10 % of the channels made 70 % of the
+    # videos of a week), taking those frequent uploaders as the ones with a clean history. A small site is not
+    # YouTube's popular channels: this is an assumption that borrows the published shape. 0 is the site before
+    # the policy (every upload at the base deadline, as for a new uploader).
+    established_uploader_share: float = 0.7
+    # Days of clean uploading behind an established uploader's record, at the rate it uploads today (its record is
+    # days x min(today's uploads, HYDRA_TRUST_UPLOADER_RECORD_PER_DAY)). Assumption: a week.
+    established_uploader_record_days: int = 7
+    # Uploads an uploader makes in the day: 1 + Poisson(mean - 1). Assumption, in line with [Pew19]'s few prolific
+    # uploaders; an earlier upload of the day adds to the record of a later one once its deadline has passed clean.
+    uploads_per_uploader: float = 2.0
     # A returning device's record of server-verified results (what sets its spot-check rate and whether it
     # counts towards the small-audience rule): the bench's returning viewers (bench.hydra_path.RETURNING_RECORD),
     # far past the floor. Assumption: every returning device is established.
@@ -103,6 +122,10 @@ REPLAY_DAY = SiteDayParams(
     views_per_upload=80.0,
     # The day's 1 % of liars draws none among the 30 visits of this day; 10 % draws 3 (the harness's random liar).
     malicious_share=0.1,
+    # Every upload from one uploader with no record, as the replay's videos are (one bench owner, all ready at once,
+    # none covered yet): the real stack gives each the base deadline, and so does the model.
+    established_uploader_share=0.0,
+    uploads_per_uploader=1.0,
 )
 REPLAY_MAX_DURATION_S = 40.0
 REPLAY_TIME_COMPRESSION = 15.0

@@ -6,8 +6,12 @@ The day is ``bench.site_day.draw_day`` of ``site_day_params.REPLAY_DAY`` (same m
 shorter uploads): each upload becomes a published video on the bench's own stack (its PostgreSQL, Redis,
 daphne and a Celery worker, ``bench.hydra_path``), with the shipped heads registered as ``manage.py
 build_models`` registers them (the violence head active unless the parameters say otherwise). Time runs
-``REPLAY_TIME_COMPRESSION`` times faster: the trust settings in seconds (coverage deadline, its slack and
-per-sample budget, the arrival window) are divided by it in the servers' environment. Every visit that
+``REPLAY_TIME_COMPRESSION`` times faster: the trust settings in seconds (the coverage deadline's base, step per
+clean upload and cap, its slack and per-sample budget, the arrival window) are divided by it in the servers'
+environment. Every upload is a fresh uploader's, ready at once with no clean upload behind it, so
+``moderation.services.start_coverage_deadline`` gives each the base deadline, as ``REPLAY_DAY``'s uploader mix
+does in the model (the audience pull-back then moves nothing). New devices are on probation by replicas in
+both: their agreement counts beside a seeded returning device or on a small audience. Every visit that
 arrives before its upload's countdown is driven by the load generator at its compressed time
 (``bench.load``'s schedule): returning devices with long records, new devices, the harness's liars
 (random features), each sending what its browser computes while it stays. Then the deadline runs out on
@@ -69,8 +73,11 @@ NOT_DRIVEN = ("flag_confirmation",)
 
 def compressed_settings(rules: site_day.TrustRules, compression: float) -> dict[str, str]:
     """The trust settings in seconds, ``compression`` times shorter, for the servers' environment."""
+    step_s = rules.coverage_seconds_per_clean_upload
     return {
         "HYDRA_TRUST_COVERAGE_DEADLINE_SECONDS": str(round(rules.coverage_deadline_s / compression)),
+        "HYDRA_TRUST_COVERAGE_MAX_DEADLINE_SECONDS": str(round(rules.coverage_max_deadline_s / compression)),
+        "HYDRA_TRUST_COVERAGE_SECONDS_PER_CLEAN_UPLOAD": str(round(step_s / compression)),
         "HYDRA_TRUST_COVERAGE_SLACK_SECONDS": str(round(rules.coverage_slack_s / compression)),
         "HYDRA_TRUST_SERVER_SECONDS_PER_SAMPLE": str(rules.server_seconds_per_sample / compression),
         "HYDRA_TRUST_ARRIVAL_WINDOW_SECONDS": str(rules.arrival_window_s / compression),
@@ -112,13 +119,17 @@ def schedule(
     return sorted(returning + others, key=lambda entry: entry["start_s"]), len(returning)
 
 
-def published_videos(day: list[site_day.Upload], clip: dict, media_root: Path) -> list[str]:
-    """One published video per upload, its duration the upload's samples (the rendition is the longest clip)."""
+def published_videos(day: list[site_day.Upload], clip: dict, media_root: Path, uploader: str) -> list[str]:
+    """One published video per upload, its duration the upload's samples (the rendition is the longest clip).
+
+    ``uploader`` must have no clean upload yet (the bench's own uploader has one: the warm-up video, published
+    once analysed clean), so that every upload gets the base deadline, as ``REPLAY_DAY``'s uploader mix says.
+    """
     interval_ms = 1000
     slugs = []
     for upload in day:
         duration_ms = min(clip["duration_ms"], upload.samples * interval_ms)
-        slugs += make_videos(1, clip | {"duration_ms": duration_ms}, media_root)
+        slugs += make_videos(1, clip | {"duration_ms": duration_ms}, media_root, uploader=uploader)
     return slugs
 
 
@@ -183,8 +194,8 @@ def measure(costs: dict[str, float] | None = None, settle_timeout_s: float = 180
         time_to_verdict(
             stack, clip, servers.daphnes[0], servers.worker, viewers=0, pace_ms_per_frame=None, timeout_s=120
         )
-        slugs = published_videos(day, clip, stack.media_root)
         prefix, octet = uuid.uuid4().hex[:8], next(NETWORKS)
+        slugs = published_videos(day, clip, stack.media_root, uploader=f"site-day-{prefix}")
         entries, returning = schedule(day, model, slugs, rules, params, prefix, octet)
         seed_returning_devices(prefix, returning, octet)
         config = LoadConfig(

@@ -527,18 +527,74 @@ def test_site_day_counts_viewers_who_arrive_together_once() -> None:
     assert site_day.small_audience([0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0], rules) is True  # one burst counts once
 
 
-def test_site_day_new_devices_are_checked_on_every_sample() -> None:
+def test_site_day_new_devices_count_beside_established_ones_with_a_bounded_probation() -> None:
+    from bench import site_day
+
     spared = crowded_day(violence_head_active=False, rules={"min_audience": 0})
-    new = crowded_day(violence_head_active=False, rules={"min_audience": 0}, new_device_share=1.0)
     assert spared["server_frames_by_reason"]["probation"] == 0
-    assert new["server_frames_by_reason"]["spot_checks_returning"] == 0
-    accepted = new["server_frames_by_reason"]["probation"]
-    assert accepted > 0 and new["server_computed_frames_per_sample"] == pytest.approx(1.0, abs=0.05)
+    # Half the viewers new: their samples are accepted beside the returning ones, each new device checked at most
+    # once per pass (1 - 0.75^k for k of its samples accepted) and 5 times in all, never on every sample.
+    mixed = crowded_day(violence_head_active=False, rules={"min_audience": 0}, new_device_share=0.5)
+    probation = mixed["server_frames_by_reason"]["probation"]
+    assert 0 < probation <= 5 * mixed["visits"]["new_device"]
+    assert mixed["server_computed_frames_per_sample"] < 0.2
+    # Only new devices: their agreement never counts, every sample waits for the deadline.
+    alone = crowded_day(violence_head_active=False, rules={"min_audience": 0}, new_device_share=1.0)
+    assert alone["server_frames_by_reason"]["probation"] == 0 and alone["analyses"] == alone["uploads"]
+    fallback = alone["server_frames_by_reason"]["fallback_partly_covered"]
+    assert fallback == alone["samples"]
+    # The lifetime budget binds when it is below one check a pass.
+    none_left = crowded_day(
+        violence_head_active=False, rules={"min_audience": 0, "probation_checks": 0}, new_device_share=0.5
+    )
+    assert none_left["server_frames_by_reason"]["probation"] == 0
+    assert site_day.TrustRules(**TRUST_RULES).probation_checks == 5  # older results carry the site's default
 
 
-def test_site_day_coverage_deadline_follows_the_uploader_mix() -> None:
-    today = crowded_day(views_per_upload=8.0)
-    clean = crowded_day(views_per_upload=8.0, clean_uploader_share=1.0, clean_uploader_deadline_s=6 * 3600.0)
-    assert clean["unwatched_share"] < today["unwatched_share"]
-    same = crowded_day(views_per_upload=8.0, clean_uploader_share=1.0, clean_uploader_deadline_s=900.0)
-    assert same["unwatched_share"] == today["unwatched_share"]  # today's behaviour: one deadline for every upload
+def test_site_day_coverage_deadline_follows_the_uploader_record() -> None:
+    from bench import site_day
+
+    rules = site_day.TrustRules(**TRUST_RULES)
+    assert site_day.coverage_deadline_for(0, rules) == 900
+    assert site_day.coverage_deadline_for(3, rules) == 3600
+    assert site_day.coverage_deadline_for(100, rules) == 6 * 3600
+    day = crowded_day(views_per_upload=8.0)
+    deadlines = day["coverage_deadlines"]
+    assert 0 < deadlines["uploads_at_base"] < day["uploads"] and deadlines["mean_s"] > 900
+    base = crowded_day(views_per_upload=8.0, rules={"coverage_seconds_per_clean_upload": 0.0})
+    assert base["coverage_deadlines"]["mean_s"] == 900 and base["coverage_deadlines"]["uploads_at_base"] == 40
+    assert day["unwatched_share"] < base["unwatched_share"]
+    # A record grows at most uploader_record_per_day a day: a week behind at 3 a day is 21, not 7 x today's uploads.
+    draws = site_day.draw_day(
+        site_day.SiteDayParams(uploads=200, established_uploader_share=1.0, uploads_per_uploader=6.0), rules
+    )
+    assert max(upload.uploader_record for upload in draws) <= 7 * 3 + 3
+    flagged = [upload for upload in draws if upload.flagged]
+    assert flagged and all(upload.uploader_record == 0 and upload.deadline_s == 900 for upload in flagged)
+
+
+def test_site_day_pulls_the_deadline_back_at_the_audience_mark() -> None:
+    long_deadlines = {"coverage_deadline_s": 6 * 3600, "coverage_seconds_per_clean_upload": 0.0}
+    # Every upload at a 6 h base: the 10th view of an uncovered video cannot pull it back below its base.
+    assert (
+        crowded_day(views_per_upload=60.0, rules=long_deadlines)["coverage_deadlines"]["pulled_back_by_audience"] == 0
+    )
+    day = crowded_day(
+        views_per_upload=60.0, new_device_share=1.0, established_uploader_share=1.0, rules={"min_audience": 0}
+    )
+    # New devices alone never cover a video (no small-audience rule to accept their agreement): an upload with 10
+    # views before its countdown is pulled back.
+    assert day["coverage_deadlines"]["pulled_back_by_audience"] > 0
+
+
+def test_site_day_borderline_rules_lift_where_a_quorum_holds_the_sample() -> None:
+    today = crowded_day(rules={"min_audience": 0}, nudity_borderline_share=0.1)
+    assert (
+        today["server_frames_by_reason"]["window_guard"] > 0
+        and today["server_frames_by_reason"]["nudity_borderline"] > 0
+    )
+    lifted = crowded_day(rules={"min_audience": 0}, nudity_borderline_share=0.1, borderline_rules_despite_quorum=False)
+    assert (
+        lifted["server_frames_by_reason"]["window_guard"] == 0 == lifted["server_frames_by_reason"]["nudity_borderline"]
+    )
+    assert lifted["server_computed_frames_per_sample"] < 0.5 * today["server_computed_frames_per_sample"]
