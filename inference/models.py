@@ -289,6 +289,25 @@ class ContributorVideo(models.Model):
         return f"{self.contributor_id} credited for video {self.video_id}"
 
 
+class ProbationCheck(models.Model):
+    """A check the server drew on a video because the record was new: one per record and video, ever.
+
+    Written when the check is drawn, with the charge to ``Contributor.probation_checks``, so a later
+    settlement pass of the same video (before the check's recomputation has credited the record)
+    draws nothing more there: the check already drawn is the one that can credit it.
+    """
+
+    contributor = models.ForeignKey(Contributor, on_delete=models.CASCADE, related_name="probation_checked_videos")
+    video = models.ForeignKey(Video, on_delete=models.CASCADE, related_name="+")
+    drawn_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["contributor", "video"], name="one_probation_check_per_video")]
+
+    def __str__(self) -> str:
+        return f"{self.contributor_id} probation-checked on video {self.video_id}"
+
+
 class SampleAssignment(models.Model):
     """A sample time the server asked one session to compute; anything else it sends is refused."""
 

@@ -17,9 +17,10 @@ import random
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
+from django.db import transaction
 from django.db.models import F
 
-from inference.models import ClientSession, Contributor, ContributorVideo
+from inference.models import ClientSession, Contributor, ContributorVideo, ProbationCheck
 from inference.trust.assignment import Identity, independent, network_of
 from inference.trust.spot_checks import SpotCheckPolicy
 
@@ -95,8 +96,10 @@ class ContributorRecords:
     the credits are written at the end (``save``). A record advances at most once per video: the
     first blind server-verified result of a record on a video credits it (``ContributorVideo``),
     any further result of any session sharing that record on that video adds nothing. Reads see
-    the credits already given in this verification. So does the probation budget: a newcomer's
-    record is charged for each check drawn because it is new, at most once per video and pass.
+    the credits already given in this verification. The probation budget is not written at the
+    end but reserved when a check is drawn (``spot_check_due``): a conditional charge in the
+    database, so passes running at once never spend more than the budget, and a ``ProbationCheck``
+    row, so no pass of the same video draws a second one for the same record.
     """
 
     def __init__(
@@ -121,10 +124,16 @@ class ContributorRecords:
                 "contributor__key", flat=True
             )
         )
+        self._checked = set(
+            ProbationCheck.objects.filter(contributor__key__in=keys, video_id=video_id).values_list(
+                "contributor__key", flat=True
+            )
+        )
+        self._keys = keys
         self._video_id = video_id
         self._per_day = per_day
         self._new: set[str] = set()
-        self._charged: set[str] = set()
+        self._budgets_locked = False
 
     def consecutive_valid(self, session: ClientSession) -> int:
         """The record that sets the spot-check rate: credited videos, but no more than its age allows.
@@ -133,7 +142,9 @@ class ContributorRecords:
         (``HYDRA_TRUST_RECORD_PER_DAY``): sessions opened in a burst buy nothing that time does
         not. A record without a row yet is empty.
         """
-        key = record_key(session)
+        return self._record(record_key(session))
+
+    def _record(self, key: str) -> int:
         earned = self._consecutive_valid.get(key, 0)
         return min(earned, int(self._per_day * self._age_days.get(key, 0.0)))
 
@@ -175,9 +186,10 @@ class ContributorRecords:
     def spot_check_due(self, sessions: Iterable[ClientSession], policy: SpotCheckPolicy, rng: random.Random) -> bool:
         """One draw at the established contributors' rate; failing that, each newcomer's probation draw.
 
-        A newcomer is drawn only while its budget lasts, once per record and video in a pass, and
-        not where a check would credit nothing (its record was credited on this video already, or
-        the video is its own). A check the established rate drew verifies the newcomers for free.
+        A newcomer is drawn only while its budget lasts, once per record and video over all passes,
+        and not where a check would credit nothing (its record was credited on this video already, or
+        the video is its own). A check the established rate drew verifies the newcomers for free. A
+        probation draw counts only once its check is reserved in the database (``_reserve_check``).
         """
         sessions = list(sessions)
         if policy.draw([self.consecutive_valid(s) for s in sessions], rng):
@@ -188,32 +200,65 @@ class ContributorRecords:
                 policy.established(self.consecutive_valid(session))
                 or self._owns_video(session)
                 or key in self._credited
-                or key in self._charged
+                or key in self._checked
             ):
                 continue
-            if policy.probation_draw(self._probation_checks.get(key, 0), rng):
-                self._charged.add(key)
-                self._probation_checks[key] = self._probation_checks.get(key, 0) + 1
+            if policy.probation_draw(self._probation_checks.get(key, 0), rng) and self._reserve_check(key, policy):
                 return True
         return False
+
+    def _reserve_check(self, key: str, policy: SpotCheckPolicy) -> bool:
+        """Charge a drawn probation check to the record, if its budget still allows and this video has none yet.
+
+        Another pass may have spent the budget or checked this video since this one read the records:
+        the charge is conditional on the stored count (an UPDATE that changes no row draws nothing)
+        and on the unique ``ProbationCheck`` of the record and video, both in one savepoint.
+        """
+        with transaction.atomic():
+            self._lock_budgets(policy)
+            contributor, _ = Contributor.objects.get_or_create(key=key)
+            charged = Contributor.objects.filter(
+                pk=contributor.pk, probation_checks__lt=policy.probation_checks
+            ).update(probation_checks=F("probation_checks") + 1)
+            if charged:
+                _, charged = ProbationCheck.objects.get_or_create(contributor=contributor, video_id=self._video_id)
+            if not charged:
+                transaction.set_rollback(True)
+        # Drawn here or not, this pass asks no more for this record: the stored count is what is left.
+        spent = Contributor.objects.filter(key=key).values_list("probation_checks", flat=True).first()
+        self._probation_checks[key] = spent or 0
+        self._checked.add(key)
+        return bool(charged)
+
+    def _lock_budgets(self, policy: SpotCheckPolicy) -> None:
+        """Before the first charge of a pass, lock every newcomer record of the pass that has budget left, in key order.
+
+        The locks last until the pass's transaction ends; taking them all at once and in one order
+        keeps two passes charging the same records from waiting on each other in a cycle.
+        """
+        if self._budgets_locked:
+            return
+        newcomers = {key for key in self._keys if not policy.established(self._record(key))}
+        list(
+            Contributor.objects.select_for_update()
+            .filter(key__in=newcomers, probation_checks__lt=policy.probation_checks)
+            .order_by("key")
+            .values_list("pk", flat=True)
+        )
+        self._budgets_locked = True
 
     def _owns_video(self, session: ClientSession) -> bool:
         return self._uploader_id is not None and session.user_id == self._uploader_id
 
     def save(self) -> None:
-        """Write the credits and the probation charges.
+        """Write the credits (the probation charges were written when drawn), records in key order.
 
         A credit another pass wrote first (the unique constraint) counts once.
         """
-        if not (self._new or self._charged):
+        if not self._new:
             return
-        Contributor.objects.bulk_create(
-            [Contributor(key=key) for key in self._new | self._charged], ignore_conflicts=True
-        )
-        if self._charged:
-            Contributor.objects.filter(key__in=self._charged).update(probation_checks=F("probation_checks") + 1)
-            self._charged.clear()
-        for contributor in Contributor.objects.filter(key__in=self._new):
+        Contributor.objects.bulk_create([Contributor(key=key) for key in sorted(self._new)], ignore_conflicts=True)
+        for contributor in Contributor.objects.filter(key__in=self._new).order_by("key"):
             _, created = ContributorVideo.objects.get_or_create(contributor=contributor, video_id=self._video_id)
             if created:
                 Contributor.objects.filter(pk=contributor.pk).update(

@@ -173,11 +173,6 @@ def passes(video_ids, newcomer):
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ContributorRecords reads probation_checks when built and adds 1 when saved: passes of two videos "
-    "running together both draw the last check of the budget (6 of 5).",
-)
 def test_two_passes_at_once_cannot_spend_more_than_the_budget(newcomer_and_policy):
     import random
 
@@ -191,12 +186,6 @@ def test_two_passes_at_once_cannot_spend_more_than_the_budget(newcomer_and_polic
     assert spent <= 5 and drawn.count(True) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="A probation check is 'at most one per record and video' only within a pass: a later pass on the same "
-    "video, before the first check's recomputation has run (a queue backlog), draws and charges again though that "
-    "check can credit nothing more (one credit per video), so a first visit can cost more than 1 frame.",
-)
 def test_a_second_pass_on_the_same_video_does_not_charge_a_check_already_drawn_there(newcomer_and_policy):
     import random
 
@@ -210,3 +199,40 @@ def test_a_second_pass_on_the_same_video_does_not_charge_a_check_already_drawn_t
     second.spot_check_due([newcomer], policy, rng)
     second.save()
     assert Contributor.objects.get(key=contributors.record_key(newcomer)).probation_checks == 1
+
+
+def test_two_passes_in_their_own_transactions_at_once_draw_the_last_check_once(newcomer_and_policy, ready_video):
+    """The race itself, on the database's own locks: two settlement passes of two videos, each in its transaction
+    (as ``verify_pending`` runs them), both read the record at 4 of 5 before either draws."""
+    import random
+    import threading
+
+    from django.db import connection, transaction
+
+    from inference.models import ProbationCheck
+
+    if connection.vendor != "postgresql":
+        pytest.skip("two writers at once need PostgreSQL (SQLite runs one writer at a time)")
+    video, newcomer, policy = newcomer_and_policy
+    other = ready_video("budget-other", seconds=2)
+    both_read = threading.Barrier(2)
+    drawn: list[bool] = []
+
+    def settle(video_id: int) -> None:
+        try:
+            with transaction.atomic():
+                (records,) = passes([video_id], newcomer)
+                both_read.wait(timeout=30)
+                drawn.append(records.spot_check_due([newcomer], policy, random.Random(0)))
+                records.save()
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=settle, args=(video_id,)) for video_id in (video.pk, other.pk)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(drawn) == [False, True]
+    assert Contributor.objects.get(key=contributors.record_key(newcomer)).probation_checks == 5
+    assert ProbationCheck.objects.filter(contributor__key=contributors.record_key(newcomer)).count() == 1
