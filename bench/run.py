@@ -343,14 +343,16 @@ def site_day_section(results: dict[str, Any]) -> dict[str, Any]:
         sensitivity[str(views)] = {key: other[key] for key in keys}
     # What the trust rules cost on this day: each priced with the rule switched off in the model alone.
     # The uploader's deadline off is every upload at the base (no step per clean upload): the day before that policy.
+    # The borderline rules despite a quorum are the window guard and nudity margin before branch windows merged.
     base_deadline = replace(rules, coverage_seconds_per_clean_upload=0.0)
     without = {
-        "no_window_guard": site_day.simulate(costs, rules, violence_head_active=False),
         "no_small_audience_rule": site_day.simulate(costs, replace(rules, min_audience=0)),
-        "neither": site_day.simulate(costs, replace(rules, min_audience=0), violence_head_active=False),
         "no_uploader_deadline": site_day.simulate(costs, base_deadline),
         "no_uploader_deadline_no_small_audience_rule": site_day.simulate(costs, replace(base_deadline, min_audience=0)),
-        "borderline_lifted_at_quorum": site_day.simulate(costs, rules, borderline_rules_despite_quorum=False),
+        "borderline_rules_despite_quorum": site_day.simulate(costs, rules, borderline_rules_despite_quorum=True),
+        "borderline_rules_despite_quorum_no_small_audience_rule": site_day.simulate(
+            costs, replace(rules, min_audience=0), borderline_rules_despite_quorum=True
+        ),
     }
     hydra_peaks = [value for value in (lookup(results, "hydra_path", "peak_rss_mb") or {}).values() if value]
     peaks = {

@@ -66,21 +66,22 @@ class SiteDayParams:
     # Trust policy the site's settings do not state (the settings' rules come from the running site,
     # ``bench.site_day.TrustRules``). Each knob is read in one place of ``bench.site_day``.
     # The shipped violence head (``manage.py build_models`` registers and activates it; ``make run`` calls it).
-    # Defence 10's window guard then has the server compute every sample of a borderline window:
-    # docs/trust.md measured 100 % of honest windows borderline at the shipped weights (``bench.violence_sweep``).
+    # Defence 10's window guard then has the server compute the samples of a borderline window (below, only those
+    # short of a quorum): docs/trust.md measured 100 % of honest windows borderline at the shipped weights
+    # (``bench.violence_sweep``).
     violence_head_active: bool = True
     window_guard_share: float = 1.0
     # Share of peer-agreed samples whose nudity score lies within HYDRA_TRUST_BORDERLINE_MARGIN of the threshold
-    # (defence 10, per-frame heads): the server computes them. Not measured on real content here: 0 is an
-    # assumption that flatters Hydra (moot while the window guard computes every sample).
+    # (defence 10, per-frame heads): the server computes them (below, only those short of a quorum). Not measured
+    # on real content here: 0 is an assumption that flatters Hydra (moot while the rule charges no accepted sample).
     nudity_borderline_share: float = 0.0
     # The borderline rules of defence 10 (the window guard above, the nudity margin below) on samples an
-    # independent quorum of replicas holds. True is the code of this branch: the server computes a borderline
-    # window's samples and a near-threshold nudity sample whatever their replicas. Branch ``windows`` scores heads on
-    # the most severe of agreeing replicas and lifts both rules where an independent quorum holds the sample (only
-    # samples with fewer replicas than a quorum stay borderline): set False once it is merged. Every sample peers
-    # accept in this model holds a quorum, so False charges neither rule.
-    borderline_rules_despite_quorum: bool = True
+    # independent quorum of replicas holds. False is the code as merged (branch ``windows``): heads score the most
+    # severe of agreeing replicas, and both rules apply only to samples with fewer than two independent replicas.
+    # Every sample peers accept in this model holds a quorum, so False charges neither rule. True prices the rule
+    # before that merge (the server computed a borderline window's samples and a near-threshold nudity sample
+    # whatever their replicas): ``bench.run.site_day_section`` keeps it as a variant for the before/after.
+    borderline_rules_despite_quorum: bool = False
     # The uploader mix that sets each upload's coverage deadline (defence 7, ``moderation.services
     # .start_coverage_deadline``: the base plus a step per clean upload of the uploader's record, capped; the
     # settings come from the running site). Share of the day's uploads whose uploader has an established record:
