@@ -144,6 +144,17 @@ DATABASES = {
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The embedded default writes from daphne's threads (the ingest writer, sessions) and from tasks run
+    # in-process at once. A deferred transaction that reads, then writes, fails at once with "database is
+    # locked" when another connection wrote meanwhile (its busy timeout cannot help); IMMEDIATE takes the
+    # write lock at BEGIN, so writers queue on the busy timeout instead, and WAL lets readers go on beside
+    # the writer (Django's SQLite notes, "Database is locked errors").
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 30,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # No CHANNEL_LAYERS: the only consumer (inference.consumers) talks to its own client alone and opts
