@@ -212,10 +212,13 @@ class ContributorRecords:
 
         Another pass may have spent the budget or checked this video since this one read the records:
         the charge is conditional on the stored count (an UPDATE that changes no row draws nothing)
-        and on the unique ``ProbationCheck`` of the record and video, both in one savepoint.
+        and on the unique ``ProbationCheck`` of the record and video, both in one savepoint. The budget
+        locks are taken before (their own savepoint, released into the pass's transaction): rolling
+        back a refused charge's savepoint would release them too in PostgreSQL.
         """
         with transaction.atomic():
             self._lock_budgets(policy)
+        with transaction.atomic():
             contributor, _ = Contributor.objects.get_or_create(key=key)
             charged = Contributor.objects.filter(
                 pk=contributor.pk, probation_checks__lt=policy.probation_checks

@@ -230,7 +230,7 @@ def test_runners_score_the_most_severe_replica_per_head_kind():
     "not peer-carried (confirm_borderline_windows queues it), or replicas are cut per contributor, not by rank",
 )
 def test_a_crowd_of_replicas_cannot_push_the_honest_one_out_of_a_window():
-    """Defence 10's promise holds however many replicas agree: one honest replica per sample keeps its window's score."""
+    """Defence 10 holds however many replicas agree: one honest replica per sample keeps its window's score."""
     size = 3 * FEATURES
     coef = np.zeros(size, dtype=np.float32)
     coef[0] = 1.0  # the mean of feature 0 raises the window a little ...

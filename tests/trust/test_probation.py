@@ -236,3 +236,48 @@ def test_two_passes_in_their_own_transactions_at_once_draw_the_last_check_once(n
     assert sorted(drawn) == [False, True]
     assert Contributor.objects.get(key=contributors.record_key(newcomer)).probation_checks == 5
     assert ProbationCheck.objects.filter(contributor__key=contributors.record_key(newcomer)).count() == 1
+
+
+def test_a_refused_reservation_keeps_the_pass_holding_its_budget_locks(newcomer_and_policy, model_version):
+    """``_lock_budgets`` locks the pass's newcomer records once, to hold them in key order until the pass ends; a
+    reservation refused (another pass spent the budget meanwhile) must not release them, or the pass's later
+    charges lock records in session order and two passes can deadlock (PostgreSQL aborts one)."""
+    import random
+    import threading
+
+    from django.db import DatabaseError, connection, transaction
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks held by one transaction, seen from another, need PostgreSQL")
+    video, newcomer, policy = newcomer_and_policy
+    other = session_for(video, model_version, "other", ip="10.41.0.1")
+    other_key = contributors.record_key(other)
+    Contributor.objects.create(key=other_key, probation_checks=0)
+    locked: list[bool] = []
+
+    def try_lock() -> None:
+        try:
+            with transaction.atomic():
+                list(Contributor.objects.select_for_update(nowait=True).filter(key=other_key))
+            locked.append(False)
+        except DatabaseError:
+            locked.append(True)
+        finally:
+            connection.close()
+
+    with transaction.atomic():
+        records = contributors.ContributorRecords([newcomer, other], video.pk, per_day=10.0, now=timezone.now())
+        # Another pass spends the newcomer's last check after this one read the records (its own connection).
+        spender = threading.Thread(
+            target=lambda: (
+                Contributor.objects.filter(key=contributors.record_key(newcomer)).update(probation_checks=5),
+                connection.close(),
+            )
+        )
+        spender.start()
+        spender.join(timeout=30)
+        assert not records.spot_check_due([newcomer], policy, random.Random(0))
+        probe = threading.Thread(target=try_lock)
+        probe.start()
+        probe.join(timeout=30)
+    assert locked == [True]
