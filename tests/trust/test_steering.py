@@ -177,3 +177,35 @@ def test_an_over_severe_replica_raises_no_false_flag(
     else:
         assert liar.state != ClientSession.State.QUARANTINED
     assert FrameFeature.objects.filter(video=video, session__is_server=True, sample_ms=times[peak]).exists()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review: every settlement pass in which a replica joins an accepted sample analyses the whole video again "
+    "(verification.verify_samples `joined`), even when the replica cannot raise any score; a watched, covered video "
+    "is analysed every HYDRA_SETTLE_DELAY_SECONDS while viewers keep coming (4 samples each), at up to 256 "
+    "combinations per window (18 ms per sample at 7 replicas each, against 0.07 ms at one). Fix: mark a join only "
+    "where the new replica raises a per-frame head's score over the sample's accepted ones (verify has the head) or "
+    "the sample falls in a window whose score is near its threshold, or coalesce joins into steps as coverage is",
+)
+def test_replicas_that_cannot_raise_a_score_cost_no_new_analysis(
+    ready_video, model_version, nudity_head, seeded_spot_checks, settings, monkeypatch
+):
+    settings.HYDRA_TRUST_SPOT_CHECK_FLOOR = 0.0
+    settings.HYDRA_TRUST_MIN_AUDIENCE = 0
+    video = ready_video("watched", pattern="calm", seed=4)
+    times = selectors.expected_sample_times(video)
+    truth = compute_server_features(video, times, model_version)
+    first, second, *later = viewers(video, model_version, "a", "b", "c", "d", "e")
+    record(first, times, truth)
+    record(second, times, truth)
+    assert statuses(first) == statuses(second) == {"accepted"}
+    analyses: list[int] = []
+    analyse = settlement.analysis.analyse_video
+    monkeypatch.setattr(
+        settlement.analysis, "analyse_video", lambda video, *args: analyses.append(video.pk) or analyse(video, *args)
+    )
+    for session in later:  # copies of what is accepted: no score can move
+        record(session, times, truth)
+        assert statuses(session) == {"accepted"}
+    assert analyses == []
