@@ -240,3 +240,26 @@ def test_a_steep_lie_beside_an_honest_viewer_is_a_dispute_and_quarantined(
     assert liar.state == ClientSession.State.QUARANTINED and statuses(liar) == {"rejected"}
     assert statuses(honest) == {"accepted"}
     assert FrameFeature.objects.filter(video=video, session__is_server=True).exists()
+
+
+def test_a_window_too_crowded_to_score_exactly_is_not_peer_carried(
+    ready_video, model_version, nudity_head, violence_head, seeded_spot_checks, settings
+):
+    """Past ``SEVERE_COMBINATIONS`` a window's most severe score is no longer exact (a crowd of replicas can push
+    the honest one out, ``test_a_crowd_of_replicas_cannot_push_...``): its near-threshold windows go to the server
+    even though every sample holds an independent quorum."""
+    settings.HYDRA_TRUST_SPOT_CHECK_FLOOR = 0.0
+    settings.HYDRA_TRUST_MIN_AUDIENCE = 0
+    HeadVersion.objects.filter(head__category="nudity").update(is_active=False)
+    video = ready_video("crowded-window", pattern="erratic", seed=2)
+    times = selectors.expected_sample_times(video)
+    truth = compute_server_features(video, times, model_version)
+    peak = float(violence_head.score(travelled(truth)).max())
+    Head.objects.filter(category="violence").update(threshold=min(0.999, peak + 0.01))  # every peak window near
+    crowd = [session_for(video, model_version, f"v{i}", ip=f"10.19.{i}.1") for i in range(7)]  # 7^3 > 256
+    establish(*crowd)
+    for session in crowd:
+        record(session, times, truth)
+    assert all(statuses(s) == {"accepted"} for s in crowd)
+    settlement.analyse_and_announce(video, model_version)
+    assert Recomputation.objects.filter(video=video, reason="borderline").exists()
