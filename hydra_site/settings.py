@@ -405,6 +405,10 @@ HYDRA_TRUST_SERVER_SECONDS_PER_SAMPLE = env_float("HYDRA_TRUST_SERVER_SECONDS_PE
 # A coverage task waits in hops no longer than this (inference.scheduling.schedule_coverage): Redis redelivers a
 # task delayed past its visibility timeout (1 h by default) to a second worker while the first still holds it.
 HYDRA_TRUST_COVERAGE_HOP_SECONDS = env_int("HYDRA_TRUST_COVERAGE_HOP_SECONDS", 1800)
+# The heads score the most severe of a sample's accepted client vectors: one per contributor record, the first this
+# many records (inference.selectors.accepted_features). 6 keeps the shipped violence window of 3 samples exactly
+# scored (6^3 = 216 combinations, within inference.ml.violence.SEVERE_COMBINATIONS), whatever the crowd.
+HYDRA_TRUST_SCORED_REPLICAS = env_int("HYDRA_TRUST_SCORED_REPLICAS", 6)
 HYDRA_RATE_LIMITS = {
     # name: (events, per seconds). Override with HYDRA_RATE_<NAME>="events/seconds", e.g. HYDRA_RATE_WS_MESSAGE_IP=5/60.
     # Reports have their own single rule, HYDRA_REPORTS_PER_HOUR (hydra_site.ratelimit.check_client_limit).

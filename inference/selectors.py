@@ -17,6 +17,7 @@ from inference.ml.artefacts import ArtefactError, Artefacts, read_artefacts
 from inference.ml.export import MODEL_JSON
 from inference.models import ClientSession, FrameFeature, Head, HeadVersion, ModelVersion, Verdict
 from inference.sampling import sample_times_ms
+from inference.trust.contributors import record_key_of
 from videos.models import Video
 from videos.selectors import rendition_timing
 
@@ -200,23 +201,44 @@ class AcceptedFeatures:
 
 
 def accepted_features(video: Video, model_version: ModelVersion, sample_times: Sequence[int]) -> AcceptedFeatures:
-    """What the heads analyse at each sample time: the server's own vector if it computed one, else every accepted one.
+    """What the heads analyse at each sample time: the server's own vector if it computed one, else accepted ones.
 
-    Rows at times that are not among the video's ``sample_times`` are ignored.
+    Of the clients' accepted vectors, one per contributor record (an account, else a network, else a
+    device: ``contributors.record_key``), the first ``HYDRA_TRUST_SCORED_REPLICAS`` records in the
+    order they were stored. The heads score the most severe of them, so a crowd of sessions of one
+    person cannot outnumber an honest replica out of a window's exactly scored combinations
+    (``inference.ml.violence.SEVERE_COMBINATIONS``): hiding a sample needs the first records that
+    hold it all to lie. Rows at times that are not among the video's ``sample_times`` are ignored.
     """
     position_of = {ms: index for index, ms in enumerate(sample_times)}
     rows = (
         FrameFeature.objects.filter(video=video, model_version=model_version, status=FrameFeature.Status.ACCEPTED)
         .order_by("sample_ms", "-session__is_server", "id")
-        .values_list("sample_ms", "vector", "session__is_server")
+        .values_list(
+            "sample_ms",
+            "vector",
+            "session__is_server",
+            "session_id",
+            "session__user_id",
+            "session__ip_address",
+            "session__device_id",
+        )
     )
+    limit = settings.HYDRA_TRUST_SCORED_REPLICAS
     chosen: dict[int, list[bytes]] = {}
+    records: dict[int, set[str]] = {}
     server_computed: set[int] = set()
-    for sample_ms, vector, is_server in rows:
+    for sample_ms, vector, is_server, session_id, user_id, ip, device_id in rows:
         if sample_ms not in position_of or sample_ms in server_computed:
             continue
         if is_server:
             server_computed.add(sample_ms)
+        else:
+            record = record_key_of(user_id=user_id, ip=ip, device_id=device_id) or f"session:{session_id}"
+            held = records.setdefault(sample_ms, set())
+            if record in held or len(held) >= limit:
+                continue
+            held.add(record)
         chosen.setdefault(sample_ms, []).append(bytes(vector))
     times = sorted(chosen)
     return AcceptedFeatures(

@@ -34,7 +34,7 @@ from inference.trust.agreement import (
     judge_by_peers,
 )
 from inference.trust.assignment import spread_audience
-from inference.trust.contributors import ContributorRecords, identity_of
+from inference.trust.contributors import ContributorRecords, identity_of, record_key
 from inference.trust.spot_checks import SpotCheckPolicy
 from videos.models import Video
 
@@ -325,8 +325,15 @@ def verify_samples(
         agreeing = [f.session for f in clients if str(f.session_id) in outcome.accepted]
         if not small_audience and not records.vouched([f.session for f in newly], agreeing, policy):
             continue  # agreed only among newcomers: pending until an established replica or the server
-        # A replica that joins already accepted ones can be the more severe one the heads score (analysis).
-        joined |= bool(newly) and any(f.status == Status.ACCEPTED for f in clients)
+        # A replica that joins already accepted ones can be the more severe one the heads score (analysis), as
+        # long as it is a new record among fewer than the heads score (``selectors.accepted_features``): the
+        # re-analyses a watched video costs are bounded by its samples, not by its audience.
+        scored = {record_key(f.session) for f in clients if f.status == Status.ACCEPTED}
+        joined |= (
+            bool(scored)
+            and len(scored) < settings.HYDRA_TRUST_SCORED_REPLICAS
+            and any(record_key(f.session) not in scored for f in newly)
+        )
         changes.apply(newly, outcome)
         checked = small_audience or records.spot_check_due((f.session for f in newly), policy, spot_check_rng)
         if newly and checked:

@@ -209,3 +209,28 @@ def test_replicas_that_cannot_raise_a_score_cost_no_new_analysis(
         record(session, times, truth)
         assert statuses(session) == {"accepted"}
     assert analyses == []
+
+
+def test_replicas_past_the_scored_records_cost_no_new_analysis(
+    ready_video, model_version, nudity_head, seeded_spot_checks, settings, monkeypatch
+):
+    """The bound that holds today: once a sample holds ``HYDRA_TRUST_SCORED_REPLICAS`` accepted records, the heads
+    score no further replica of it, so a later viewer's replica re-runs no analysis however large the audience."""
+    settings.HYDRA_TRUST_SPOT_CHECK_FLOOR = 0.0
+    settings.HYDRA_TRUST_MIN_AUDIENCE = 0
+    settings.HYDRA_TRUST_SCORED_REPLICAS = 2
+    video = ready_video("watched", pattern="calm", seed=4)
+    times = selectors.expected_sample_times(video)
+    truth = compute_server_features(video, times, model_version)
+    first, second, third, *later = viewers(video, model_version, "a", "b", "c", "d", "e")
+    record(first, times, truth)
+    record(second, times, truth)
+    analyses: list[int] = []
+    analyse = settlement.analysis.analyse_video
+    monkeypatch.setattr(
+        settlement.analysis, "analyse_video", lambda video, *args: analyses.append(video.pk) or analyse(video, *args)
+    )
+    for session in [third, *later]:
+        record(session, times, truth)
+        assert statuses(session) == {"accepted"}
+    assert analyses == []

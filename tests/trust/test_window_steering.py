@@ -242,31 +242,37 @@ def test_a_steep_lie_beside_an_honest_viewer_is_a_dispute_and_quarantined(
     assert FrameFeature.objects.filter(video=video, session__is_server=True).exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review attack: past SEVERE_COMBINATIONS the most severe score is not exact (a crowd ranked above the "
-    "honest replica through the mean pushes it out), yet the window counts as peer-carried. Guarding crowded "
-    "windows closes it but sends every near window of a popular video back to the server (every honest window of "
-    "the shipped head is near): a design choice, e.g. keep only the first 6 independent replicas per sample",
-)
-def test_a_window_too_crowded_to_score_exactly_is_not_peer_carried(
-    ready_video, model_version, nudity_head, violence_head, seeded_spot_checks, settings
-):
-    """Past ``SEVERE_COMBINATIONS`` a window's most severe score is no longer exact (a crowd of replicas can push
-    the honest one out, ``test_a_crowd_of_replicas_cannot_push_...``): its near-threshold windows go to the server
-    even though every sample holds an independent quorum."""
-    settings.HYDRA_TRUST_SPOT_CHECK_FLOOR = 0.0
-    settings.HYDRA_TRUST_MIN_AUDIENCE = 0
-    HeadVersion.objects.filter(head__category="nudity").update(is_active=False)
+def test_a_crowd_cannot_push_the_honest_replica_out_of_an_exactly_scored_window(ready_video, model_version, settings):
+    """Review attack: past ``SEVERE_COMBINATIONS`` the most severe score dropped replicas, and a crowd ranked above
+    the honest one could push it out. The heads now score one replica per contributor record, the first
+    ``HYDRA_TRUST_SCORED_REPLICAS`` (6) records that hold the sample: exact for the shipped window of 3 (6^3 = 216).
+    One account's seven sessions count once; of eight independent viewers, the first five join it."""
+    from django.contrib.auth.models import User
+
     video = ready_video("crowded-window", pattern="erratic", seed=2)
     times = selectors.expected_sample_times(video)
-    truth = compute_server_features(video, times, model_version)
-    peak = float(violence_head.score(travelled(truth)).max())
-    Head.objects.filter(category="violence").update(threshold=min(0.999, peak + 0.01))  # every peak window near
-    crowd = [session_for(video, model_version, f"v{i}", ip=f"10.19.{i}.1") for i in range(7)]  # 7^3 > 256
-    establish(*crowd)
-    for session in crowd:
-        record(session, times, truth)
-    assert all(statuses(s) == {"accepted"} for s in crowd)
-    settlement.analyse_and_announce(video, model_version)
-    assert Recomputation.objects.filter(video=video, reason="borderline").exists()
+    codes = quantise(compute_server_features(video, times, model_version))
+    crowd_owner = User.objects.create_user("crowd")
+    crowd = [session_for(video, model_version, f"crowd{i}", ip=f"10.18.{i}.1", user=crowd_owner) for i in range(7)]
+    viewers = [session_for(video, model_version, f"v{i}", ip=f"10.19.{i}.1") for i in range(8)]
+    for order, session in enumerate([crowd[0], *viewers[:2], *crowd[1:], *viewers[2:]]):
+        # Each session's own vector: the truth's codes shifted by its order (kept below the uint8 ceiling).
+        vectors = np.minimum(codes.astype(np.int16), 200) + order
+        FrameFeature.objects.bulk_create(
+            FrameFeature(
+                video=video,
+                model_version=model_version,
+                session=session,
+                sample_ms=t,
+                vector=vectors[i].astype(np.uint8).tobytes(),
+                backend="wasm",
+                status=FrameFeature.Status.ACCEPTED,
+            )
+            for i, t in enumerate(times)
+        )
+    accepted = selectors.accepted_features(video, model_version, times)
+    assert settings.HYDRA_TRUST_SCORED_REPLICAS == 6
+    base = np.minimum(codes.astype(np.int16), 200)
+    for i, replicas in enumerate(accepted.replicas):
+        # crowd[0], viewers 0-1, then (the crowd's six other sessions skipped) viewers 2-4.
+        assert sorted(int(r[0]) - int(base[i][0]) for r in replicas) == [0, 1, 2, 9, 10, 11]
