@@ -26,6 +26,7 @@ from django.utils import timezone
 from hydra_site.celery import app as celery_app
 from inference import selectors
 from inference.models import ClientSession, Contributor, FrameFeature, Head, Recomputation, Verdict
+from inference.services import flag_confirmation
 from inference.trust import contributors
 from inference.trust import services as trust_services
 from inference.trust import tasks as trust_tasks
@@ -106,7 +107,8 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = 300.0)
 
 
 def settled(videos) -> bool:
-    """Every video fully covered, no recomputation open, and a full-coverage verdict newer than the last one done."""
+    """Every video fully covered, no recomputation open, a full-coverage verdict newer than the last one done, and no
+    flag still waiting for its confirmer (a nudity flag's case opens once the larger network confirmed it)."""
     model_version = selectors.active_model_version()
     for video in videos:
         if len(selectors.coverage(video, model_version).covered_ms) < len(selectors.expected_sample_times(video)):
@@ -116,6 +118,8 @@ def settled(videos) -> bool:
         last_done = Recomputation.objects.filter(video=video).aggregate(last=Max("done_at"))["last"]
         verdicts = Verdict.objects.filter(video=video, coverage=1.0)
         if not verdicts.exists() or (last_done and not verdicts.filter(computed_at__gt=last_done).exists()):
+            return False
+        if flag_confirmation.awaiting_confirmation(list(verdicts.select_related("head_version"))):
             return False
     return True
 
